@@ -1,0 +1,38 @@
+# HUSAI: two commands on a fresh machine.
+#   make reproduce   create .venv, install pinned deps, run `dvc repro` on params.yaml
+#   make test        create .venv, install pinned deps, run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+export PYTHONHASHSEED := 0
+
+.PHONY: reproduce test env lint bench clean-env
+
+env: $(STAMP)
+
+# torch first, from the pinned version (a CPU wheel where one is provided locally),
+# so that nothing else can pull a different torch; then everything else, pinned.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+reproduce: $(STAMP)
+	dvc repro
+	dvc metrics show
+
+test: $(STAMP)
+	python -m pytest
+
+lint: $(STAMP)
+	ruff check husai stages tests benchmarks paper
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done
+
+clean-env:
+	rm -rf $(VENV)

@@ -1,0 +1,238 @@
+"""Typed, validated view of ``params.yaml``.
+
+``parse_params`` turns the raw mapping into frozen dataclasses or raises a
+:class:`~husai.errors.ParamError` that names the dotted key, the bad value and
+what was expected. Unknown keys are rejected too, so a typo in
+``dvc exp run -S sae.kk=8`` fails loudly instead of silently changing nothing.
+
+Each section is a dataclass whose annotations give the expected type; its
+``check`` method holds the range checks. Types are enforced generically:
+``int`` rejects booleans and non-integral floats, ``float`` accepts ints and
+numeric strings (PyYAML reads ``1e-3`` as a string).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from husai.errors import MISSING, ParamError
+from husai.task import N_CTX
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def require(ok: bool, key: str, value: object, reason: str) -> None:
+    """Raise ParamError(key, value, reason) unless ok."""
+    if not ok:
+        raise ParamError(key, value, reason)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        allowed = get_args(tp)
+        require(value in allowed, key, value, f"must be one of {', '.join(map(str, allowed))}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        options = [o for o in get_args(tp) if o is not type(None)]
+        if value is None and len(options) < len(get_args(tp)):
+            return None
+        if len(options) == 1:  # Optional[X]: X's own error, with its own key
+            return _coerce(options[0], value, key)
+        errors = []
+        for option in options:
+            try:
+                return _coerce(option, value, key)
+            except ParamError as err:
+                errors.append(err.reason)
+        raise ParamError(key, value, " or ".join(errors))
+    if origin in (list, tuple):
+        (item_tp, *_) = get_args(tp) or (Any,)
+        require(isinstance(value, list | tuple), key, value, "must be a list")
+        items = [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        _, val_tp = get_args(tp)
+        require(isinstance(value, Mapping), key, value, "must be a mapping")
+        return {str(k): _coerce(val_tp, v, _join(key, k)) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return parse_section(tp, value, key)
+    if tp is bool:
+        require(isinstance(value, bool), key, value, "must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        require(isinstance(value, int) and not isinstance(value, bool), key, value, "must be an integer")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ParamError(key, value, "must be a number") from None
+        require(isinstance(value, int | float) and not isinstance(value, bool), key, value, "must be a number")
+        return float(value)
+    if tp is str:
+        require(isinstance(value, str), key, value, "must be a string")
+        return value
+    raise TypeError(f"unsupported param type {tp!r} for {key}")  # a bug in this module
+
+
+def _join(at: str, key: object) -> str:
+    return f"{at}.{key}" if at else str(key)
+
+
+def parse_section(cls: type, raw: Any, at: str) -> Any:
+    """Build dataclass ``cls`` from mapping ``raw`` found at dotted key ``at`` ('' = top)."""
+    require(isinstance(raw, Mapping), at or "params.yaml", raw, "must be a mapping of keys to values")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        require(key in fields, _join(at, key), raw[key],
+                f"unknown key (known keys: {', '.join(fields)})")
+    values = {}
+    for name, f in fields.items():
+        key = _join(at, name)
+        if name in raw:
+            values[name] = _coerce(hints[name], raw[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ParamError(key, MISSING, "missing from params.yaml")
+    obj = cls(**values)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check(at)
+    return obj
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class RuntimeParams:
+    """Where and how computation runs. Results are bit-identical only for the same
+    device model and thread count."""
+
+    device: Literal["cpu", "cuda"] = "cpu"
+    threads: int = 2
+
+    def check(self, at: str) -> None:
+        require(self.threads >= 1, f"{at}.threads", self.threads, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """Modular addition (a + b) mod p over every pair, split into train and test."""
+
+    p: int
+    frac_train: float
+    seed: int
+
+    def check(self, at: str) -> None:
+        require(self.p >= 3 and self.p % 2 == 1, f"{at}.p", self.p,
+                "must be an odd integer >= 3 (the Fourier basis needs odd p)")
+        require(0.0 < self.frac_train < 1.0, f"{at}.frac_train", self.frac_train,
+                "must lie strictly between 0 and 1")
+        n_train = round(self.frac_train * self.p**2)
+        require(0 < n_train < self.p**2, f"{at}.frac_train", self.frac_train,
+                f"leaves an empty train or test set for p = {self.p}")
+
+
+@dataclass(frozen=True)
+class TransformerParams:
+    """The 1-layer Nanda et al. (2023) model and its full-batch AdamW training."""
+
+    seed: int
+    d_model: int
+    n_heads: int
+    d_head: int
+    d_mlp: int
+    lr: float
+    weight_decay: float
+    beta1: float
+    beta2: float
+    epochs: int
+    log_every: int
+    warmup_epochs: int = 10
+    train_biases: bool = False
+
+    def check(self, at: str) -> None:
+        for name in ("d_model", "n_heads", "d_head", "d_mlp", "epochs", "log_every"):
+            value = getattr(self, name)
+            require(value >= 1, f"{at}.{name}", value, "must be >= 1")
+        require(self.warmup_epochs >= 0, f"{at}.warmup_epochs", self.warmup_epochs, "must be >= 0")
+        require(self.lr > 0, f"{at}.lr", self.lr, "must be > 0")
+        require(self.weight_decay >= 0, f"{at}.weight_decay", self.weight_decay, "must be >= 0")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            require(0 <= value < 1, f"{at}.{name}", value, "must lie in [0, 1)")
+
+
+@dataclass(frozen=True)
+class FourierParams:
+    """Thresholds of the Fourier validation (SCIENCE.md section 2)."""
+
+    key_threshold: float = 0.1
+    purity_threshold: float = 0.85
+
+    def check(self, at: str) -> None:
+        require(0 < self.key_threshold <= 1, f"{at}.key_threshold", self.key_threshold,
+                "must lie in (0, 1]")
+        require(0 < self.purity_threshold <= 1, f"{at}.purity_threshold",
+                self.purity_threshold, "must lie in (0, 1]")
+
+
+ACTIVATION_HOOKS = frozenset({
+    "hook_embed", "hook_pos_embed",
+    "blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post",
+    "blocks.0.hook_attn_out", "blocks.0.hook_mlp_out",
+    "blocks.0.attn.hook_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_v", "blocks.0.attn.hook_z",
+    "blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post",
+    "unembed.hook_in", "unembed.hook_out",
+})
+"""Hooks of the 1-layer model with one vector per position (``husai.transformer.hook_names``
+finds the same set from TransformerLens; a test keeps them equal). Listed here so that
+validating params does not import TransformerLens."""
+
+
+@dataclass(frozen=True)
+class ActivationsParams:
+    """Which activations the SAEs are trained on."""
+
+    hook: str = "blocks.0.hook_resid_post"
+    position: int = -1
+
+    def check(self, at: str) -> None:
+        require(self.hook in ACTIVATION_HOOKS, f"{at}.hook", self.hook,
+                f"unknown hook name (known: {', '.join(sorted(ACTIVATION_HOOKS))})")
+        require(-N_CTX <= self.position < N_CTX, f"{at}.position", self.position,
+                f"must index one of the {N_CTX} token positions ({-N_CTX}..{N_CTX - 1})")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything in params.yaml."""
+
+    runtime: RuntimeParams = field(default_factory=RuntimeParams)
+    task: TaskParams | None = None
+    transformer: TransformerParams | None = None
+    fourier: FourierParams = field(default_factory=FourierParams)
+    activations: ActivationsParams = field(default_factory=ActivationsParams)
+
+    def check(self, at: str) -> None:
+        require(self.task is not None, "task", MISSING, "missing from params.yaml")
+        require(self.transformer is not None, "transformer", MISSING, "missing from params.yaml")
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate the whole params mapping; raise ParamError naming the first bad key."""
+    if raw is None:
+        raw = {}
+    return parse_section(Params, raw, "")

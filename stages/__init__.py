@@ -1,0 +1,1 @@
+"""The Typer CLI: one module per DVC stage; the console script is ``husai``."""

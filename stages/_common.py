@@ -1,0 +1,193 @@
+"""What every stage shares: params, atomic outputs, one-line errors, timing log.
+
+A stage validates all params and checks its inputs *before* it writes anything,
+writes every output through a temporary file (or folder) and an atomic rename,
+and never writes wall-clock times or host names into a versioned output: those
+go to ``logs/timings.jsonl``, which git and DVC ignore.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from husai.config import Params, parse_params
+from husai.errors import HusaiError
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False)
+
+TIMINGS_LOG = Path("logs/timings.jsonl")
+SIGNIFICANT_DIGITS = 6
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# ----------------------------------------------------------------------------- params
+
+
+def read_yaml(path: Path) -> Any:
+    from ruamel.yaml import YAML, YAMLError
+
+    if not path.is_file():
+        raise HusaiError(f"params file not found: {path}")
+    try:
+        return YAML(typ="safe", pure=True).load(path.read_text())
+    except YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise HusaiError(f"{path} is not valid YAML: {first}") from None
+
+
+def load_params(path: Path) -> Params:
+    """Read and validate params.yaml (every section, so a bad value fails at once)."""
+    return parse_params(read_yaml(path))
+
+
+def setup(params: Params):
+    """Deterministic torch on the configured device; returns the torch.device."""
+    from husai.determinism import configure
+
+    return configure(params.runtime.device, params.runtime.threads)
+
+
+def require_inputs(*paths: Path) -> None:
+    for path in paths:
+        if not path.exists():
+            raise HusaiError(f"input not found: {path} (run the stage that makes it, or `dvc repro`)")
+
+
+# ----------------------------------------------------------------------------- atomic output
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def clean_numbers(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
+    """Round floats to ``digits`` significant digits and map NaN/inf to None, recursively."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
+        return obj
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return None
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, Mapping):
+        return {str(k): clean_numbers(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean_numbers(v, digits) for v in obj]
+    if hasattr(obj, "item"):  # numpy / torch scalar
+        return clean_numbers(obj.item(), digits)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Deterministic JSON: rounded floats, insertion-ordered keys, trailing newline."""
+    write_text(path, json.dumps(clean_numbers(obj), indent=2, allow_nan=False) + "\n")
+
+
+def write_csv(path: Path, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    """A small CSV for ``dvc plots``: header plus rows, floats rounded like the metrics."""
+    lines = [",".join(columns)]
+    for row in rows:
+        cells = []
+        for value in clean_numbers(list(row)):
+            cells.append("" if value is None else str(value))
+        lines.append(",".join(cells))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def write_dir(path: Path, files: Mapping[str, bytes]) -> None:
+    """Replace folder ``path`` by one holding exactly ``files``, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        for name, data in files.items():
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- stage wrapper
+
+
+def _log_timing(stage: str, seconds: float, ok: bool) -> None:
+    try:
+        TIMINGS_LOG.parent.mkdir(parents=True, exist_ok=True)
+        entry = {
+            "stage": stage,
+            "seconds": round(seconds, 2),
+            "ok": ok,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": platform.node(),
+        }
+        with open(TIMINGS_LOG, "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+    except OSError:
+        pass  # timings are a convenience, never a reason to fail a stage
+
+
+def stage(name: str) -> Callable[[F], F]:
+    """Wrap a stage command: one-line errors (exit 2) and a timing entry in the log."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                out = fn(*args, **kwargs)
+            except HusaiError as err:
+                _log_timing(name, time.perf_counter() - start, ok=False)
+                err_console.print(f"[bold red]husai {name}: error:[/] {err}", soft_wrap=True)
+                raise typer.Exit(code=2) from None
+            except KeyboardInterrupt:
+                err_console.print(f"husai {name}: interrupted")
+                raise typer.Exit(code=130) from None
+            seconds = time.perf_counter() - start
+            _log_timing(name, seconds, ok=True)
+            console.print(f"[dim]husai {name}: done in {seconds:.1f} s[/]")
+            return out
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read.")

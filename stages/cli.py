@@ -1,0 +1,23 @@
+"""``husai``: the command line; each subcommand is one DVC stage."""
+
+from __future__ import annotations
+
+import typer
+
+from stages import activations, data, fourier, transformer
+
+app = typer.Typer(
+    name="husai",
+    help="HUSAI pipeline stages. Run them through `dvc repro`; each reads params.yaml.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("data")(data.main)
+app.command("transformer")(transformer.main)
+app.command("fourier")(fourier.main)
+app.command("activations")(activations.main)
+
+if __name__ == "__main__":
+    app()
