@@ -51,8 +51,8 @@ def test_training_learns_is_deterministic_and_keeps_biases_zero() -> None:
 
     (m1, r1), (m2, _) = run(), run()
     assert [rec.epoch for rec in r1.curve if rec.epoch % 50 == 0] == [0, 50, 100, 150]
-    assert r1.curve[-1].train_accuracy == 1.0
-    assert r1.curve[-1].train_loss < 0.01 * r1.curve[0].train_loss
+    assert r1.curve[-1].train_accuracy >= 0.98  # memorises: chance is 1/23
+    assert r1.curve[-1].train_loss < 0.05 * r1.curve[0].train_loss
     for (name, x), y in zip(m1.state_dict().items(), m2.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
     assert float(m1.blocks[0].mlp.b_in.abs().max()) == 0.0
@@ -64,11 +64,14 @@ def test_training_learns_is_deterministic_and_keeps_biases_zero() -> None:
 
 def test_grokking_epoch_is_exact() -> None:
     task = make_task(23, 0.7, 0)
-    cfg = tf.TrainConfig(epochs=60, lr=3e-3, log_every=1000, grok_accuracy=0.2)
-    result = tf.train(small_model(), task, cfg)
-    dense = tf.train(small_model(), task, tf.TrainConfig(epochs=60, lr=3e-3, log_every=1))
-    first = next(r.epoch for r in dense.curve if r.test_accuracy >= 0.2)
-    assert result.grokking_epoch == first
+    dense = tf.train(small_model(), task, tf.TrainConfig(epochs=150, lr=3e-3, log_every=1))
+    first = next(r.epoch for r in dense.curve if r.test_accuracy >= 0.3)
+    assert 20 < first < 150  # generalisation comes well after memorisation here
+    cfg = tf.TrainConfig(epochs=150, lr=3e-3, log_every=1000, grok_accuracy=0.3)
+    sparse = tf.train(small_model(), task, cfg)
+    assert sparse.grokking_epoch == first
+    # after grokking only the scheduled records remain: start, grokking epoch, end
+    assert [r.epoch for r in sparse.curve] == [0, first, 150]
 
 
 def test_grid_activations_shape_and_order() -> None:

@@ -1,0 +1,68 @@
+"""Helpers to run the real DVC pipeline in a throwaway copy of this repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def tracked_files(root: Path) -> list[str]:
+    """Files git would put in a clean clone: tracked plus untracked-not-ignored."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root, check=True, capture_output=True,
+    ).stdout.decode()
+    return [f for f in out.split("\0") if f and (root / f).is_file()]
+
+
+def env_for(repo: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(repo)  # the copy's own code, not the editable install's
+    env["PYTHONHASHSEED"] = "0"
+    env.pop("DVC_SITE_CACHE_DIR", None)
+    return env
+
+
+def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(args), cwd=repo, env=env_for(repo), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+def make_clone(src: Path, dest: Path, params: Path) -> Path:
+    """Copy the working tree to ``dest`` as a fresh git repo whose params.yaml is ``params``.
+
+    The committed dvc.lock and metrics (from the default params) are dropped, so
+    the copy starts from nothing, like a clean clone with a new profile.
+    """
+    for rel in tracked_files(src):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / rel, target)
+    shutil.copy(params, dest / "params.yaml")
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    shutil.rmtree(dest / "metrics", ignore_errors=True)
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "clone"],
+    ):
+        run(dest, *cmd)
+    run(dest, "dvc", "config", "--local", "core.analytics", "false")
+    return dest
+
+
+def wipe_outputs(repo: Path) -> None:
+    """Back to 'from scratch': no outputs, no cache, no lock."""
+    for rel in ("data", "models", "metrics", "paper/figures", ".dvc/cache", ".dvc/tmp"):
+        shutil.rmtree(repo / rel, ignore_errors=True)
+    (repo / "dvc.lock").unlink(missing_ok=True)

@@ -1,0 +1,45 @@
+"""End to end: the whole DVC pipeline on the tiny profile, twice from scratch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import TINY_PROFILE
+from tests.pipeline import make_clone, run, wipe_outputs
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
+    repo = make_clone(repo_root, tmp_path_factory.mktemp("tiny") / "repo", TINY_PROFILE)
+    run(repo, "dvc", "repro")
+    return repo
+
+
+def test_repro_runs_every_stage(tiny_repo: Path) -> None:
+    yaml = YAML(typ="safe", pure=True)
+    stages = set(yaml.load((tiny_repo / "dvc.yaml").read_text())["stages"])
+    locked = set(yaml.load((tiny_repo / "dvc.lock").read_text())["stages"])
+    assert stages <= {name.split("@")[0] for name in locked}
+    status = run(tiny_repo, "dvc", "status", "--json")
+    assert json.loads(status.stdout or "{}") == {}
+
+
+def test_tiny_transformer_groks_and_shows_fourier_structure(tiny_repo: Path) -> None:
+    tf = json.loads((tiny_repo / "metrics/transformer.json").read_text())
+    fourier = json.loads((tiny_repo / "metrics/fourier.json").read_text())
+    assert tf["test_accuracy"] >= 0.99 and tf["grokking_epoch"] is not None
+    assert tf["fast_forward_max_abs_error"] < 1e-3
+    assert 1 <= len(fourier["key_frequencies"]) <= 6
+    assert (fourier["activation_key_frequency_variance_share"]
+            > fourier["untrained_activation_key_frequency_variance_share"] + 0.2)
+
+
+def test_second_run_from_scratch_gives_the_same_lock(tiny_repo: Path) -> None:
+    first = (tiny_repo / "dvc.lock").read_text()
+    wipe_outputs(tiny_repo)
+    run(tiny_repo, "dvc", "repro")
+    assert (tiny_repo / "dvc.lock").read_text() == first
