@@ -66,6 +66,7 @@ def isotropic_baseline(
     threshold: float = DEFAULT_THRESHOLD,
     ranks: Sequence[int] = DEFAULT_RANKS,
     absolute: bool = True,
+    hungarian: bool = True,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> dict[str, np.ndarray]:
     """Pairwise stability metrics of isotropic dictionaries, one per seed
@@ -84,6 +85,7 @@ def isotropic_baseline(
         threshold=threshold,
         ranks=ranks,
         absolute=absolute,
+        hungarian=hungarian,
         chunk_size=chunk_size,
     )
 
@@ -95,6 +97,7 @@ def untrained_baseline(
     threshold: float = DEFAULT_THRESHOLD,
     ranks: Sequence[int] = DEFAULT_RANKS,
     absolute: bool = True,
+    hungarian: bool = True,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> dict[str, np.ndarray]:
     """Pairwise stability metrics of the same architecture at initialisation,
@@ -108,5 +111,6 @@ def untrained_baseline(
         threshold=threshold,
         ranks=ranks,
         absolute=absolute,
+        hungarian=hungarian,
         chunk_size=chunk_size,
     )

@@ -11,20 +11,26 @@ Conventions
 * Sign rule: ``absolute=True`` (the default everywhere) compares atoms by
   ``|cos|``, so an atom and its negation are the same direction. The research
   plan's PWMCC and the random-baseline values of SCIENCE.md section 5 use
-  ``|cos|``. ``absolute=False`` uses the signed cosine instead (Paulo & Belrose
-  2025 match on the signed cosine, cost ``1 - cos``; use it to reproduce their rule
-  exactly).
+  ``|cos|``, and this project applies it to every metric so that they are
+  comparable. The papers behind the matching metrics use the signed cosine:
+  Song et al. (2025)'s released MCC code and Paulo & Belrose (2025) both solve the
+  assignment on ``1 - cos``. ``absolute=False`` reproduces their rules exactly
+  (for ReLU-family SAEs an anti-parallel atom is a different feature; signed
+  PWMCC and Hungarian MCC are never above their ``|cos|`` versions).
 * Exact, chunk-independent cosines: atoms are normalised in float64 and then
   rounded to 26-bit fixed point (``round(x * 2**26)``, an error below ``1e-8``
   per coordinate). Their dot products are then sums of integers below ``2**53``,
   which float64 arithmetic computes exactly in any order. Every entry of
-  ``C = A B^T`` is therefore bit-identical whatever the chunk size, thread count,
-  BLAS or device, and so is every metric built from it.
-* Memory: ``C`` is computed in blocks of ``chunk_size`` rows of A
-  (``chunk_size * n_b * 8`` bytes each; 128 MiB for 1024 x 16384). PWMCC and the
-  best-match helper never hold more than one block. Hungarian matching needs the
-  dense cost matrix: it is built as float64 ``-C`` (``n_a * n_b * 8`` bytes, 2 GiB
-  for 16384 x 16384) and solved with ``maximize=False``, which is the same
+  ``C = A B^T`` is therefore bit-identical whatever the chunk size, and whatever
+  the BLAS kernel or thread split of the product, and so is every metric built
+  from it. (Normalisation itself is ordinary float64 arithmetic, done once per
+  dictionary.)
+* Memory: ``C`` is computed in blocks of ``chunk_size`` rows of A, in two
+  reused buffers of ``chunk_size * n_b * 8`` bytes (256 MiB in all for
+  1024 x 16384); PWMCC and the best-match helper need nothing larger. Hungarian
+  matching needs the dense cost matrix: it is built as float64 ``-C``
+  (``n_a * n_b * 8`` bytes, 2 GiB for 16384 x 16384) and solved with
+  ``maximize=False``, which is the same
   matching as ``maximize=True`` on ``C``. scipy's solver works in float64 and
   copies any other dtype (float32 would cost 1 GiB plus a 2 GiB copy) and copies
   again for ``maximize=True``; it also transposes (copies) a matrix with more rows
@@ -252,9 +258,10 @@ def hungarian_match(
     a: Atoms, b: Atoms, *, absolute: bool = True, chunk_size: int = DEFAULT_CHUNK
 ) -> Matching:
     """The one-to-one matching of A's and B's atoms maximising the summed cosine
-    (``scipy.optimize.linear_sum_assignment``; Song et al. 2025 on ``|cos|``,
-    Paulo & Belrose 2025 on the signed cosine). With unequal sizes, ``min(n_a, n_b)``
-    pairs are matched and the rest of the larger dictionary is left unmatched."""
+    (``|cos|`` by default; Song et al. 2025 and Paulo & Belrose 2025 use the signed
+    cosine, ``absolute=False``), by ``scipy.optimize.linear_sum_assignment``. With
+    unequal sizes, ``min(n_a, n_b)`` pairs are matched and the rest of the larger
+    dictionary is left unmatched."""
     ua, ub = _pair(a, b)
     s = _scan(ua, ub, absolute=absolute, chunk_size=chunk_size, hungarian=True, indices=False)
     assert s.partner is not None and s.partner_cos is not None
@@ -265,9 +272,11 @@ def hungarian_mcc(
     a: Atoms, b: Atoms, *, absolute: bool = True, chunk_size: int = DEFAULT_CHUNK
 ) -> float:
     """Hungarian MCC (Song et al. 2025, SCIENCE.md section 4): the mean of ``|C|`` over
-    the one-to-one matching that maximises it. The denominator is the number of
-    matched pairs, ``min(n_a, n_b)``: unmatched atoms of the larger dictionary do
-    not count (compare PWMCC, which counts every atom)."""
+    the one-to-one matching that maximises it (Song et al.'s code uses the signed
+    ``C``: pass ``absolute=False``; their equal-size, zero-row-as-zero-vector
+    conventions are the ones used here). The denominator is the number of matched
+    pairs, ``min(n_a, n_b)``: unmatched atoms of the larger dictionary do not count
+    (compare PWMCC, which counts every atom)."""
     return hungarian_match(a, b, absolute=absolute, chunk_size=chunk_size).mcc
 
 
@@ -380,18 +389,21 @@ class PairMetrics:
     cosine matrix. Per-latent results are kept for later analyses."""
 
     pwmcc: float
-    hungarian_mcc: float
-    shared_fraction: float | None  # None without encoder atoms
+    hungarian_mcc: float | None  # None when matching was skipped
+    shared_fraction: float | None  # None without encoder atoms or matching
     subspace_overlap: dict[int, float]
     subspace_random: dict[int, float]
     best_match_a: BestMatch  # each decoder atom of A: best match in B
-    decoder_matching: Matching  # Hungarian on decoder atoms, from A's side
-    shared_a: torch.Tensor | None  # [d_sae_a] bool (Paulo & Belrose), None without encoders
+    decoder_matching: Matching | None  # Hungarian on decoder atoms, from A's side
+    shared_a: torch.Tensor | None  # [d_sae_a] bool (Paulo & Belrose)
 
     def to_dict(self) -> dict[str, float]:
-        """Flat JSON-ready scalars: ``pwmcc``, ``hungarian_mcc``, ``shared_fraction``
-        (when computed), ``subspace_overlap_r{r}`` and ``subspace_random_r{r}``."""
-        out = {"pwmcc": self.pwmcc, "hungarian_mcc": self.hungarian_mcc}
+        """Flat JSON-ready scalars: ``pwmcc``, ``hungarian_mcc`` and
+        ``shared_fraction`` (when computed), ``subspace_overlap_r{r}`` and
+        ``subspace_random_r{r}``."""
+        out = {"pwmcc": self.pwmcc}
+        if self.hungarian_mcc is not None:
+            out["hungarian_mcc"] = self.hungarian_mcc
         if self.shared_fraction is not None:
             out["shared_fraction"] = self.shared_fraction
         for r, v in self.subspace_overlap.items():
@@ -410,6 +422,7 @@ def pair_metrics(
     threshold: float = DEFAULT_THRESHOLD,
     ranks: Sequence[int] = DEFAULT_RANKS,
     absolute: bool = True,
+    hungarian: bool = True,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> PairMetrics:
     """Every stability metric for one pair, computing each cosine matrix once.
@@ -417,7 +430,10 @@ def pair_metrics(
     The decoder cosine matrix gives PWMCC, the best matches and the Hungarian
     matching (hence Hungarian MCC); the encoder cosine matrix, when encoder atoms
     are given, gives the second matching of the shared fraction. Peak memory is
-    one dense float64 cost matrix (``n_a * n_b * 8`` bytes) plus one block.
+    one dense float64 cost matrix (``n_a * n_b * 8`` bytes) plus two blocks.
+    ``hungarian=False`` skips both matchings (Hungarian MCC and shared fraction),
+    which dominate the time for large dictionaries (about a minute each at
+    16384 x 16384 on 2 cores), e.g. for many training checkpoints.
     Ranks above ``min(n_a, n_b, d_in)`` are left out of the subspace overlap.
     """
     if (enc_a is None) != (enc_b is None):
@@ -426,23 +442,22 @@ def pair_metrics(
         _check_sae(enc_a, dec_a, "SAE A")
         _check_sae(enc_b, dec_b, "SAE B")
     ua, ub = _pair(dec_a, dec_b)
-    s = _scan(ua, ub, absolute=absolute, chunk_size=chunk_size, hungarian=True)
+    s = _scan(ua, ub, absolute=absolute, chunk_size=chunk_size, hungarian=hungarian)
     del ua, ub
-    assert s.partner is not None and s.partner_cos is not None
-    dec = Matching(s.partner, s.partner_cos)
-    shared = fraction = None
-    if enc_a is not None and enc_b is not None:
-        enc = hungarian_match(enc_a, enc_b, absolute=absolute, chunk_size=chunk_size)
-        shared = _shared_mask(dec, enc, threshold)
+    dec = shared = fraction = None
     n_a, d_in = np.shape(dec_a)
     n_b = np.shape(dec_b)[0]
-    if shared is not None:
-        fraction = float(shared.sum()) / min(n_a, n_b)
+    if s.partner is not None and s.partner_cos is not None:
+        dec = Matching(s.partner, s.partner_cos)
+        if enc_a is not None and enc_b is not None:
+            enc = hungarian_match(enc_a, enc_b, absolute=absolute, chunk_size=chunk_size)
+            shared = _shared_mask(dec, enc, threshold)
+            fraction = float(shared.sum()) / min(n_a, n_b)
     limit = min(n_a, n_b, d_in)
     ok = [int(r) for r in ranks if 1 <= r <= limit]
     return PairMetrics(
         pwmcc=_pwmcc(s),
-        hungarian_mcc=dec.mcc,
+        hungarian_mcc=None if dec is None else dec.mcc,
         shared_fraction=fraction,
         subspace_overlap=subspace_overlap(dec_a, dec_b, ok),
         subspace_random=subspace_random_expectation(ok, d_in),
@@ -459,6 +474,7 @@ def pairwise_metrics(
     threshold: float = DEFAULT_THRESHOLD,
     ranks: Sequence[int] = DEFAULT_RANKS,
     absolute: bool = True,
+    hungarian: bool = True,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> dict[str, np.ndarray]:
     """:func:`pair_metrics` for all ``n(n-1)/2`` pairs of n seeds' SAEs.
@@ -483,6 +499,7 @@ def pairwise_metrics(
                 threshold=threshold,
                 ranks=ranks,
                 absolute=absolute,
+                hungarian=hungarian,
                 chunk_size=chunk_size,
             )
             for key, value in m.to_dict().items():

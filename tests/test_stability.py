@@ -185,6 +185,18 @@ def test_fixed_point_cosines_match_plain_float64() -> None:
     assert (st.cosine_matrix(a, b, absolute=False) - plain).abs().max() > 0.01  # signs differ
 
 
+def test_signed_variant_reproduces_the_papers_rule() -> None:
+    """absolute=False is Song et al.'s MCC: Hungarian on 1 - cos of row-normalised atoms."""
+    from scipy.optimize import linear_sum_assignment
+
+    a, b = rand_atoms(60, 16, 12), rand_atoms(60, 16, 13)
+    cost = 1 - (st.unit_rows(a) @ st.unit_rows(b).T).numpy()
+    rows, cols = linear_sum_assignment(cost)
+    reference = 1 - cost[rows, cols].sum() / len(rows)
+    assert st.hungarian_mcc(a, b, absolute=False) == pytest.approx(reference, abs=1e-7)
+    assert st.hungarian_mcc(a, b, absolute=False) < st.hungarian_mcc(a, b)
+
+
 def test_numpy_float32_input_and_bad_shapes() -> None:
     a = rand_atoms(20, 8, 11)
     assert st.pwmcc(a.float().numpy(), a.numpy()) == pytest.approx(1.0, abs=1e-7)
@@ -196,6 +208,19 @@ def test_numpy_float32_input_and_bad_shapes() -> None:
         st.shared_fraction(a.T, a, a, a)
     with pytest.raises(ValueError, match="both SAEs"):
         st.pair_metrics(a, a, a, None)
+
+
+def test_skipping_the_matchings() -> None:
+    a, b = rand_atoms(40, 16, 14), rand_atoms(50, 16, 15)
+    full = st.pair_metrics(a, b, a, b, ranks=(4,))
+    fast = st.pair_metrics(a, b, a, b, ranks=(4,), hungarian=False)
+    assert fast.hungarian_mcc is None and fast.shared_fraction is None
+    assert fast.decoder_matching is None and fast.shared_a is None
+    expected = {
+        k: v for k, v in full.to_dict().items() if k not in ("hungarian_mcc", "shared_fraction")
+    }
+    assert fast.to_dict() == expected
+    assert torch.equal(fast.best_match_a.index, full.best_match_a.index)
 
 
 def test_pairwise_metrics_matrix_format() -> None:
