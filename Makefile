@@ -39,6 +39,6 @@ clean-env:
 
 # README "Artifact review with Docker": build the CPU image with buildah (root; no Docker
 # daemon needed), run the tiny profile twice in it and once on the host (.venv); fails
-# unless the three dvc.lock files are identical. 14-17 minutes here (2 shared cores).
+# unless the three dvc.lock files are identical. 9 (base cached) to 17 minutes here (2 shared cores).
 container-check: $(STAMP)
 	scripts/container-check
