@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: reproduce test env lint bench clean-env
+.PHONY: reproduce test env lint bench clean-env container-check
 
 env: $(STAMP)
 
@@ -36,3 +36,9 @@ bench: $(STAMP)
 
 clean-env:
 	rm -rf $(VENV)
+
+# README "Artifact review with Docker": build the CPU image with buildah (root; no Docker
+# daemon needed), run the tiny profile twice in it and once on the host (.venv); fails
+# unless the three dvc.lock files are identical. 9 (base cached) to 17 minutes here (2 shared cores).
+container-check: $(STAMP)
+	scripts/container-check
