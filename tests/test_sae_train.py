@@ -97,6 +97,25 @@ def test_a_seed_trains_the_same_alone_or_in_a_batch(arch) -> None:
         assert torch.equal(batch.params[name][1], value[0]), name
 
 
+@pytest.mark.parametrize("arch", ["topk", "batchtopk", "matryoshka_batchtopk"])
+def test_auxk_of_a_seed_does_not_depend_on_the_dead_latents_of_others(arch) -> None:
+    """One step, seed 0 with 3 dead latents next to a seed with 200: bit-identical to alone."""
+    config = small_config(arch, d_in=64, d_sae=512, k=8, matryoshka_widths=(64, 200))
+    impl = hs.architecture(arch)
+    both, buffers2 = impl.init_params(config, (1, 2))
+    alone, buffers1 = impl.init_params(config, (1,))
+    g = torch.Generator().manual_seed(0)
+    xb = torch.randn(2, 64, 64, generator=g)
+    dead = torch.zeros(2, 512, dtype=torch.bool)
+    dead[0, torch.randperm(512, generator=g)[:3]] = True
+    dead[1, torch.randperm(512, generator=g)[:200]] = True
+    r2, g2 = impl.step(both, buffers2, xb, config, 0, dead)
+    r1, g1 = impl.step(alone, buffers1, xb[:1], config, 0, dead[:1])
+    assert torch.equal(r2.loss[0], r1.loss[0])
+    for name, grad in g1.items():
+        assert torch.equal(g2[name][0], grad[0]), name
+
+
 def test_checkpoints_are_canonical_snapshots_at_the_requested_steps() -> None:
     x = data()
     config = small_config("topk")

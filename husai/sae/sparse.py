@@ -26,7 +26,10 @@ SAELens semantics (``TopKTrainingSAE``, ``BatchTopKTrainingSAE``,
 Entries are handled in flat index space: latent ``s * d_sae + i`` of seed s and
 batch row ``s * B + b``, so every kernel runs once over all seeds. The kernels are
 ``embedding_bag`` (a sum of weighted rows, per bag) in both directions: by input row
-for the reconstruction, by latent (after one sort) for the weight gradients.
+for the reconstruction, by latent (after one sort) for the weight gradients; and
+``torch.sparse.sampled_addmm`` for dL/dpre at the entries. Their cost is B * k * d_in
+per step instead of B * d_sae * d_in, leaving the encoder matmul and the top-k
+selection as the bulk of a step.
 """
 
 from __future__ import annotations
@@ -241,8 +244,12 @@ def _auxk(h: torch.Tensor, pre: torch.Tensor, err: torch.Tensor, w_dec: torch.Te
     valid_col = torch.arange(n).unsqueeze(0) < n_dead.unsqueeze(1)  # [S, n]
     key = h.gather(2, cols.unsqueeze(1).expand(S, B, n))
     key = key.masked_fill(~valid_col.unsqueeze(1), float("-inf"))
-    vals, pos = torch.topk(key, kk, dim=-1, sorted=False)
-    valid = torch.isfinite(vals)  # a seed with fewer than kk dead latents
+    # kk and n are maxima over the seeds; a seed with fewer dead latents gets -inf
+    # padding. Sorting the picks by column makes the order of its valid entries, and
+    # so every sum over them, the same as when the seed trains alone.
+    pos = torch.topk(key, kk, dim=-1, sorted=False).indices.sort(dim=-1).values
+    vals = key.gather(2, pos)
+    valid = torch.isfinite(vals)
     a_lat_local = cols.gather(1, pos.reshape(S, B * kk)).view(S, B, kk)
     a_coef = torch.where(valid, pre.gather(2, a_lat_local), 0.0)  # h / ||W_dec|| = pre
     a_lat = (a_lat_local + (torch.arange(S) * N).view(S, 1, 1)).reshape(-1)
