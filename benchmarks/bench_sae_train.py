@@ -14,17 +14,18 @@ Run by hand, never in the test suite::
 
     python benchmarks/bench_sae_train.py --activations data/activations.safetensors
 
-``--epochs`` shortens the run (the ratio is per step); ``--archs`` also times our
-engine on other architectures; ``--paired N`` adds N rounds of one step of ours
-(all seeds) then one SAELens step, timed back to back, and reports the median of the
-per-round ratios, which drifting load on a shared machine affects least. Timings on
-a shared machine are noisy: the script repeats our run and reports every repeat.
+``--epochs`` shortens the run (the ratio is per step); ``--archs`` also trains our
+engine on other architectures; ``--rounds N`` adds N rounds of single steps of
+every engine (SAELens topk, ours topk and ``--archs``) back to back, and reports
+the median of the per-round ratios, which drifting load on a shared machine affects
+least. Timings on a shared machine are noisy: the script repeats our run and
+reports every repeat.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import functools
 import statistics
 import sys
 import time
@@ -34,7 +35,6 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TQDM_DISABLE", "1")  # SAELens's progress bar
 
 from husai.determinism import configure
 from husai.sae import SAEConfig, activation_scale, evaluate, steps_per_epoch, train_saes
@@ -45,7 +45,11 @@ def saelens_topk(x: torch.Tensor, cfg: SAEConfig, seed: int) -> tuple[float, obj
     """Train one SAELens TopK SAE on x; return (seconds, trained SAE as our BatchedSAE)."""
     from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.config import LoggingConfig, SAETrainerConfig
+    from sae_lens.training import sae_trainer
     from sae_lens.training.sae_trainer import SAETrainer
+
+    if not isinstance(sae_trainer.tqdm, functools.partial):  # no progress bar
+        sae_trainer.tqdm = functools.partial(sae_trainer.tqdm, disable=True)
 
     torch.manual_seed(seed)  # SAELens initialises from the global RNG
     sae = TopKTrainingSAE(TopKTrainingSAEConfig(
@@ -82,59 +86,79 @@ def saelens_topk(x: torch.Tensor, cfg: SAEConfig, seed: int) -> tuple[float, obj
     return seconds, from_saelens(cfg_dict, state)
 
 
-def paired(x: torch.Tensor, cfg: SAEConfig, seeds: list[int], rounds: int) -> None:
-    """Median over rounds of (SAELens step time) / (our step time per SAE), back to back."""
+ARCH_EXTRAS = {"standard": {"l1_coefficient": 7.0}, "gated": {"l1_coefficient": 7.0},
+               "jumprelu": {}, "matryoshka_batchtopk": {"matryoshka_widths": (128, 512)}}
+
+
+def round_robin(x: torch.Tensor, cfg: SAEConfig, seeds: list[int], rounds: int,
+                archs: list[str], dead_fraction: float) -> None:
+    """Single training steps, one of each engine per round, back to back.
+
+    Engines: SAELens's TopK step (the body of ``SAETrainer._train_step``) and ours for
+    topk and each of ``archs`` (the body of ``train_saes``'s loop, all seeds at once).
+    A fixed ``dead_fraction`` of the latents counts as dead, so the AuxK work is
+    included (about half of the baseline TopK's latents are dead in real training).
+    Reports median times and the median over rounds of SAELens / ours (topk).
+    """
     from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.saes.sae import TrainStepInput
 
     from husai.sae import architecture
     from husai.sae.train import Adam, _clip_per_seed
 
-    arch = architecture("topk")
-    params, buffers = arch.init_params(cfg, tuple(seeds))
-    names = list(params)
-    adam = Adam([params[n] for n in names], (cfg.adam_beta1, cfg.adam_beta2))
-    no_dead = torch.zeros(len(seeds), cfg.d_sae, dtype=torch.bool)
+    s, b = len(seeds), cfg.batch_size
+    gen = torch.Generator().manual_seed(0)
+    dead = torch.rand(s, cfg.d_sae, generator=gen) < dead_fraction
+
+    def ours_step(arch_name: str):
+        acfg = SAEConfig(**{**cfg.hyperparams(), "architecture": arch_name,
+                            **ARCH_EXTRAS.get(arch_name, {})})
+        arch = architecture(arch_name)
+        params, buffers = arch.init_params(acfg, tuple(seeds))
+        names = list(params)
+        adam = Adam([params[n] for n in names], (acfg.adam_beta1, acfg.adam_beta2))
+
+        def step() -> None:
+            idx = torch.randint(0, x.shape[0], (s, b), generator=gen)
+            xb = x.index_select(0, idx.reshape(-1)).view(s, b, acfg.d_in)
+            _, grads = arch.step(params, buffers, xb, acfg, 100, dead)
+            grad_list = [grads[n] for n in names]
+            _clip_per_seed(grad_list, acfg.max_grad_norm)
+            adam.step(grad_list, acfg.lr)
+
+        return step
+
     sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=cfg.d_in, d_sae=cfg.d_sae, k=cfg.k))
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(0)
-    s, b = len(seeds), cfg.batch_size
 
-    def ours() -> None:  # the body of train_saes's loop
-        idx = torch.randint(0, x.shape[0], (s, b), generator=gen)
-        xb = x.index_select(0, idx.reshape(-1)).view(s, b, cfg.d_in)
-        _, grads = arch.step(params, buffers, xb, cfg, 0, no_dead)
-        grad_list = [grads[n] for n in names]
-        _clip_per_seed(grad_list, cfg.max_grad_norm)
-        adam.step(grad_list, cfg.lr)
-
-    def lens() -> None:  # the body of SAETrainer._train_step
+    def lens_step() -> None:
         xb = x[torch.randint(0, x.shape[0], (b,), generator=gen)]
         out = sae.training_forward_pass(TrainStepInput(
-            sae_in=xb, coefficients={}, dead_neuron_mask=no_dead[0], n_training_steps=0,
+            sae_in=xb, coefficients={}, dead_neuron_mask=dead[0], n_training_steps=100,
             is_logging_step=False))
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
         opt.step()
         opt.zero_grad()
 
-    ratios, ours_ms, lens_ms = [], [], []
+    engines = {"SAELens topk": (lens_step, 1)}
+    for name in ["topk", *[a for a in archs if a != "topk"]]:
+        engines[f"ours {name}"] = (ours_step(name), s)
+    times: dict[str, list[float]] = {name: [] for name in engines}
     for r in range(rounds + 2):
-        start = time.perf_counter()
-        ours()
-        t_ours = (time.perf_counter() - start) / s
-        start = time.perf_counter()
-        lens()
-        t_lens = time.perf_counter() - start
-        if r >= 2:  # warm-up rounds
-            ratios.append(t_lens / t_ours)
-            ours_ms.append(t_ours * 1e3)
-            lens_ms.append(t_lens * 1e3)
+        for name, (fn, per) in engines.items():
+            start = time.perf_counter()
+            fn()
+            if r >= 2:  # warm-up rounds
+                times[name].append((time.perf_counter() - start) / per * 1e3)
+    ratios = [a / b for a, b in zip(times["SAELens topk"], times["ours topk"], strict=True)]
     q1, _, q3 = statistics.quantiles(ratios, n=4)
-    print(f"paired single steps ({rounds} rounds, no dead latents): ours median "
-          f"{statistics.median(ours_ms):.3f} ms per SAE-step (min {min(ours_ms):.3f}), SAELens "
-          f"median {statistics.median(lens_ms):.3f} ms (min {min(lens_ms):.3f}); ratio median "
-          f"{statistics.median(ratios):.2f}x, quartiles [{q1:.2f}, {q3:.2f}]")
+    print(f"round robin, {rounds} rounds, {dead_fraction:.0%} of latents dead, "
+          f"{torch.get_num_threads()} threads (ms per SAE-step, median [min]):")
+    for name, values in times.items():
+        print(f"  {name:28s} {statistics.median(values):8.3f} [{min(values):.3f}]")
+    print(f"  SAELens / ours (topk), per round: median {statistics.median(ratios):.2f}x, "
+          f"quartiles [{q1:.2f}, {q3:.2f}]")
 
 
 def main() -> None:
@@ -150,8 +174,10 @@ def main() -> None:
                     help="train only this many SAELens SAEs (default: all seeds)")
     ap.add_argument("--archs", nargs="*", default=[],
                     help="also time our engine on these architectures (same sizes)")
-    ap.add_argument("--paired", type=int, default=0,
-                    help="rounds of back-to-back single steps (ours, then SAELens)")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="rounds of back-to-back single steps of every engine (0: none)")
+    ap.add_argument("--dead", type=float, default=0.5,
+                    help="share of latents counted dead in the round-robin steps")
     ap.add_argument("--skip-full", action="store_true", help="skip the full training runs")
     args = ap.parse_args()
 
@@ -170,8 +196,8 @@ def main() -> None:
           f"topk d_sae {cfg.d_sae} k {cfg.k} lr {cfg.lr} batch {cfg.batch_size}, {steps} steps, "
           f"{len(seeds)} seeds, {torch.get_num_threads()} threads")
 
-    if args.paired:
-        paired(x, cfg, seeds, args.paired)
+    if args.rounds:
+        round_robin(x, cfg, seeds, args.rounds, args.archs, args.dead)
     if args.skip_full:
         return
     ours_ms = []
@@ -204,9 +230,8 @@ def main() -> None:
           f"L0 ours {statistics.mean(ours_l0):.2f}")
 
     for arch in args.archs:
-        extra = {"matryoshka_widths": (128, 512)} if arch == "matryoshka_batchtopk" else {}
-        acfg = SAEConfig(**{**cfg.hyperparams(), "architecture": arch, "matryoshka_widths": (),
-                            **extra, "d_in": x.shape[1]})
+        acfg = SAEConfig(**{**cfg.hyperparams(), "architecture": arch,
+                            **ARCH_EXTRAS.get(arch, {})})
         start = time.perf_counter()
         asae, _ = train_saes(acfg, x, seeds)
         ms = (time.perf_counter() - start) / (steps * len(seeds)) * 1e3

@@ -33,7 +33,7 @@ so seed i's SAE does not depend on the other seeds in the batch.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -156,7 +156,9 @@ class BatchedSAE:
 
     # ------------------------------------------------------------------ inference
 
-    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, d_in] (shared by the seeds) or [S, N, d_in] as [1 or S, N, d_in]; a
+        HusaiError for a width other than d_in."""
         if x.shape[-1] != self.config.d_in:
             raise HusaiError(f"activations have width {x.shape[-1]} but the SAE has "
                              f"d_in = {self.config.d_in}")
@@ -170,7 +172,7 @@ class BatchedSAE:
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent activations [S, N, d_sae] of x [N, d_in] (shared) or [S, N, d_in]."""
-        x = self._inputs(x).to(self.W_enc.dtype)
+        x = self.check_input(x).to(self.W_enc.dtype)
         p = self.params
         xc = x - p["b_dec"].unsqueeze(1)
         if self.kind == "gated":
@@ -208,11 +210,6 @@ class BatchedSAE:
 
 def _unit_rows(w: torch.Tensor) -> torch.Tensor:
     return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
-def with_config(sae: BatchedSAE, **changes: object) -> BatchedSAE:
-    """The same weights under a changed config (e.g. for tests)."""
-    return BatchedSAE(replace(sae.config, **changes), sae.seeds, sae.params)
 
 
 # ----------------------------------------------------------------------------- training side

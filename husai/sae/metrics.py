@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from husai.errors import HusaiError
 from husai.sae.base import BatchedSAE
 
 METRICS = ("explained_variance", "l0", "frac_alive", "mse", "cossim", "l2_ratio")
@@ -25,9 +26,9 @@ METRICS = ("explained_variance", "l0", "frac_alive", "mse", "cossim", "l2_ratio"
 @torch.no_grad()
 def evaluate(sae: BatchedSAE, x: torch.Tensor, chunk: int = 2048) -> list[dict[str, float]]:
     """One dict of :data:`METRICS` per seed, over every row of x [N, d_in]."""
-    x = sae._inputs(x).squeeze(0) if x.ndim == 2 else sae._inputs(x)
     if x.ndim != 2:
-        raise ValueError("evaluate takes the shared dataset x [N, d_in]")
+        raise HusaiError(f"evaluate takes the dataset as [N, d_in], got {tuple(x.shape)}")
+    sae.check_input(x)
     n = x.shape[0]
     x64 = x.to(torch.float64)
     total_variance = float((x64 - x64.mean(0)).pow(2).sum())
