@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from husai.errors import MISSING, ParamError
+from husai.sae.config import SAEHyperparams
 from husai.task import N_CTX
 
 # ----------------------------------------------------------------------------- helpers
@@ -216,6 +217,50 @@ class ActivationsParams:
                 f"must index one of the {N_CTX} token positions ({-N_CTX}..{N_CTX - 1})")
 
 
+@dataclass(frozen=True, kw_only=True)
+class SAEParams(SAEHyperparams):
+    """Shared SAE defaults (section ``sae``): every hyperparameter of
+    :class:`husai.sae.SAEHyperparams` plus the seeds each configuration is trained with.
+    The defaults must form a valid configuration by themselves."""
+
+    seeds: tuple[int, ...] = (42, 123, 456, 789, 1011)
+
+    def check(self, at: str) -> None:
+        self.check_as(lambda name: f"{at}.{name}")
+
+    def check_as(self, key: typing.Callable[[str], str]) -> None:
+        self.validate(key)
+        require(len(self.seeds) >= 1, key("seeds"), list(self.seeds), "must list at least one seed")
+        require(len(set(self.seeds)) == len(self.seeds), key("seeds"), list(self.seeds),
+                "must not repeat a seed")
+        require(all(s >= 0 for s in self.seeds), key("seeds"), list(self.seeds),
+                "seeds must be >= 0")
+
+
+SAE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def resolve_sae(defaults: SAEParams, name: str, overrides: Mapping[str, Any]) -> SAEParams:
+    """Configuration ``saes.<name>``: the ``sae`` defaults with its overrides, validated.
+
+    Errors name ``saes.<name>.<key>`` for an overridden key and ``sae.<key>`` otherwise.
+    """
+    at = f"saes.{name}"
+    require(bool(name) and set(name) <= SAE_NAME_CHARS, at, name,
+            "configuration names may hold only letters, digits, '_' and '-' (they name folders)")
+    require(isinstance(overrides, Mapping), at, overrides, "must be a mapping of sae keys to values")
+    hints = get_type_hints(SAEParams)
+    known = [f.name for f in dataclasses.fields(SAEParams)]
+    values = {}
+    for key, value in overrides.items():
+        require(key in hints, f"{at}.{key}", value, f"unknown key (known keys: {', '.join(known)})")
+        values[key] = _coerce(hints[key], value, f"{at}.{key}")
+    merged = dataclasses.replace(defaults, **values)
+    merged.check_as(lambda field_name: f"{at}.{field_name}" if field_name in values
+                    else f"sae.{field_name}")
+    return merged
+
+
 @dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
@@ -225,10 +270,17 @@ class Params:
     transformer: TransformerParams | None = None
     fourier: FourierParams = field(default_factory=FourierParams)
     activations: ActivationsParams = field(default_factory=ActivationsParams)
+    sae: SAEParams = field(default_factory=SAEParams)
+    saes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def check(self, at: str) -> None:
         require(self.task is not None, "task", MISSING, "missing from params.yaml")
         require(self.transformer is not None, "transformer", MISSING, "missing from params.yaml")
+        self.sae_configs()
+
+    def sae_configs(self) -> dict[str, SAEParams]:
+        """The configurations of section ``saes`` (name -> resolved, validated params)."""
+        return {name: resolve_sae(self.sae, name, raw) for name, raw in self.saes.items()}
 
 
 def parse_params(raw: Any) -> Params:

@@ -117,3 +117,54 @@ def load_activations(path: Path) -> Activations:
 def read_json(path: Path):
     require_inputs(path)
     return json.loads(path.read_text())
+
+
+# ----------------------------------------------------------------------------- SAEs
+
+SAE_CONFIG = "cfg.json"
+SAE_WEIGHTS = "sae_weights.safetensors"
+
+
+def sae_files(sae, prefix: str, metadata: dict | None = None) -> dict[str, bytes]:
+    """SAELens folders ``<prefix>/seed<seed>/{cfg.json, sae_weights.safetensors}`` of every
+    seed of a :class:`husai.sae.BatchedSAE`, as bytes for :func:`write_dir`.
+
+    Deterministic: JSON in insertion order, safetensors without metadata.
+    """
+    from husai.sae.saelens import to_saelens
+
+    files = {}
+    for i, seed in enumerate(sae.seeds):
+        cfg, state = to_saelens(sae, i, metadata)
+        folder = f"{prefix}/seed{seed}" if prefix else f"seed{seed}"
+        files[f"{folder}/{SAE_CONFIG}"] = (json.dumps(cfg, indent=2) + "\n").encode()
+        files[f"{folder}/{SAE_WEIGHTS}"] = to_bytes(state)
+    return files
+
+
+def load_sae(path: Path, d_in: int | None = None):
+    """One SAELens checkpoint folder as a batch of one SAE; ``d_in`` checks the width."""
+    from husai.sae.saelens import from_saelens
+
+    require_inputs(path / SAE_CONFIG, path / SAE_WEIGHTS)
+    try:
+        cfg = json.loads((path / SAE_CONFIG).read_text())
+    except json.JSONDecodeError as err:
+        raise HusaiError(f"{path / SAE_CONFIG} is not valid JSON: {err}") from None
+    if d_in is not None and int(cfg.get("d_in", -1)) != d_in:
+        raise HusaiError(f"{path}: checkpoint has d_in = {cfg.get('d_in')} but the activations "
+                         f"have width {d_in}")
+    state, _ = from_bytes((path / SAE_WEIGHTS).read_bytes())
+    return from_saelens(cfg, state)
+
+
+def load_saes(path: Path, d_in: int | None = None):
+    """Every ``seed*`` checkpoint under folder ``path`` (one configuration), stacked by seed."""
+    from husai.sae import BatchedSAE
+
+    require_inputs(path)
+    folders = sorted((p for p in path.iterdir() if p.is_dir() and p.name.startswith("seed")),
+                     key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+    if not folders:
+        raise HusaiError(f"{path}: no seed* checkpoint folders")
+    return BatchedSAE.stack([load_sae(f, d_in) for f in folders])

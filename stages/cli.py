@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import activations, data, fourier, transformer
+from stages import activations, data, fourier, saes, transformer
 
 app = typer.Typer(
     name="husai",
@@ -18,6 +18,7 @@ app.command("data")(data.main)
 app.command("transformer")(transformer.main)
 app.command("fourier")(fourier.main)
 app.command("activations")(activations.main)
+app.command("saes")(saes.main)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,187 @@
+"""The training engine: every seed of one configuration trained at once.
+
+Parameters carry a leading seed dimension S and every kernel runs once for all
+seeds (batched matmuls, flat sparse kernels). The loss is the sum of the per-seed
+losses, so each seed's gradient is its own; Adam is elementwise, so one Adam over
+the stacked parameters is S independent Adams; gradient clipping is per seed (SAELens
+clips each SAE's total gradient norm at 1.0). Nothing couples the seeds.
+
+Per seed and per epoch the rows of the activation dataset are visited in a random
+order drawn from that seed's own generator (:func:`husai.sae.base.seed_generator`),
+in batches of ``batch_size`` (the last batch of an epoch holds the remainder), so an
+epoch is ``ceil(N / batch_size)`` steps.
+
+Activation scaling (``normalize_activations``): with ``expected_average_only_in`` the
+SAEs train on ``x * s`` with ``s = sqrt(d_in) / mean ||x||`` over the whole dataset
+(SAELens estimates the same factor from a sample of batches), which makes ``l1_coefficient``,
+``l0_coefficient`` and thresholds independent of the activations' scale. The
+returned SAEs have ``s`` folded in and act on raw activations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+from husai.errors import HusaiError
+from husai.sae.base import BatchedSAE, seed_generator
+from husai.sae.config import SAEConfig
+
+CheckpointFn = Callable[[int, BatchedSAE], None]
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class TrainHistory:
+    """Per-epoch, per-seed training curves, each [epochs, S] (means over the epoch's steps);
+    ``dead`` counts latents that did not fire on any input during the epoch."""
+
+    loss: torch.Tensor
+    mse: torch.Tensor
+    l0: torch.Tensor
+    dead: torch.Tensor
+    scale: float
+    steps: int
+
+
+def activation_scale(x: torch.Tensor, config: SAEConfig) -> float:
+    """The factor training multiplies the activations by (1.0 unless normalising)."""
+    if config.normalize_activations == "none":
+        return 1.0
+    mean_norm = float(x.to(torch.float64).norm(dim=-1).mean())
+    if not mean_norm > 0:
+        raise HusaiError("cannot normalise activations whose mean norm is 0")
+    return math.sqrt(config.d_in) / mean_norm
+
+
+def steps_per_epoch(n_rows: int, batch_size: int) -> int:
+    return math.ceil(n_rows / batch_size)
+
+
+class Adam:
+    """``torch.optim.Adam(fused=True)`` without its per-step Python bookkeeping.
+
+    Calls the same fused kernel (``torch._fused_adam_``, elementwise, so one Adam over
+    stacked seeds equals S separate ones) with the gradients passed in, bit for bit
+    what ``torch.optim.Adam(params, lr, betas, eps=1e-8, fused=True)`` computes (a test
+    checks this); the per-step learning rate is an argument.
+    """
+
+    def __init__(self, params: list[torch.Tensor], betas: tuple[float, float],
+                 eps: float = 1e-8) -> None:
+        self.params = params
+        self.exp_avgs = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
+        self.steps = [torch.zeros((), dtype=torch.float32) for _ in params]
+        self.betas = betas
+        self.eps = eps
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor], lr: float) -> None:
+        # The fused kernel walks parameter and gradient storage in memory order, so a
+        # gradient laid out differently (autograd returns the gradient of a transposed use
+        # transposed) would update the wrong elements: make every gradient contiguous.
+        grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
+        torch._foreach_add_(self.steps, 1)
+        torch._fused_adam_(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [],
+                           self.steps, amsgrad=False, lr=lr, beta1=self.betas[0],
+                           beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+                           maximize=False, grad_scale=None, found_inf=None)
+
+
+def _clip_per_seed(grads: list[torch.Tensor], max_norm: float) -> None:
+    """torch's clip_grad_norm_ applied to each seed's gradients separately.
+
+    Norms are taken slice by slice (one seed's tensor at a time), so a seed's norm,
+    and with it its whole training run, does not depend on how many seeds share the
+    batch: a reduction over a stacked [S, ...] tensor may split its work across
+    threads differently for different S, which changes the rounding.
+    """
+    s = grads[0].shape[0]
+    norms = torch.stack(torch._foreach_norm([g[i] for i in range(s) for g in grads]))
+    totals = torch.linalg.vector_norm(norms.view(s, len(grads)), dim=1)
+    coef = (max_norm / (totals + 1e-6)).clamp(max=1.0)
+    if bool((coef < 1.0).any()):  # multiplying by 1.0 changes nothing: skip the pass
+        for g in grads:
+            g.mul_(coef.view(s, *([1] * (g.ndim - 1))))
+
+
+def train_saes(config: SAEConfig, x: torch.Tensor, seeds: Iterable[int], *,
+               checkpoint_steps: Iterable[int] = (),
+               on_checkpoint: CheckpointFn | None = None,
+               on_progress: ProgressFn | None = None) -> tuple[BatchedSAE, TrainHistory]:
+    """Train one SAE per seed on activations x [N, d_in]; return them (canonical form) and curves.
+
+    ``on_checkpoint(step, sae)`` receives a canonical copy at each step listed in
+    ``checkpoint_steps`` (0 = the initialisation; the last is ``epochs * steps_per_epoch``).
+    ``on_progress(step, total)`` is called after every step.
+    """
+    from husai.sae import architecture
+
+    config.validate()
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise HusaiError("train_saes needs at least one seed")
+    if x.ndim != 2 or x.shape[1] != config.d_in:
+        raise HusaiError(f"activations have shape {tuple(x.shape)} but the SAE config has "
+                         f"d_in = {config.d_in}")
+    arch = architecture(config.architecture)
+    n_rows, d_in = x.shape
+    S, B = len(seeds), config.batch_size
+    total = steps_per_epoch(n_rows, B) * config.epochs
+    wanted = sorted(set(int(c) for c in checkpoint_steps))
+    if wanted and not 0 <= wanted[0] <= wanted[-1] <= total:
+        raise HusaiError(f"checkpoint steps must lie in 0..{total}, got {wanted}")
+    wanted_set = set(wanted)
+
+    scale = activation_scale(x, config)
+    xs = (x.to(torch.float32) * scale if scale != 1.0 else x.to(torch.float32)).contiguous()
+    params, buffers = arch.init_params(config, seeds)
+    names = list(params)
+    adam = Adam([params[n] for n in names], betas=(config.adam_beta1, config.adam_beta2))
+    since_fired = torch.zeros(S, config.d_sae, dtype=torch.int64)
+    data_gens = [seed_generator(seed, "data") for seed in seeds]
+
+    def snapshot(step: int) -> None:
+        if on_checkpoint is not None and step in wanted_set:
+            on_checkpoint(step, BatchedSAE(config, seeds, arch.to_inference(
+                params, buffers, config, scale)))
+
+    curves = {k: torch.zeros(config.epochs, S) for k in ("loss", "mse", "l0", "dead")}
+    snapshot(0)
+    step = 0
+    for epoch in range(config.epochs):
+        order = torch.stack([torch.randperm(n_rows, generator=g) for g in data_gens])
+        fired_epoch = torch.zeros(S, config.d_sae, dtype=torch.bool)
+        sums = torch.zeros(3, S)
+        n_steps = 0
+        for start in range(0, n_rows, B):
+            idx = order[:, start : start + B]
+            xb = xs.index_select(0, idx.reshape(-1)).view(S, idx.shape[1], d_in)
+            dead = since_fired > config.dead_feature_window
+            result, grads = arch.step(params, buffers, xb, config, step, dead)
+            since_fired += 1
+            since_fired.masked_fill_(result.fired, 0)
+            fired_epoch |= result.fired
+            grad_list = [grads[n] for n in names]
+            if config.max_grad_norm > 0:
+                _clip_per_seed(grad_list, config.max_grad_norm)
+            lr = config.lr
+            if config.lr_warm_up_steps > 0:  # SAELens's linear warm-up: lr * (t + 1) / warm-up
+                lr *= min(1.0, (step + 1) / config.lr_warm_up_steps)
+            adam.step(grad_list, lr)
+            step += 1
+            sums += torch.stack([result.loss, result.mse, result.l0])
+            n_steps += 1
+            snapshot(step)
+            if on_progress is not None:
+                on_progress(step, total)
+        curves["loss"][epoch], curves["mse"][epoch], curves["l0"][epoch] = sums / n_steps
+        curves["dead"][epoch] = (~fired_epoch).sum(1).to(torch.float32)
+
+    final = BatchedSAE(config, seeds, arch.to_inference(params, buffers, config, scale))
+    history = TrainHistory(scale=scale, steps=total, **curves)
+    return final, history

@@ -1,0 +1,94 @@
+"""Stage ``saes``: train every configuration of ``saes`` (all its seeds at once) and evaluate.
+
+Writes ``models/saes/<config>/seed<seed>/{cfg.json, sae_weights.safetensors}`` (SAELens
+folders, loadable with ``sae_lens.SAE.load_from_disk``) and ``metrics/saes.json``: one
+entry per SAE with its architecture, seed, hyperparameters, SAEBench metrics on the
+whole activation dataset and its final training numbers. Everything is validated and
+trained before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stages._artifacts import load_activations, sae_files
+from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_dir, write_json
+
+
+@stage("saes")
+def main(
+    params: Path = PARAMS_OPTION,
+    activations: Path = typer.Option(Path("data/activations.safetensors"),
+                                     help="Activation dataset to train on."),
+    out: Path = typer.Option(Path("models/saes"), help="Checkpoint folder to write."),
+    metrics: Path = typer.Option(Path("metrics/saes.json"), help="Metrics JSON to write."),
+) -> None:
+    """Train the SAE configurations of params.yaml `saes` and write SAELens checkpoints."""
+    from husai.errors import HusaiError
+    from husai.sae import SAEConfig, evaluate, steps_per_epoch, train_saes
+
+    prm = load_params(params)
+    configs = prm.sae_configs()
+    if not configs:
+        raise HusaiError("saes: params.yaml lists no SAE configurations")
+    setup(prm)
+    acts = load_activations(activations)
+    x = acts.x
+    n_rows = x.shape[0]
+    total = sum(steps_per_epoch(n_rows, c.batch_size) * c.epochs * len(c.seeds)
+                for c in configs.values())
+    files: dict[str, bytes] = {}
+    entries: dict[str, dict] = {}
+    meta = {"hook_name": acts.hook, "model_name": f"husai-modular-addition-p{acts.p}",
+            "context_size": 3, "seqpos_slice": [acts.position]}
+
+    columns = (TextColumn("{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("SAE-steps"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("saes", total=total, name="saes")
+        done = 0
+        for name, hp in configs.items():
+            config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
+            n_seeds = len(hp.seeds)
+            progress.update(bar, name=name)
+
+            def on_progress(step: int, _total: int, base: int = done, s: int = n_seeds) -> None:
+                progress.update(bar, completed=base + step * s)
+
+            sae, history = train_saes(config, x, hp.seeds, on_progress=on_progress)
+            done += history.steps * n_seeds
+            results = evaluate(sae, x)
+            files.update(sae_files(sae, name, meta))
+            for i, seed in enumerate(sae.seeds):
+                entries[f"{name}/seed{seed}"] = {
+                    "config": name,
+                    "architecture": config.architecture,
+                    "seed": seed,
+                    "hyperparameters": config.hyperparams(),
+                    "metrics": results[i],
+                    "training": {
+                        "steps": history.steps,
+                        "activation_scale": history.scale,
+                        "final_epoch_loss": float(history.loss[-1, i]),
+                        "final_epoch_mse": float(history.mse[-1, i]),
+                        "final_epoch_l0": float(history.l0[-1, i]),
+                    },
+                }
+
+    write_dir(out, files)
+    write_json(metrics, {"activations": {"hook": acts.hook, "position": acts.position,
+                                         "p": acts.p, "n": n_rows, "d_in": acts.d_in},
+                         "saes": entries})
+    table = Table("config", "arch", "seeds", "EV", "L0", "alive", "cossim", box=None)
+    for name in configs:
+        rows = [e["metrics"] for e in entries.values() if e["config"] == name]
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+        table.add_row(name, entries[next(k for k in entries if k.startswith(f"{name}/"))][
+            "architecture"], str(len(rows)), f"{mean['explained_variance']:.4f}",
+            f"{mean['l0']:.1f}", f"{mean['frac_alive']:.3f}", f"{mean['cossim']:.4f}")
+    console.print(table)
+    console.print(f"saes: {len(entries)} SAEs in {len(configs)} configurations -> {out}, {metrics}")

@@ -1,0 +1,195 @@
+"""The SAE training engine: known answers, determinism, seed independence, exact kernels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import husai.sae as hs
+from husai.errors import HusaiError
+from husai.sae.sparse import topk_indices
+from husai.sae.train import Adam
+
+
+def planted(n: int = 4096, d_in: int = 32, n_atoms: int = 48, k: int = 3, seed: int = 0):
+    """x = sparse codes @ a planted dictionary of unit atoms: k atoms per input,
+    magnitudes uniform in [1, 2]."""
+    g = torch.Generator().manual_seed(seed)
+    atoms = torch.randn(n_atoms, d_in, generator=g)
+    atoms /= atoms.norm(dim=-1, keepdim=True)
+    idx = torch.rand(n, n_atoms, generator=g).argsort(dim=-1)[:, :k]
+    codes = torch.zeros(n, n_atoms).scatter_(1, idx, 1 + torch.rand(n, k, generator=g))
+    return codes @ atoms, atoms
+
+
+def recovered(sae: hs.BatchedSAE, atoms: torch.Tensor, threshold: float = 0.9) -> torch.Tensor:
+    """Per seed: share of planted atoms whose best decoder atom has |cos| >= threshold."""
+    cos = (atoms @ sae.decoder_atoms().transpose(1, 2)).abs().amax(-1)
+    return (cos >= threshold).float().mean(-1)
+
+
+PLANTED = {"d_in": 32, "d_sae": 96, "k": 3, "lr": 1e-2, "batch_size": 128, "epochs": 10,
+           "dead_feature_window": 20}
+
+
+@pytest.fixture(scope="module")
+def planted_data():
+    return planted()
+
+
+def test_topk_recovers_the_planted_dictionary(planted_data) -> None:
+    x, atoms = planted_data
+    sae, history = hs.train_saes(hs.SAEConfig(architecture="topk", **PLANTED), x, [1, 2])
+    assert recovered(sae, atoms).min() >= 0.9
+    metrics = hs.evaluate(sae, x)
+    assert all(m["l0"] == 3.0 for m in metrics)
+    assert all(m["explained_variance"] > 0.9 for m in metrics)
+    assert history.loss.shape == (10, 2) and history.loss[-1].max() < history.loss[0].min()
+
+
+@pytest.mark.parametrize(("arch", "extra", "min_recovered", "max_l0"), [
+    ("batchtopk", {}, 0.8, 3.6),
+    ("matryoshka_batchtopk", {"matryoshka_widths": (24,)}, 0.75, 3.9),
+    ("standard", {"l1_coefficient": 0.3}, 0.8, 15.0),
+    ("gated", {"l1_coefficient": 0.3}, 0.8, 15.0),
+    ("jumprelu", {"l0_coefficient": 0.05, "jumprelu_init_threshold": 0.1,
+                  "jumprelu_bandwidth": 0.1}, 0.7, 8.0),
+])
+def test_other_architectures_do_something_sensible(planted_data, arch, extra, min_recovered,
+                                                   max_l0) -> None:
+    x, atoms = planted_data
+    sae, _ = hs.train_saes(hs.SAEConfig(architecture=arch, **{**PLANTED, **extra}), x, [1])
+    (m,) = hs.evaluate(sae, x)
+    assert float(recovered(sae, atoms)[0]) >= min_recovered
+    assert m["explained_variance"] > 0.9
+    assert 2.0 <= m["l0"] <= max_l0  # sparse (96 latents, 3 true atoms per input)
+
+
+def small_config(arch: str = "topk", **kw) -> hs.SAEConfig:
+    base = {"architecture": arch, "d_in": 16, "d_sae": 48, "k": 4, "lr": 3e-3, "batch_size": 32,
+            "epochs": 2, "dead_feature_window": 3, "l1_coefficient": 0.5, "l0_coefficient": 0.1,
+            "matryoshka_widths": (12,), "normalize_activations": "expected_average_only_in"}
+    return hs.SAEConfig(**{**base, **kw})
+
+
+def data(n: int = 300, d: int = 16) -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    return torch.randn(n, d, generator=g) @ torch.randn(d, d, generator=g) + 3.0
+
+
+@pytest.mark.parametrize("arch", hs.ARCHITECTURES)
+def test_rerun_is_bit_identical_and_seeds_differ(arch) -> None:
+    x = data()
+    a, ha = hs.train_saes(small_config(arch), x, [3, 4])
+    b, hb = hs.train_saes(small_config(arch), x, [3, 4])
+    for name in a.params:
+        assert torch.equal(a.params[name], b.params[name]), name
+    assert torch.equal(ha.loss, hb.loss)
+    assert not torch.equal(a.W_dec[0], a.W_dec[1])
+
+
+@pytest.mark.parametrize("arch", hs.ARCHITECTURES)
+def test_a_seed_trains_the_same_alone_or_in_a_batch(arch) -> None:
+    x = data()
+    batch, _ = hs.train_saes(small_config(arch), x, [3, 4, 5])
+    alone, _ = hs.train_saes(small_config(arch), x, [4])
+    for name, value in alone.params.items():
+        assert torch.equal(batch.params[name][1], value[0]), name
+
+
+@pytest.mark.parametrize("arch", ["topk", "batchtopk", "matryoshka_batchtopk"])
+def test_auxk_of_a_seed_does_not_depend_on_the_dead_latents_of_others(arch) -> None:
+    """One step, seed 0 with 3 dead latents next to a seed with 200: bit-identical to alone."""
+    config = small_config(arch, d_in=64, d_sae=512, k=8, matryoshka_widths=(64, 200))
+    impl = hs.architecture(arch)
+    both, buffers2 = impl.init_params(config, (1, 2))
+    alone, buffers1 = impl.init_params(config, (1,))
+    g = torch.Generator().manual_seed(0)
+    xb = torch.randn(2, 64, 64, generator=g)
+    dead = torch.zeros(2, 512, dtype=torch.bool)
+    dead[0, torch.randperm(512, generator=g)[:3]] = True
+    dead[1, torch.randperm(512, generator=g)[:200]] = True
+    r2, g2 = impl.step(both, buffers2, xb, config, 0, dead)
+    r1, g1 = impl.step(alone, buffers1, xb[:1], config, 0, dead[:1])
+    assert torch.equal(r2.loss[0], r1.loss[0])
+    for name, grad in g1.items():
+        assert torch.equal(g2[name][0], grad[0]), name
+
+
+def test_checkpoints_are_canonical_snapshots_at_the_requested_steps() -> None:
+    x = data()
+    config = small_config("topk")
+    steps = hs.steps_per_epoch(x.shape[0], config.batch_size) * config.epochs
+    seen = {}
+    final, _ = hs.train_saes(config, x, [3], checkpoint_steps=[0, 5, steps],
+                             on_checkpoint=lambda step, sae: seen.__setitem__(step, sae))
+    assert sorted(seen) == [0, 5, steps]
+    for name in final.params:
+        assert torch.equal(seen[steps].params[name], final.params[name])
+    init = hs.init_saes(config, [3])
+    torch.testing.assert_close(seen[0].decoder_atoms(), init.decoder_atoms())
+    torch.testing.assert_close(seen[0].encoder_atoms(), init.encoder_atoms())
+    assert torch.allclose(seen[5].W_dec.norm(dim=-1), torch.ones(1, config.d_sae))
+    with pytest.raises(HusaiError, match="checkpoint steps"):
+        hs.train_saes(config, x, [3], checkpoint_steps=[steps + 1])
+
+
+def test_init_matches_saelens_conventions() -> None:
+    config = small_config("topk", decoder_init_norm=0.1)
+    sae = hs.init_saes(config, [1, 2])
+    torch.testing.assert_close(sae.W_dec.norm(dim=-1), torch.full((2, 48), 0.1))
+    assert torch.equal(sae.W_enc, sae.W_dec.transpose(1, 2))
+    assert float(sae.b_dec.abs().max()) == 0 and float(sae.params["b_enc"].abs().max()) == 0
+    assert torch.equal(hs.init_saes(config, [2]).W_dec[0], sae.W_dec[1])
+
+
+def test_wrong_width_is_a_one_line_error() -> None:
+    with pytest.raises(HusaiError, match=r"activations have shape \(300, 16\) but the SAE config "
+                                         r"has d_in = 8"):
+        hs.train_saes(small_config(d_in=8, matryoshka_widths=()), data(), [1])
+    sae = hs.init_saes(small_config(), [1])
+    with pytest.raises(HusaiError, match="activations have width 8 but the SAE has d_in = 16"):
+        hs.evaluate(sae, torch.zeros(5, 8))
+
+
+@pytest.mark.parametrize(("n", "k"), [(1024, 32), (1000, 7), (5000, 40), (64, 8)])
+def test_chunked_topk_selects_the_same_set_as_torch_topk(n, k) -> None:
+    g = torch.Generator().manual_seed(n)
+    h = torch.randn(3, 50, n, generator=g)
+    ours = topk_indices(h, k).sort(-1).values
+    assert torch.equal(ours, torch.topk(h, k, dim=-1).indices.sort(-1).values)
+    # a row with ties: any k of the tied maxima is a correct answer
+    tied = torch.zeros(2, n)
+    tied[:, : 2 * k] = 1.0
+    assert torch.equal(tied.gather(-1, topk_indices(tied, k)), torch.ones(2, k))
+
+
+def test_thin_adam_equals_torch_fused_adam() -> None:
+    g = torch.Generator().manual_seed(0)
+    ours = [torch.randn(3, 5, generator=g), torch.randn(3, generator=g)]
+    ref = [p.clone() for p in ours]
+    opt = torch.optim.Adam(ref, lr=1e-2, betas=(0.9, 0.99), eps=1e-8, fused=True)
+    adam = Adam(ours, betas=(0.9, 0.99))
+    for _ in range(5):
+        grads = [torch.randn(p.shape, generator=g) for p in ours]
+        for p, gr in zip(ref, grads, strict=True):
+            p.grad = gr.clone()
+        opt.step()
+        adam.step(grads, 1e-2)
+    for a, b in zip(ours, ref, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_importing_the_sae_package_stays_light() -> None:
+    """Sweep stages start a process each: husai.sae must not pull in TransformerLens or SAELens."""
+    import subprocess
+    import sys
+
+    code = ("import sys, husai.sae, husai.config, stages.saes; "
+            "print(sorted(m for m in ('transformer_lens', 'sae_lens') if m in sys.modules))")
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "[]"
