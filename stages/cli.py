@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import activations, data, fourier, paper, saes, transformer
+from stages import activations, data, exp, fourier, paper, saes, transformer
 
 app = typer.Typer(
     name="husai",
@@ -19,6 +19,7 @@ app.command("transformer")(transformer.main)
 app.command("fourier")(fourier.main)
 app.command("activations")(activations.main)
 app.command("saes")(saes.main)
+app.command("exp-summary")(exp.main)
 app.command("paper")(paper.main)
 
 if __name__ == "__main__":
