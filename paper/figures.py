@@ -347,7 +347,7 @@ def fig_recovery(m: Metrics) -> Figure:
                             label=None if "random" in labelled else "random dictionary")
                     labelled.add("random")
         ax.axvline(1.0, color=RANDOM, ls=":", lw=1)
-        ax.set_xlabel("PWMCC trained / random")
+        ax.set_xlabel("PWMCC trained / random (dotted: 1 = random)")
         ax.set_ylabel(label)
         ax.set_ylim(-0.02, 1.05)
         ax.set_title(label)
@@ -410,6 +410,7 @@ def fig_dynamics(m: Metrics) -> Figure:
     fig = new_figure(6.4, 4.0)
     ax = fig.subplots()
     n = 0
+    randoms: dict[float, list[str]] = {}
     for i, (name, path) in enumerate(entries):
         series = sc.optional(dynamics_series, m, path)
         if series is None:
@@ -424,12 +425,16 @@ def fig_dynamics(m: Metrics) -> Figure:
             ax.fill_between(steps, lo, hi, color=f"C{i % 10}", alpha=0.2)
         rnd = sc.optional(sc.baseline, m, DYNAMICS, path, "random", "pwmcc")
         if rnd is not None and rnd.values(m)[0] is not None:
-            ax.axhline(rnd.values(m)[0], color=f"C{i % 10}", ls="--", lw=1,
-                       label=f"{name}: random dictionary")
+            randoms.setdefault(rnd.values(m)[0], []).append(name)
         n += 1
+    for value, names in randoms.items():
+        label = "random dictionary" if len(randoms) == 1 else f"random ({', '.join(names)})"
+        ax.axhline(value, color=RANDOM, ls="--", lw=1, label=label)
     if n == 0:
         raise Skip(f"{DYNAMICS}: no configuration has a PWMCC series by step")
-    ax.set_xlabel("SAE training step")
+    ax.set_xscale("symlog", linthresh=1.0)  # checkpoints are log-spaced from step 0
+    ax.set_xlim(left=0)
+    ax.set_xlabel("SAE training step (log scale past 1; 0 = initialisation)")
     ax.set_ylabel("PWMCC between seeds (95% CI band)")
     ax.legend()
     ax.set_title("Stability between seeds during SAE training")

@@ -62,6 +62,19 @@ def above(m: Metrics, trained: sc.Stat, *baselines: sc.Stat | None) -> bool | No
     return all(mb is not None and lo > mb for mb in means)
 
 
+def relation(m: Metrics, trained: sc.Stat, base: sc.Stat) -> str:
+    """``above`` / ``below`` the baseline mean when the CI excludes it, else undecided."""
+    _, lo, hi = trained.values(m)
+    bm = base.values(m)[0]
+    if lo is None or hi is None or bm is None:
+        return "(no CI) vs"
+    if lo > bm:
+        return "above"
+    if hi < bm:
+        return "below"
+    return "not distinguishable from"
+
+
 # ----------------------------------------------------------------------------- sections
 
 
@@ -296,8 +309,7 @@ def rq4(c: Citer, build) -> str:
     parts = []
     for name, path in sc.configs(m, GEOMETRY):
         for key, t, b in paired_with_random(m, GEOMETRY, path):
-            ok = above(m, t, b)
-            word = {True: "above", False: "**not** above", None: "vs"}[ok]
+            word = relation(m, t, b)
             parts.append(f"`{name}` {key.replace('_', ' ')} {ci_text(c, t)} {word} random "
                          f"{c.num(GEOMETRY, b.mean, '.3f')}")
     if not parts:

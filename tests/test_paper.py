@@ -21,7 +21,10 @@ CONFIGS = {"topk": "topk", "batchtopk": "batchtopk", "standard": "standard"}
 SEEDS = (42, 123, 456)
 
 
-def stats(mean: float, half: float = 0.02) -> dict:
+def stats(mean: float, half: float = 0.02, ci_list: bool = False) -> dict:
+    """A seed statistic in either documented form: ci_low/ci_high, or ci: [low, high]."""
+    if ci_list:
+        return {"mean": mean, "std": half / 2, "ci": [mean - half, mean + half]}
     return {"mean": mean, "std": half / 2, "ci_low": mean - half, "ci_high": mean + half,
             "n_seeds": 3, "n_pairs": 3}
 
@@ -45,7 +48,7 @@ def fake_metrics() -> dict[str, object]:
                 "metrics": {"explained_variance": 0.8 + 0.01 * i + 0.003 * j, "l0": 4.0 + j,
                             "frac_alive": 0.7, "mse": 1.0, "cossim": 0.9, "l2_ratio": 0.95}}
     stability = {name: {
-        "pwmcc": stats(0.5 + 0.1 * i), "hungarian_mcc": stats(0.4 + 0.1 * i),
+        "pwmcc": stats(0.5 + 0.1 * i, ci_list=True), "hungarian_mcc": stats(0.4 + 0.1 * i),
         "shared_fraction": stats(0.2 + 0.1 * i),
         "random_pwmcc": 0.31, "untrained_pwmcc": stats(0.33),
         "random_hungarian_mcc": 0.2, "untrained_hungarian_mcc": 0.21,
@@ -66,9 +69,9 @@ def fake_metrics() -> dict[str, object]:
                     "pwmcc": stats(0.4 + 0.001 * d + 0.01 * v),
                     "explained_variance": stats(0.5 + 0.004 * d + 0.01 * v),
                     "pwmcc_ratio_to_random": (0.4 + 0.001 * d + 0.01 * v) / 0.3}
-    dynamics = {name: {"checkpoints": [{"step": s, "pwmcc": stats(0.3 + s / 2000)}
-                                       for s in (0, 100, 200, 400)],
-                       "random_pwmcc": 0.31} for name in CONFIGS}
+    dynamics = {name: {"checkpoints": [{"step": s, "pwmcc": stats(0.3 + s / 200 + 0.02 * i)}
+                                       for s in (0, 1, 2, 4, 8, 16, 32, 64)],
+                       "random_pwmcc": 0.31} for i, name in enumerate(CONFIGS)}
     geometry = {name: {"subspace_overlap": stats(0.9), "random_subspace_overlap": 0.25,
                        "gram_spectrum_distance": stats(0.1),
                        "random_gram_spectrum_distance": 0.5} for name in CONFIGS}
