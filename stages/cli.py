@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import activations, data, fourier, saes, transformer
+from stages import activations, data, fourier, recovery, saes, stability, transformer
 
 app = typer.Typer(
     name="husai",
@@ -19,6 +19,8 @@ app.command("transformer")(transformer.main)
 app.command("fourier")(fourier.main)
 app.command("activations")(activations.main)
 app.command("saes")(saes.main)
+app.command("stability")(stability.main)
+app.command("recovery")(recovery.main)
 
 if __name__ == "__main__":
     app()
