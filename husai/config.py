@@ -262,6 +262,26 @@ def resolve_sae(defaults: SAEParams, name: str, overrides: Mapping[str, Any]) ->
 
 
 @dataclass(frozen=True)
+class AnalysisParams:
+    """How stability and recovery are measured (stages ``stability``, ``recovery``, ``sweep``)."""
+
+    ranks: tuple[int, ...] = (4, 8, 16, 32, 64)
+    shared_threshold: float = 0.7
+    n_boot: int = 1000
+    boot_seed: int = 0
+
+    def check(self, at: str) -> None:
+        require(len(self.ranks) >= 1 and all(r >= 1 for r in self.ranks), f"{at}.ranks",
+                list(self.ranks), "must list at least one rank, each >= 1")
+        require(len(set(self.ranks)) == len(self.ranks), f"{at}.ranks", list(self.ranks),
+                "must not repeat a rank")
+        require(0 < self.shared_threshold <= 1, f"{at}.shared_threshold", self.shared_threshold,
+                "must lie in (0, 1]")
+        require(self.n_boot >= 10, f"{at}.n_boot", self.n_boot, "must be >= 10")
+        require(self.boot_seed >= 0, f"{at}.boot_seed", self.boot_seed, "must be >= 0")
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
 
@@ -272,6 +292,7 @@ class Params:
     activations: ActivationsParams = field(default_factory=ActivationsParams)
     sae: SAEParams = field(default_factory=SAEParams)
     saes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    analysis: AnalysisParams = field(default_factory=AnalysisParams)
 
     def check(self, at: str) -> None:
         require(self.task is not None, "task", MISSING, "missing from params.yaml")

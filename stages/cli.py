@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import activations, data, exp, fourier, paper, saes, transformer
+from stages import activations, data, exp, fourier, paper, recovery, saes, stability, transformer
 
 app = typer.Typer(
     name="husai",
@@ -19,8 +19,10 @@ app.command("transformer")(transformer.main)
 app.command("fourier")(fourier.main)
 app.command("activations")(activations.main)
 app.command("saes")(saes.main)
-app.command("exp-summary")(exp.main)
+app.command("stability")(stability.main)
+app.command("recovery")(recovery.main)
 app.command("paper")(paper.main)
+app.command("exp-summary")(exp.main)
 
 if __name__ == "__main__":
     app()

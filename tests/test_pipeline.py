@@ -72,3 +72,15 @@ def test_second_run_from_scratch_gives_the_same_lock(tiny_repo: Path) -> None:
     wipe_outputs(tiny_repo)
     run(tiny_repo, "dvc", "repro")
     assert (tiny_repo / "dvc.lock").read_text() == first
+
+
+def test_stability_and_recovery_cover_every_baseline_config(tiny_repo: Path) -> None:
+    stab = json.loads((tiny_repo / "metrics/stability.json").read_text())
+    rec = json.loads((tiny_repo / "metrics/recovery.json").read_text())
+    params = YAML(typ="safe", pure=True).load((tiny_repo / "params.yaml").read_text())
+    assert set(stab) == set(rec) == set(params["saes"])
+    for name, s in stab.items():
+        assert s["pwmcc"]["ci"][0] <= s["pwmcc"]["mean"] <= s["pwmcc"]["ci"][1]
+        assert s["pwmcc_ratio_to_random"]["ratio"] == pytest.approx(
+            s["pwmcc"]["mean"] / s["random_pwmcc"]["mean"], rel=1e-4)
+        assert 0 <= rec[name]["key_frequency_coverage"]["mean"] <= 1

@@ -1,0 +1,76 @@
+"""Stage ``stability``: do the baseline SAEs learn the same atoms across seeds?
+
+For every configuration of params ``saes`` it loads the checkpoints of all seeds
+(``models/saes/<config>/seed<seed>``) and runs :func:`husai.analysis.stability_summary`
+(SCIENCE.md sections 4-5), with the conventions of params ``analysis``. Everything is
+checked and computed before ``metrics/stability.json`` is written.
+
+Schema of ``metrics/stability.json`` (a *stats* object is ``{"mean", "std", "ci":
+[low, high] or null, "n_seeds", "n_pairs"}``: mean and sample std over the
+n(n-1)/2 seed pairs, 95% percentile-bootstrap CI resampling seeds; a *ratio* object
+is ``{"ratio", "ci", "difference", "difference_ci", "paired"}``)::
+
+    {
+      "<config>": {                       # topk, batchtopk, standard (params saes)
+        "architecture": str, "d_sae": int, "d_in": int, "seeds": [int, ...],
+        "pwmcc": stats,                   # decoder atoms, |cos|
+        "hungarian_mcc": stats,           # Song et al. 2025, |cos|
+        "shared_fraction": stats,         # Paulo & Belrose 2025, threshold analysis.shared_threshold
+        "random_pwmcc": stats,            # isotropic dictionaries of the same shape, same seeds
+        "random_hungarian_mcc": stats, "random_shared_fraction": stats,
+        "random_pwmcc_expected": float,   # exact expectation for two isotropic dictionaries
+        "untrained_pwmcc": stats,         # the same architecture at initialisation, same seeds
+        "untrained_hungarian_mcc": stats, "untrained_shared_fraction": stats,
+        "pwmcc_ratio_to_random": ratio,   # trained / random PWMCC, seeds resampled independently
+        "pwmcc_ratio_to_untrained": ratio,  # trained / untrained PWMCC, paired by seed
+        "subspace_overlap": {"<r>": {"trained": stats, "untrained_mean": float,
+                                     "random_expectation": float}},  # r / d_in
+        "pair_pwmcc": [[float or null]]   # n x n, seeds in the order of "seeds"
+      }
+    }
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from stages._artifacts import load_activations
+from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
+
+
+@stage("stability")
+def main(
+    params: Path = PARAMS_OPTION,
+    activations: Path = typer.Option(Path("data/activations.safetensors"),
+                                     help="Activation dataset (for d_in)."),
+    saes: Path = typer.Option(Path("models/saes"), help="Checkpoint folder of stage saes."),
+    out: Path = typer.Option(Path("metrics/stability.json"), help="Metrics JSON to write."),
+) -> None:
+    """Stability across seeds of every `saes` configuration, beside random baselines."""
+    from husai.analysis import stability_summary
+    from husai.errors import HusaiError
+    from husai.sae import SAEConfig, init_saes
+    from stages._analysis import analysis_options, load_config_saes
+
+    prm = load_params(params)
+    configs = prm.sae_configs()
+    if not configs:
+        raise HusaiError("saes: params.yaml lists no SAE configurations")
+    setup(prm)
+    d_in = load_activations(activations).d_in
+    options = analysis_options(prm)
+    loaded = {name: load_config_saes(saes / name, name, hp, d_in) for name, hp in configs.items()}
+    result = {}
+    for name, sae in loaded.items():
+        console.print(f"stability: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
+        untrained = init_saes(SAEConfig.from_hyperparams(configs[name], d_in), sae.seeds)
+        result[name] = stability_summary(sae, options, untrained)
+    write_json(out, result)
+    for name, st in result.items():
+        r = st["pwmcc_ratio_to_random"]
+        ci = "" if r["ci"] is None else f" [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"
+        console.print(f"  {name}: PWMCC {st['pwmcc']['mean']:.3f} vs random "
+                      f"{st['random_pwmcc']['mean']:.3f}, ratio {r['ratio']:.2f}{ci}")
+    console.print(f"stability: {len(result)} configurations -> {out}")

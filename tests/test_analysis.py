@@ -1,0 +1,117 @@
+"""The per-configuration analysis (husai.analysis) against known answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from husai import fourier as fr
+from husai.analysis import AnalysisOptions, analyse, recovery_summary, stability_summary
+from husai.sae import BatchedSAE, SAEConfig, train_saes
+from tests.test_recovery import KEYS, hand_sae, planted_grid
+
+OPT = AnalysisOptions(ranks=(4, 8), n_boot=200)
+SEEDS = (1, 2, 3, 4)
+
+
+def planted_data(n: int = 4096, d: int = 32, m: int = 24, k: int = 3) -> torch.Tensor:
+    """x = sparse non-negative codes (k of m active) times m planted unit atoms."""
+    g = torch.Generator().manual_seed(0)
+    atoms = torch.randn(m, d, generator=g)
+    atoms /= atoms.norm(dim=1, keepdim=True)
+    idx = torch.rand(n, m, generator=g).argsort(dim=1)[:, :k]
+    codes = torch.zeros(n, m).scatter_(1, idx, torch.rand(n, k, generator=g) + 0.5)
+    return codes @ atoms
+
+
+def train(x: torch.Tensor) -> BatchedSAE:
+    cfg = SAEConfig(architecture="topk", d_sae=24, k=3, d_in=x.shape[1], epochs=8,
+                    batch_size=256, lr=0.01, dead_feature_window=20,
+                    normalize_activations="expected_average_only_in")
+    sae, _ = train_saes(cfg, x, SEEDS)
+    return sae
+
+
+@pytest.fixture(scope="module")
+def planted_summary() -> dict:
+    return stability_summary(train(planted_data()), OPT)
+
+
+@pytest.fixture(scope="module")
+def noise_summary() -> dict:
+    noise = torch.randn(4096, 32, generator=torch.Generator().manual_seed(1))
+    return stability_summary(train(noise), OPT)
+
+
+def test_planted_dictionary_is_found_by_every_seed(planted_summary: dict) -> None:
+    s = planted_summary
+    assert s["pwmcc"]["mean"] > 0.9 and s["hungarian_mcc"]["mean"] > 0.8
+    # 24 random atoms in 32 dimensions: exact expectation about 0.38
+    assert s["random_pwmcc"]["mean"] == pytest.approx(s["random_pwmcc_expected"], abs=0.03)
+    assert s["untrained_pwmcc"]["mean"] < 0.45
+    ratio = s["pwmcc_ratio_to_random"]
+    assert ratio["ci"][0] > 2.0 and ratio["ci"][0] <= ratio["ratio"] <= ratio["ci"][1]
+    assert s["pwmcc_ratio_to_untrained"]["ci"][0] > 2.0
+    assert s["shared_fraction"]["mean"] > 0.5 > s["random_shared_fraction"]["mean"]
+    assert s["pwmcc"]["n_seeds"] == 4 and s["pwmcc"]["n_pairs"] == 6
+    assert s["subspace_overlap"]["8"]["random_expectation"] == 8 / 32
+
+
+def test_pure_noise_is_not_far_above_random(noise_summary: dict) -> None:
+    s = noise_summary
+    ratio = s["pwmcc_ratio_to_random"]
+    assert ratio["ratio"] < 1.3 and ratio["ci"][1] < 1.4
+    assert s["shared_fraction"]["mean"] < 0.1
+    assert s["hungarian_mcc"]["mean"] < 0.5
+
+
+def test_summary_is_json_ready_and_deterministic(planted_summary: dict) -> None:
+    text = json.dumps(planted_summary, allow_nan=False)
+    pair = planted_summary["pair_pwmcc"]
+    assert pair[0][0] is None and pair[0][1] == pair[1][0]
+    assert json.loads(text)["seeds"] == list(SEEDS)
+
+
+def hand_built(seeds: tuple[int, ...]) -> tuple[BatchedSAE, torch.Tensor, fr.GroundTruth]:
+    """A standard SAE per seed whose encoder and decoder are the planted Fourier directions."""
+    x, directions, _ = planted_grid()
+    d = directions.to(torch.float32)
+    n, d_in = d.shape
+    s = len(seeds)
+    cfg = SAEConfig(architecture="standard", d_sae=n, d_in=d_in)
+    params = {"W_enc": d.T.expand(s, d_in, n).clone(), "b_enc": torch.zeros(s, n),
+              "W_dec": d.expand(s, n, d_in).clone(), "b_dec": torch.zeros(s, d_in)}
+    gt = fr.ground_truth_directions(x, list(KEYS))
+    return BatchedSAE(cfg, seeds, params), x.reshape(-1, d_in).to(torch.float32), gt
+
+
+def test_hand_built_fourier_sae_recovers_everything_in_every_seed() -> None:
+    sae, x, gt = hand_built((5, 6, 7))
+    # the SAE's latents are the planted functions
+    x_grid, directions, _ = planted_grid()
+    assert torch.allclose(sae.select(0).encode(x)[0].reshape(*x_grid.shape[:2], -1).double(),
+                          hand_sae(x_grid, directions), atol=1e-4)
+    out = recovery_summary(sae, x, gt, KEYS, OPT)
+    assert set(out["per_seed"]) == {"5", "6", "7"}
+    for key in ("pure_latent_fraction", "key_frequency_coverage"):
+        assert out[key]["mean"] == 1.0 and out[key]["std"] == 0.0 and out[key]["ci"] == [1.0, 1.0]
+    assert out["decoder_alignment"]["mean"] == pytest.approx(1.0, abs=1e-6)
+    assert out["random_decoder_alignment"]["mean"] < 0.6
+    # identical seeds are perfectly stable: every metric 1, ratio = 1 / random
+    both = analyse(sae, x, gt, KEYS, OPT)
+    st = both["stability"]
+    for key in ("pwmcc", "hungarian_mcc", "shared_fraction"):
+        assert st[key]["mean"] == pytest.approx(1.0, abs=1e-6)
+    assert st["pwmcc_ratio_to_random"]["ratio"] == pytest.approx(
+        1.0 / st["random_pwmcc"]["mean"], rel=1e-6)
+    assert st["subspace_overlap"]["8"]["trained"]["mean"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_bad_inputs_raise() -> None:
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        stability_summary(hand_built((5,))[0], OPT)
+    sae = hand_built((5, 6))[0]
+    with pytest.raises(ValueError, match="differ from trained"):
+        stability_summary(sae, OPT, untrained=hand_built((6, 5))[0])
