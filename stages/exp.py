@@ -128,7 +128,7 @@ def _with_changes(exp: Experiment, reference: Mapping[str, Any]) -> Experiment:
 def _number(value: Any, key: str = "mean") -> float | None:
     """A number, or the ``key`` of a {mean, std, ci} summary."""
     if isinstance(value, Mapping):
-        value = value.get(key)
+        value = value.get(key, value.get("ratio"))  # ratios are {ratio, ci, ...}
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
@@ -177,7 +177,7 @@ def rows(exps: list[Experiment], configs: set[str] | None = None) -> Iterator[Ro
                 pwmcc_ci=_ci(s.get("pwmcc")),
                 random_pwmcc=_number(s.get("random_pwmcc")),
                 untrained_pwmcc=_number(s.get("untrained_pwmcc")),
-                ratio=_number(s.get("pwmcc_ratio_to_random")),
+                ratio=_number(s.get("pwmcc_ratio_to_random"), "ratio"),
                 hungarian_mcc=_number(s.get("hungarian_mcc")),
                 shared_fraction=_number(s.get("shared_fraction")),
                 l0=r.get("l0"),

@@ -36,7 +36,7 @@ def _node(rev: str, name: str | None, k: int, pwmcc: float, l0s: list[float],
                 "metrics/stability.json": {"data": {"topk": {
                     "pwmcc": {"mean": pwmcc, "std": 0.01, "ci": [pwmcc - 0.02, pwmcc + 0.02]},
                     "random_pwmcc": {"mean": 0.25}, "untrained_pwmcc": 0.26,
-                    "pwmcc_ratio_to_random": {"mean": pwmcc / 0.25},
+                    "pwmcc_ratio_to_random": {"ratio": pwmcc / 0.25, "ci": [1.0, 3.0]},
                     "hungarian_mcc": {"mean": 0.5}, "shared_fraction": {"mean": 0.4}}}},
                 "metrics/saes.json": {"data": saes},
             },
