@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from stages import activations, data, fourier, recovery, saes, stability, transformer
+from stages import (
+    activations,
+    data,
+    fourier,
+    recovery,
+    saes,
+    stability,
+    sweep,
+    sweep_summary,
+    transformer,
+)
 
 app = typer.Typer(
     name="husai",
@@ -21,6 +31,8 @@ app.command("activations")(activations.main)
 app.command("saes")(saes.main)
 app.command("stability")(stability.main)
 app.command("recovery")(recovery.main)
+app.command("sweep")(sweep.main)
+app.command("sweep-summary")(sweep_summary.main)
 
 if __name__ == "__main__":
     app()
