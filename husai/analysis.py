@@ -105,14 +105,41 @@ def _pairwise(sae: BatchedSAE, opt: AnalysisOptions) -> dict[str, np.ndarray]:
                             hungarian=opt.hungarian)
 
 
+def baseline_matrices(
+    sae: BatchedSAE,
+    options: AnalysisOptions | None = None,
+    untrained: BatchedSAE | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """The pairwise metrics of both baselines for ``sae``'s shape and seeds:
+    ``{"random": ..., "untrained": ...}`` (``husai.stability.pairwise_metrics`` format).
+
+    They depend only on the architecture's initialisation, ``d_sae``, ``d_in`` and the
+    seeds, so configurations that share those may compute them once and pass them to
+    :func:`stability_summary`. ``untrained`` defaults to ``init_saes(sae.config, sae.seeds)``.
+    """
+    opt = options or AnalysisOptions()
+    cfg = sae.config
+    if untrained is None:
+        untrained = init_saes(cfg, sae.seeds)
+    if untrained.seeds != sae.seeds:
+        raise ValueError(f"untrained seeds {untrained.seeds} differ from trained {sae.seeds}")
+    if (untrained.config.d_sae, untrained.config.d_in) != (cfg.d_sae, cfg.d_in):
+        raise ValueError("the untrained SAEs have another shape than the trained ones")
+    rand = isotropic_baseline(cfg.d_sae, cfg.d_in, sae.seeds, threshold=opt.shared_threshold,
+                              ranks=opt.ranks, hungarian=opt.hungarian)
+    return {"random": rand, "untrained": _pairwise(untrained, opt)}
+
+
 def stability_summary(
     sae: BatchedSAE,
     options: AnalysisOptions | None = None,
     untrained: BatchedSAE | None = None,
+    baselines: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Stability of one configuration across its seeds, beside its baselines.
 
-    ``untrained`` defaults to ``init_saes(sae.config, sae.seeds)``. Keys:
+    ``untrained`` defaults to ``init_saes(sae.config, sae.seeds)``; ``baselines``, from
+    :func:`baseline_matrices` of the same shape, seeds and options, skips recomputing them. Keys:
     ``architecture``, ``d_sae``, ``d_in``, ``seeds``; ``pwmcc``, ``hungarian_mcc``,
     ``shared_fraction`` (stats dicts, the latter two None without matching);
     ``random_pwmcc``, ``random_hungarian_mcc``, ``random_shared_fraction``,
@@ -127,15 +154,13 @@ def stability_summary(
     if n < 2:
         raise ValueError(f"stability needs at least 2 seeds, got {n}")
     cfg = sae.config
-    if untrained is None:
-        untrained = init_saes(cfg, sae.seeds)
-    if untrained.seeds != sae.seeds:
-        raise ValueError(f"untrained seeds {untrained.seeds} differ from trained {sae.seeds}")
+    if baselines is None:
+        baselines = baseline_matrices(sae, opt, untrained)
+    rand, init = baselines["random"], baselines["untrained"]
+    if rand["pwmcc"].shape[0] != n or init["pwmcc"].shape[0] != n:
+        raise ValueError(f"baselines for {rand['pwmcc'].shape[0]} seeds, trained SAEs have {n}")
     boot = {"n_boot": opt.n_boot, "seed": opt.boot_seed}
     trained = _pairwise(sae, opt)
-    init = _pairwise(untrained, opt)
-    rand = isotropic_baseline(cfg.d_sae, cfg.d_in, sae.seeds, threshold=opt.shared_threshold,
-                              ranks=opt.ranks, hungarian=opt.hungarian)
 
     def stat(mats: dict[str, np.ndarray], key: str) -> dict[str, Any] | None:
         return stats_dict(seed_stats(mats[key], **boot)) if key in mats else None

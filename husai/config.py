@@ -281,6 +281,63 @@ class AnalysisParams:
         require(self.boot_seed >= 0, f"{at}.boot_seed", self.boot_seed, "must be >= 0")
 
 
+SWEEP_KNOBS = {"topk": "k", "batchtopk": "k", "matryoshka_batchtopk": "k",
+               "standard": "l1_coefficient", "gated": "l1_coefficient",
+               "jumprelu": "l0_coefficient"}
+"""The sparsity hyperparameter that a sweep varies for each architecture."""
+
+
+@dataclass(frozen=True)
+class SweepParams:
+    """The research grid (stage ``sweep``): architectures x dictionary sizes x sparsity
+    levels, each trained at every seed from the ``sae`` defaults with these overrides."""
+
+    architectures: tuple[str, ...] = ("topk", "batchtopk", "standard", "jumprelu")
+    d_sae: tuple[int, ...] = (16, 64, 256, 1024)
+    sparsity: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    epochs: int = 2
+    lr: float = 1e-3
+    batch_size: int = 256
+    seeds: tuple[int, ...] = (42, 123, 456, 789, 1011)
+    hungarian_max_d_sae: int = 1024
+    stable_ratio: float = 1.0
+
+    def check(self, at: str) -> None:
+        require(len(self.architectures) >= 1, f"{at}.architectures", list(self.architectures),
+                "must list at least one architecture")
+        for i, arch in enumerate(self.architectures):
+            require(arch in SWEEP_KNOBS, f"{at}.architectures[{i}]", arch,
+                    f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})")
+            require(arch in self.sparsity, f"{at}.sparsity", dict(self.sparsity),
+                    f"must list sparsity levels for architecture {arch}")
+        require(len(set(self.architectures)) == len(self.architectures), f"{at}.architectures",
+                list(self.architectures), "must not repeat an architecture")
+        require(len(self.d_sae) >= 1 and all(d >= 1 for d in self.d_sae), f"{at}.d_sae",
+                list(self.d_sae), "must list at least one size, each >= 1")
+        require(len(set(self.d_sae)) == len(self.d_sae), f"{at}.d_sae", list(self.d_sae),
+                "must not repeat a size")
+        for arch, levels in self.sparsity.items():
+            key = f"{at}.sparsity.{arch}"
+            require(arch in SWEEP_KNOBS, key, list(levels),
+                    f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})")
+            require(len(levels) >= 1, key, list(levels), "must list at least one level")
+            require(len(set(levels)) == len(levels), key, list(levels), "must not repeat a level")
+            if SWEEP_KNOBS[arch] == "k":
+                require(all(float(v).is_integer() and v >= 1 for v in levels), key, list(levels),
+                        "k levels must be integers >= 1")
+            else:
+                require(all(v > 0 for v in levels), key, list(levels),
+                        f"{SWEEP_KNOBS[arch]} levels must be > 0")
+        for name in ("epochs", "batch_size", "hungarian_max_d_sae"):
+            require(getattr(self, name) >= 1, f"{at}.{name}", getattr(self, name), "must be >= 1")
+        require(self.lr > 0, f"{at}.lr", self.lr, "must be > 0")
+        require(len(self.seeds) >= 2, f"{at}.seeds", list(self.seeds),
+                "must list at least two seeds (stability compares seeds)")
+        require(len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
+                f"{at}.seeds", list(self.seeds), "seeds must be distinct and >= 0")
+        require(self.stable_ratio > 0, f"{at}.stable_ratio", self.stable_ratio, "must be > 0")
+
+
 @dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
@@ -293,11 +350,40 @@ class Params:
     sae: SAEParams = field(default_factory=SAEParams)
     saes: dict[str, dict[str, Any]] = field(default_factory=dict)
     analysis: AnalysisParams = field(default_factory=AnalysisParams)
+    sweep: SweepParams | None = None
 
     def check(self, at: str) -> None:
         require(self.task is not None, "task", MISSING, "missing from params.yaml")
         require(self.transformer is not None, "transformer", MISSING, "missing from params.yaml")
         self.sae_configs()
+
+    def sweep_configs(self, architecture: str, d_sae: int) -> dict[str, tuple[str, float,
+                                                                               SAEParams | str]]:
+        """The sweep configurations of one (architecture, d_sae) cell of the grid:
+        name -> (knob, level, resolved params), or (knob, level, reason) for a
+        combination that is invalid (e.g. k > d_sae) and is skipped."""
+        sw = self.sweep
+        require(sw is not None, "sweep", MISSING, "missing from params.yaml")
+        assert sw is not None
+        require(architecture in sw.architectures, "sweep.architectures", list(sw.architectures),
+                f"does not list architecture {architecture!r}")
+        require(d_sae in sw.d_sae, "sweep.d_sae", list(sw.d_sae), f"does not list {d_sae}")
+        knob = SWEEP_KNOBS[architecture]
+        out: dict[str, tuple[str, float, SAEParams | str]] = {}
+        for level in sw.sparsity[architecture]:
+            value: int | float = int(level) if knob == "k" else float(level)
+            short = {"k": "k", "l1_coefficient": "l1c", "l0_coefficient": "l0c"}[knob]
+            name = f"{architecture}-d{d_sae}-{short}{value:g}"
+            try:
+                hp = dataclasses.replace(self.sae, architecture=architecture, d_sae=d_sae,
+                                         epochs=sw.epochs, lr=sw.lr, batch_size=sw.batch_size,
+                                         seeds=tuple(sw.seeds), **{knob: value})
+                hp.check_as(lambda f, n=name: f"sweep[{n}].{f}")
+                out[name] = (knob, value, hp)
+            except ParamError as err:
+                out[name] = (knob, value, f"{knob} = {value:g} with d_sae = {d_sae}: "
+                                          f"{err.reason}")
+        return out
 
     def sae_configs(self) -> dict[str, SAEParams]:
         """The configurations of section ``saes`` (name -> resolved, validated params)."""

@@ -109,9 +109,14 @@ def clean_numbers(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
-def write_json(path: Path, obj: Any) -> None:
+def json_bytes(obj: Any) -> bytes:
     """Deterministic JSON: rounded floats, insertion-ordered keys, trailing newline."""
-    write_text(path, json.dumps(clean_numbers(obj), indent=2, allow_nan=False) + "\n")
+    return (json.dumps(clean_numbers(obj), indent=2, allow_nan=False) + "\n").encode()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """:func:`json_bytes` of ``obj`` written atomically to ``path``."""
+    write_bytes(path, json_bytes(obj))
 
 
 def write_csv(path: Path, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from stages import activations, data, exp, fourier, paper, recovery, saes, stability, transformer
+from stages import (
+    activations,
+    data,
+    exp,
+    fourier,
+    paper,
+    recovery,
+    saes,
+    stability,
+    sweep,
+    sweep_summary,
+    transformer,
+)
 
 app = typer.Typer(
     name="husai",
@@ -21,6 +33,8 @@ app.command("activations")(activations.main)
 app.command("saes")(saes.main)
 app.command("stability")(stability.main)
 app.command("recovery")(recovery.main)
+app.command("sweep")(sweep.main)
+app.command("sweep-summary")(sweep_summary.main)
 app.command("paper")(paper.main)
 app.command("exp-summary")(exp.main)
 

@@ -84,3 +84,30 @@ def test_stability_and_recovery_cover_every_baseline_config(tiny_repo: Path) -> 
         assert s["pwmcc_ratio_to_random"]["ratio"] == pytest.approx(
             s["pwmcc"]["mean"] / s["random_pwmcc"]["mean"], rel=1e-4)
         assert 0 <= rec[name]["key_frequency_coverage"]["mean"] <= 1
+
+
+def test_sweep_summary_matches_the_configuration_files(tiny_repo: Path) -> None:
+    summary = json.loads((tiny_repo / "metrics/sweep.json").read_text())
+    files = sorted((tiny_repo / "metrics/sweep").glob("*/*.json"))
+    entries = {e["config"]: e for e in (json.loads(f.read_text()) for f in files)}
+    params = YAML(typ="safe", pure=True).load((tiny_repo / "params.yaml").read_text())["sweep"]
+    assert {f.parent.name for f in files} == {f"{a}-d{d}" for a in params["architectures"]
+                                              for d in params["d_sae"]}
+    assert entries["topk-d8-k16"]["skipped"] and "must be <= d_sae" in entries["topk-d8-k16"][
+        "reason"]
+    trained = {n: e for n, e in entries.items() if not e["skipped"]}
+    assert summary["n_configs"] == len(trained) == 5 and summary["n_skipped"] == 1
+    assert summary["n_saes"] == 5 * len(params["seeds"])
+    ratio = {n: e["stability"]["pwmcc_ratio_to_random"] for n, e in trained.items()}
+    best_name = max(ratio, key=lambda n: ratio[n]["ratio"])
+    best = summary["best_ratio"][0]
+    assert best["config"] == best_name
+    assert best["ratio"] == ratio[best_name]["ratio"] and best["ratio_ci"] == ratio[best_name]["ci"]
+    assert best["pwmcc"] == trained[best_name]["stability"]["pwmcc"]["mean"]
+    assert best["l0"] == trained[best_name]["metrics"]["l0"]
+    # matchings only up to hungarian_max_d_sae (8)
+    assert trained["topk-d8-k2"]["stability"]["shared_fraction"] is not None
+    assert trained["topk-d32-k2"]["stability"]["shared_fraction"] is None
+    csv = (tiny_repo / "metrics/curves/sweep.csv").read_text().splitlines()
+    assert csv[0].startswith("config,architecture,d_sae") and len(csv) == 1 + len(trained)
+    assert summary["goldilocks"]["answer"]

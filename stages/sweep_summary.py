@@ -1,0 +1,256 @@
+"""Stage ``sweep_summary``: the research grid in one table, and what it answers.
+
+Reads every configuration file of the cells of params ``sweep``
+(``metrics/sweep/<architecture>-d<d_sae>/<config>.json``, stage ``sweep``) and writes
+``metrics/sweep.json`` and ``metrics/curves/sweep.csv`` (one row per trained
+configuration, for ``dvc plots``).
+
+Definitions
+-----------
+* ``ratio``: trained / random (isotropic) PWMCC with its 95% seed-bootstrap CI;
+  ``ratio_untrained``: trained / untrained PWMCC (paired by seed).
+* Stable configuration (SCIENCE.md section 5, "clearly above both baselines, with
+  the confidence interval to show it"): the lower CI bounds of ``ratio`` and
+  ``ratio_untrained`` both exceed ``sweep.stable_ratio`` (default 1).
+* Architecture comparison at matched L0: for each dictionary size and each target
+  L0 (the k levels of the topk family in the grid), every architecture contributes
+  its configuration whose measured L0 is nearest the target in log scale, if within
+  a factor of ``L0_MATCH_FACTOR`` (1.5); a comparison needs two architectures.
+* Goldilocks zone: the best ratio per dictionary size (over architectures and
+  sparsities) peaks at an *interior* size, with the peak's CI above the CIs of the
+  best configurations at the smallest and the largest size. Otherwise "no Goldilocks
+  zone above d_sae X", X the size of the highest ratio.
+
+Schema of ``metrics/sweep.json``::
+
+    {
+      "n_configs": int, "n_saes": int, "n_skipped": int, "seeds": [int], "epochs": int,
+      "rows": [{"config", "architecture", "d_sae", "knob", "level", "skipped",
+                # the rest only when not skipped:
+                "l0", "explained_variance", "dead_fraction", "pwmcc", "pwmcc_ci",
+                "random_pwmcc", "untrained_pwmcc", "ratio", "ratio_ci", "ratio_untrained",
+                "ratio_untrained_ci", "hungarian_mcc", "shared_fraction" (null above
+                sweep.hungarian_max_d_sae), "coverage", "pure_latent_fraction",
+                "decoder_alignment", "random_decoder_alignment", "stable"}],
+      "best_ratio": [up to 5 rows (fields as above), highest ratio first],
+      "by_d_sae": {"<d_sae>": {"best_config", "best_ratio", "best_ratio_ci", "best_pwmcc",
+                               "random_pwmcc", "n_configs", "n_stable"}},
+      "matched_l0": [{"d_sae", "target_l0", "best_architecture",
+                      "architectures": {"<arch>": {"config", "l0", "ratio", "ratio_ci",
+                                                   "pwmcc", "explained_variance"}}}],
+      "architectures_at_matched_l0": {"<arch>": {"n_comparisons", "wins", "mean_ratio"}},
+      "goldilocks": {"zone": bool, "peak_d_sae": int, "stable_d_sae": [int], "answer": str}
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from stages._common import PARAMS_OPTION, console, load_params, stage, write_csv, write_json
+
+L0_MATCH_FACTOR = 1.5
+N_BEST = 5
+CSV_COLUMNS = ["config", "architecture", "d_sae", "knob", "level", "l0", "explained_variance",
+               "dead_fraction", "pwmcc", "random_pwmcc", "untrained_pwmcc", "ratio",
+               "ratio_ci_low", "ratio_ci_high", "hungarian_mcc", "shared_fraction", "coverage",
+               "decoder_alignment"]
+
+
+def _mean(stats: dict | None) -> float | None:
+    return None if stats is None else stats["mean"]
+
+
+def row_of(entry: dict, stable_ratio: float) -> dict[str, Any]:
+    """The summary row of one configuration file of stage ``sweep``."""
+    row: dict[str, Any] = {"config": entry["config"], "architecture": entry["architecture"],
+                           "d_sae": entry["d_sae"], "knob": entry["sparsity"]["knob"],
+                           "level": entry["sparsity"]["value"], "skipped": entry["skipped"]}
+    if entry["skipped"]:
+        row["reason"] = entry["reason"]
+        return row
+    m, st, rec = entry["metrics"], entry["stability"], entry["recovery"]
+    ratio, untrained = st["pwmcc_ratio_to_random"], st["pwmcc_ratio_to_untrained"]
+
+    def above(r: dict) -> bool:
+        return r["ci"] is not None and r["ci"][0] > stable_ratio
+
+    row.update({
+        "l0": m["l0"], "explained_variance": m["explained_variance"],
+        "dead_fraction": 1.0 - m["frac_alive"],
+        "pwmcc": st["pwmcc"]["mean"], "pwmcc_ci": st["pwmcc"]["ci"],
+        "random_pwmcc": st["random_pwmcc"]["mean"], "untrained_pwmcc": st["untrained_pwmcc"]["mean"],
+        "ratio": ratio["ratio"], "ratio_ci": ratio["ci"],
+        "ratio_untrained": untrained["ratio"], "ratio_untrained_ci": untrained["ci"],
+        "hungarian_mcc": _mean(st["hungarian_mcc"]), "shared_fraction": _mean(st["shared_fraction"]),
+        "coverage": rec["key_frequency_coverage"]["mean"],
+        "pure_latent_fraction": rec["pure_latent_fraction"]["mean"],
+        "decoder_alignment": rec["decoder_alignment"]["mean"],
+        "random_decoder_alignment": rec["random_decoder_alignment"]["mean"],
+        "stable": above(ratio) and above(untrained),
+    })
+    return row
+
+
+def csv_value(row: dict[str, Any], column: str) -> Any:
+    """A CSV cell: ``ratio_ci_low``/``_high`` unpack the CI, other columns are row fields."""
+    if column in ("ratio_ci_low", "ratio_ci_high"):
+        ci = row["ratio_ci"]
+        return None if ci is None else ci[column.endswith("high")]
+    return row.get(column)
+
+
+def _ci(ci: list | None) -> str:
+    return "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def matched_l0(rows: list[dict], targets: list[float]) -> list[dict[str, Any]]:
+    """Architecture comparison at matched L0 (module docstring)."""
+    out = []
+    for d in sorted({r["d_sae"] for r in rows}):
+        for target in targets:
+            arches: dict[str, Any] = {}
+            for arch in sorted({r["architecture"] for r in rows}):
+                cands = [r for r in rows if r["d_sae"] == d and r["architecture"] == arch
+                         and r["l0"] > 0 and r["ratio"] is not None]
+                if not cands:
+                    continue
+                best = min(cands, key=lambda r: (abs(math.log(r["l0"] / target)), r["config"]))
+                if abs(math.log(best["l0"] / target)) <= math.log(L0_MATCH_FACTOR):
+                    arches[arch] = {k: best[k] for k in ("config", "l0", "ratio", "pwmcc",
+                                                         "explained_variance")}
+                    arches[arch]["ratio_ci"] = best["ratio_ci"]
+            if len(arches) >= 2:
+                top = max(arches, key=lambda a: (arches[a]["ratio"], a))
+                out.append({"d_sae": d, "target_l0": target, "best_architecture": top,
+                            "architectures": arches})
+    return out
+
+
+def goldilocks(by_d: dict[int, dict], rows: list[dict]) -> dict[str, Any]:
+    """Is there an interior band of dictionary sizes where stability peaks? (docstring)"""
+    sizes = sorted(by_d)
+    best = {d: by_d[d] for d in sizes if by_d[d]["best_ratio"] is not None}
+    sizes = list(best)
+    stable = sorted({r["d_sae"] for r in rows if r["stable"]})
+    peak = max(sizes, key=lambda d: (best[d]["best_ratio"], -d))
+
+    def lo(d: int) -> float:
+        ci = best[d]["best_ratio_ci"]
+        return -math.inf if ci is None else ci[0]
+
+    def hi(d: int) -> float:
+        ci = best[d]["best_ratio_ci"]
+        return math.inf if ci is None else ci[1]
+
+    interior = peak not in (sizes[0], sizes[-1])
+    zone = interior and lo(peak) > hi(sizes[0]) and lo(peak) > hi(sizes[-1])
+    trend = ", ".join(f"d_sae {d}: {best[d]['best_ratio']:.2f}{_ci(best[d]['best_ratio_ci'])}"
+                      for d in sizes)
+    p = best[peak]
+    if zone:
+        answer = (f"Goldilocks zone at d_sae {peak}: the best trained/random PWMCC ratio "
+                  f"({p['best_config']}, {p['best_ratio']:.2f}{_ci(p['best_ratio_ci'])}) is "
+                  f"clearly above the best at both ends of the grid. Best ratio by size: {trend}.")
+    else:
+        answer = (f"No Goldilocks zone above d_sae {peak}: the best trained/random PWMCC ratio "
+                  f"is highest at d_sae {peak} ({p['best_config']}, {p['best_ratio']:.2f}"
+                  f"{_ci(p['best_ratio_ci'])}) and no interior size beats both ends with "
+                  f"its CI. Best ratio by size: {trend}.")
+    unstable_above = [d for d in sizes if stable and d > stable[-1]]
+    if not stable:
+        answer += " No configuration is stable (CIs above both baselines)."
+    elif unstable_above:
+        answer += f" No configuration is stable above d_sae {stable[-1]}."
+    else:
+        answer += " Every size has configurations above both baselines (CI)."
+    return {"zone": zone, "peak_d_sae": peak, "stable_d_sae": stable, "answer": answer}
+
+
+def summarise(entries: list[dict], stable_ratio: float, seeds: list[int], epochs: int,
+              targets: list[float]) -> dict[str, Any]:
+    """Everything of ``metrics/sweep.json`` from the configuration files (pure)."""
+    all_rows = [row_of(e, stable_ratio) for e in entries]
+    rows = [r for r in all_rows if not r["skipped"]]
+    if not rows:
+        from husai.errors import HusaiError
+
+        raise HusaiError("sweep: every configuration of the grid was skipped")
+    ranked = sorted((r for r in rows if r["ratio"] is not None),
+                    key=lambda r: (-r["ratio"], r["config"]))
+    by_d: dict[int, dict] = {}
+    for d in sorted({r["d_sae"] for r in rows}):
+        here = [r for r in ranked if r["d_sae"] == d]
+        top = here[0] if here else None
+        by_d[d] = {"best_config": top and top["config"], "best_ratio": top and top["ratio"],
+                   "best_ratio_ci": top and top["ratio_ci"], "best_pwmcc": top and top["pwmcc"],
+                   "random_pwmcc": top and top["random_pwmcc"],
+                   "n_configs": sum(r["d_sae"] == d for r in rows),
+                   "n_stable": sum(r["d_sae"] == d and r["stable"] for r in rows)}
+    matched = matched_l0(rows, targets)
+    arch_stats: dict[str, dict[str, Any]] = {}
+    for cell in matched:
+        for arch, v in cell["architectures"].items():
+            s = arch_stats.setdefault(arch, {"n_comparisons": 0, "wins": 0, "ratios": []})
+            s["n_comparisons"] += 1
+            s["wins"] += int(cell["best_architecture"] == arch)
+            s["ratios"].append(v["ratio"])
+    for s in arch_stats.values():
+        ratios = s.pop("ratios")
+        s["mean_ratio"] = sum(ratios) / len(ratios)
+    return {
+        "n_configs": len(rows), "n_saes": len(rows) * len(seeds),
+        "n_skipped": len(all_rows) - len(rows), "seeds": seeds, "epochs": epochs,
+        "rows": all_rows,
+        "best_ratio": ranked[:N_BEST],
+        "by_d_sae": {str(d): v for d, v in by_d.items()},
+        "matched_l0": matched,
+        "architectures_at_matched_l0": dict(sorted(arch_stats.items())),
+        "goldilocks": goldilocks(by_d, rows),
+    }
+
+
+@stage("sweep_summary")
+def main(
+    params: Path = PARAMS_OPTION,
+    sweep_dir: Path = typer.Option(Path("metrics/sweep"), "--sweep", help="Folder of stage sweep."),
+    out: Path = typer.Option(Path("metrics/sweep.json"), help="Summary JSON to write."),
+    csv: Path = typer.Option(Path("metrics/curves/sweep.csv"), help="Plot data to write."),
+) -> None:
+    """Summarise the research grid: best stability ratios, matched-L0 comparison, Goldilocks."""
+    from husai.config import SWEEP_KNOBS
+    from husai.errors import HusaiError
+    from stages._artifacts import require_inputs
+    from stages.sweep import cell_name
+
+    prm = load_params(params)
+    if prm.sweep is None:
+        raise HusaiError("sweep: missing from params.yaml")
+    sw = prm.sweep
+    entries = []
+    for arch in sw.architectures:
+        for d in sw.d_sae:
+            for name in prm.sweep_configs(arch, d):
+                path = sweep_dir / cell_name(arch, d) / f"{name}.json"
+                require_inputs(path)
+                try:
+                    entries.append(json.loads(path.read_text()))
+                except json.JSONDecodeError as err:
+                    raise HusaiError(f"{path} is not valid JSON: {err}") from None
+    targets = sorted({float(v) for a in sw.architectures if SWEEP_KNOBS[a] == "k"
+                      for v in sw.sparsity[a]})
+    summary = summarise(entries, sw.stable_ratio, list(sw.seeds), sw.epochs, targets)
+    rows = [r for r in summary["rows"] if not r["skipped"]]
+    write_json(out, summary)
+    write_csv(csv, CSV_COLUMNS, ([csv_value(r, c) for c in CSV_COLUMNS] for r in rows))
+    console.print(f"sweep_summary: {summary['n_configs']} configurations "
+                  f"({summary['n_saes']} SAEs, {summary['n_skipped']} skipped) -> {out}, {csv}")
+    for r in summary["best_ratio"]:
+        console.print(f"  {r['config']}: ratio {r['ratio']:.2f}{_ci(r['ratio_ci'])}, PWMCC "
+                      f"{r['pwmcc']:.3f}, L0 {r['l0']:.1f}, EV {r['explained_variance']:.3f}")
+    console.print(summary["goldilocks"]["answer"])

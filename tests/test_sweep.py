@@ -1,0 +1,123 @@
+"""The sweep's params, grid cells and summary logic against known answers."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from husai.config import parse_params
+from husai.errors import ParamError
+from stages.sweep_summary import goldilocks, matched_l0, summarise
+from tests.test_sae_stage import with_value
+
+
+def test_grid_cells_resolve_and_skip_invalid_combinations(tiny_params_raw) -> None:
+    prm = parse_params(tiny_params_raw)
+    cells = prm.sweep_configs("topk", 8)
+    assert list(cells) == ["topk-d8-k2", "topk-d8-k16"]
+    knob, value, hp = cells["topk-d8-k2"]
+    assert (knob, value) == ("k", 2)
+    assert (hp.d_sae, hp.k, hp.epochs, hp.lr, hp.seeds) == (8, 2, 3, 0.01, (42, 123, 456))
+    assert cells["topk-d8-k16"][2] == "k = 16 with d_sae = 8: must be <= d_sae = 8"
+    knob, value, hp = prm.sweep_configs("standard", 32)["standard-d32-l1c3"]
+    assert (knob, value, hp.l1_coefficient, hp.architecture) == ("l1_coefficient", 3.0, 3.0,
+                                                                "standard")
+    with pytest.raises(ParamError, match=r"^sweep.d_sae = \[8, 32\]: does not list 9$"):
+        prm.sweep_configs("topk", 9)
+
+
+def test_default_grid_is_large_enough(repo_root) -> None:
+    from ruamel.yaml import YAML
+
+    prm = parse_params(YAML(typ="safe", pure=True).load((repo_root / "params.yaml").read_text()))
+    sw = prm.sweep
+    assert {"topk", "batchtopk", "standard", "jumprelu"} <= set(sw.architectures)
+    assert min(sw.d_sae) <= 16 and max(sw.d_sae) >= 1024
+    trained = [hp for a in sw.architectures for d in sw.d_sae
+               for (_, _, hp) in prm.sweep_configs(a, d).values() if not isinstance(hp, str)]
+    assert len(trained) >= 50 and len(trained) * len(sw.seeds) >= 250
+    assert len(sw.seeds) == 5
+
+
+@pytest.mark.parametrize(("key", "value", "named", "reason"), [
+    ("sweep.architectures", ["topk", "gated"], "sweep.sparsity",
+     "must list sparsity levels for architecture gated"),
+    ("sweep.architectures", ["topkk"], "sweep.architectures[0]", "unknown architecture"),
+    ("sweep.sparsity.topk", [2, 2.5], None, "k levels must be integers >= 1"),
+    ("sweep.sparsity.standard", [0.0], None, "l1_coefficient levels must be > 0"),
+    ("sweep.d_sae", [8, 8], None, "must not repeat a size"),
+    ("sweep.seeds", [1], None, "at least two seeds"),
+    ("sweep.epochs", 0, None, "must be >= 1"),
+    ("sweep.bogus", 1, None, "unknown key"),
+])
+def test_bad_sweep_params_name_their_key(tiny_params_raw, key, value, named, reason) -> None:
+    with pytest.raises(ParamError) as info:
+        parse_params(with_value(tiny_params_raw, key, value))
+    assert str(info.value).startswith(f"{named or key} = ") and reason in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def entry(config: str, arch: str, d: int, l0: float, ratio: float, ci: list[float] | None,
+          skipped: bool = False) -> dict:
+    base = {"config": config, "architecture": arch, "d_sae": d,
+            "sparsity": {"knob": "k", "value": 4}, "skipped": skipped}
+    if skipped:
+        return {**base, "reason": "k = 64 with d_sae = 16: must be <= d_sae = 16"}
+    stats = {"mean": 0.3 * ratio, "std": 0.01, "ci": None}
+    return {**base, "metrics": {"l0": l0, "explained_variance": 0.9, "frac_alive": 0.75},
+            "stability": {"pwmcc": stats, "random_pwmcc": {"mean": 0.3}, "untrained_pwmcc":
+                          {"mean": 0.3}, "hungarian_mcc": None, "shared_fraction": None,
+                          "pwmcc_ratio_to_random": {"ratio": ratio, "ci": ci},
+                          "pwmcc_ratio_to_untrained": {"ratio": ratio, "ci": ci}},
+            "recovery": {k: {"mean": 0.5} for k in ("key_frequency_coverage",
+                         "pure_latent_fraction", "decoder_alignment",
+                         "random_decoder_alignment")}}
+
+
+def test_summary_ranks_compares_and_finds_no_zone_for_a_falling_curve() -> None:
+    entries = [entry("a16", "topk", 16, 4.0, 3.0, [2.8, 3.2]),
+               entry("b16", "standard", 16, 5.0, 2.0, [1.9, 2.1]),
+               entry("c16", "topk", 16, 0, 0, None, skipped=True),
+               entry("a64", "topk", 64, 4.2, 1.5, [1.4, 1.6]),
+               entry("b64", "standard", 64, 30.0, 1.8, [1.7, 1.9]),
+               entry("a256", "topk", 256, 4.0, 1.02, [0.98, 1.06])]
+    s = summarise(entries, 1.0, [1, 2, 3], 2, [4.0, 32.0])
+    assert (s["n_configs"], s["n_saes"], s["n_skipped"]) == (5, 15, 1)
+    assert [r["config"] for r in s["best_ratio"]] == ["a16", "b16", "b64", "a64", "a256"]
+    assert s["best_ratio"][0]["ratio_ci"] == [2.8, 3.2]
+    assert s["by_d_sae"]["64"]["best_config"] == "b64" and s["by_d_sae"]["256"]["n_stable"] == 0
+    assert s["rows"][0]["dead_fraction"] == pytest.approx(0.25)
+    # matched L0: at d_sae 16, target 4 matches a16 (4.0) and b16 (5.0, within x1.5);
+    # at d_sae 64 target 4 has only a64 (b64's 30 is too far): no comparison; target 32: only b64
+    assert [(c["d_sae"], c["target_l0"]) for c in s["matched_l0"]] == [(16, 4.0)]
+    assert s["matched_l0"][0]["best_architecture"] == "topk"
+    assert s["architectures_at_matched_l0"]["topk"] == {"n_comparisons": 1, "wins": 1,
+                                                        "mean_ratio": 3.0}
+    g = s["goldilocks"]
+    assert not g["zone"] and g["peak_d_sae"] == 16 and g["stable_d_sae"] == [16, 64]
+    assert g["answer"].startswith("No Goldilocks zone above d_sae 16")
+    assert "No configuration is stable above d_sae 64" in g["answer"]
+
+
+def test_an_interior_peak_with_clear_cis_is_a_zone() -> None:
+    by_d = {16: {"best_config": "x", "best_ratio": 1.2, "best_ratio_ci": [1.1, 1.3]},
+            64: {"best_config": "y", "best_ratio": 2.0, "best_ratio_ci": [1.8, 2.2]},
+            256: {"best_config": "z", "best_ratio": 1.1, "best_ratio_ci": [1.0, 1.2]}}
+    rows = [{"d_sae": 64, "stable": True}]
+    g = goldilocks(by_d, rows)
+    assert g["zone"] and g["peak_d_sae"] == 64 and g["answer"].startswith("Goldilocks zone")
+    overlapping = copy.deepcopy(by_d)
+    overlapping[16]["best_ratio_ci"] = [1.1, 1.9]
+    assert not goldilocks(overlapping, rows)["zone"]
+
+
+def test_matched_l0_prefers_the_nearest_in_log_scale() -> None:
+    rows = [{"config": c, "architecture": a, "d_sae": 8, "l0": l0, "ratio": r, "pwmcc": 0.5,
+             "explained_variance": 0.9, "ratio_ci": None}
+            for c, a, l0, r in [("t", "topk", 8.0, 2.0), ("s1", "standard", 5.0, 1.0),
+                                ("s2", "standard", 12.0, 3.0)]]
+    (cell,) = matched_l0(rows, [8.0])
+    # |log(5/8)| = 0.47 > |log(12/8)| = 0.405: s2
+    assert cell["architectures"]["standard"]["config"] == "s2"
+    assert cell["best_architecture"] == "standard"
