@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from stages import activations, data, fourier, saes, transformer
+from stages import (
+    activations,
+    data,
+    dynamics,
+    fourier,
+    geometry,
+    predictors,
+    saes,
+    transformer,
+)
 
 app = typer.Typer(
     name="husai",
@@ -19,6 +28,9 @@ app.command("transformer")(transformer.main)
 app.command("fourier")(fourier.main)
 app.command("activations")(activations.main)
 app.command("saes")(saes.main)
+app.command("dynamics")(dynamics.main)
+app.command("geometry")(geometry.main)
+app.command("predictors")(predictors.main)
 
 if __name__ == "__main__":
     app()
