@@ -287,7 +287,7 @@ class GeometryParams:
     configs: tuple[str, ...] | None = None  # None: every configuration of saes
     ranks: tuple[int, ...] = (4, 8, 16, 32, 64)  # subspace ranks reported in the JSON
     group_min_share: float = 0.5  # atom joins key frequency k's group at this share of its norm^2
-    null_rounds: int = 100  # label shuffles for the group-overlap null
+    null_rounds: int = 20  # label shuffles per dictionary for the group-overlap null
     seed: int = 0  # seed of the shuffles and of the isotropic dictionaries
 
     def check(self, at: str) -> None:

@@ -59,8 +59,9 @@ Conventions
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,24 @@ from husai.fourier import effective_rank
 from husai.stability import Atoms, as_atoms, unit_rows
 
 RANK_TOL = 1e-8
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run small dense linear algebra (eigh / SVD of ``d_in x d_in`` matrices) on one
+    torch thread, then restore the thread count.
+
+    Measured on the 2-core machine while other jobs kept it busy: ``torch.linalg.eigh``
+    of a 128 x 128 matrix took about 1 s with 2 threads (each of its many parallel
+    regions waits for a descheduled thread) and about 1 ms with 1 thread. A fixed
+    thread count also keeps the results independent of ``runtime.threads``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- spectra
@@ -243,8 +262,86 @@ class GroupPair:
     null_overlap: float | None
 
 
-def _top_span(u: torch.Tensor, r: int) -> torch.Tensor:
+def top_directions(u: torch.Tensor, r: int, tol: float = RANK_TOL) -> torch.Tensor:
+    """The top-r right-singular vectors of ``u [n, d]`` as columns ``[d, <= r]``
+    (uncentred), from the smaller of the two Gram matrices; directions with a
+    singular value below ``tol`` times the largest are dropped."""
+    u = u.to(torch.float64)
+    n, d = u.shape
+    r = min(r, n, d)
+    if r == 0:
+        return u.new_zeros(d, 0)
+    if n < d:
+        lam, vecs = torch.linalg.eigh(u @ u.T)  # ascending
+        lam, vecs = lam.flip(0)[:r], vecs.flip(1)[:, :r]
+        top = float(lam[0]) if len(lam) else 0.0
+        keep = lam > (tol * tol) * top if top > 0 else torch.zeros_like(lam, dtype=torch.bool)
+        v = u.T @ vecs[:, keep]
+        return v / v.norm(dim=0, keepdim=True)
     return principal_directions(u)[:, :r]
+
+
+@dataclass(frozen=True)
+class GroupSpans:
+    """One dictionary's atoms split into groups, with the top principal directions of
+    each group (up to the group's ground-truth dimension) and of each group under
+    ``null_rounds`` shuffles of the labels among the grouped atoms."""
+
+    atoms: torch.Tensor  # [n, d] unit rows
+    labels: torch.Tensor  # [n] int64 group or -1
+    spans: list[torch.Tensor]  # per group [d, <= dims[k]]
+    null_spans: list[list[torch.Tensor]]  # [round][group]
+
+    def size(self, k: int) -> int:
+        return int((self.labels == k).sum())
+
+
+def group_spans(atoms: Atoms, labels: torch.Tensor, dims: Sequence[int], *,
+                null_rounds: int = 100, seed: int = 0) -> GroupSpans:
+    """Precompute :class:`GroupSpans` (the shuffles drawn from ``generator(seed)``)."""
+    u = unit_rows(atoms)
+    lab = torch.as_tensor(labels).to(torch.int64)
+    if lab.shape != (u.shape[0],):
+        raise ValueError(f"{tuple(lab.shape)} labels for {u.shape[0]} atoms")
+    spans = [top_directions(u[lab == k], int(dims[k])) for k in range(len(dims))]
+    grouped = torch.nonzero(lab >= 0).flatten()
+    gen = generator(seed)
+    null = []
+    for _ in range(null_rounds):
+        shuffled = lab[grouped][torch.randperm(len(grouped), generator=gen)]
+        null.append([top_directions(u[grouped[shuffled == k]], int(dims[k]))
+                     for k in range(len(dims))])
+    return GroupSpans(u, lab, spans, null)
+
+
+def compare_group_spans(a: GroupSpans, b: GroupSpans, dims: Sequence[int]) -> list[GroupPair]:
+    """:class:`GroupPair` for each group (module docstring), from precomputed spans.
+    The null uses round t of A with round t of B (rounds present in both)."""
+    if a.atoms.shape[1] != b.atoms.shape[1]:
+        raise ValueError(f"atoms live in different spaces: d_in {a.atoms.shape[1]} vs "
+                         f"{b.atoms.shape[1]}")
+    d_in = a.atoms.shape[1]
+    rounds = min(len(a.null_spans), len(b.null_spans))
+    out = []
+    for k in range(len(dims)):
+        ga, gb = a.atoms[a.labels == k], b.atoms[b.labels == k]
+        r = min(int(dims[k]), ga.shape[0], gb.shape[0], a.spans[k].shape[1], b.spans[k].shape[1])
+        if r == 0:
+            out.append(GroupPair(ga.shape[0], gb.shape[0], 0, None, None, None, None, None))
+            continue
+        va, vb = a.spans[k][:, :r], b.spans[k][:, :r]
+        in_span = 0.5 * (float((ga @ vb).pow(2).sum(1).mean())
+                         + float((gb @ va).pow(2).sum(1).mean()))
+        match = 0.5 * (float(_best_cos2(ga, b.atoms).mean())
+                       + float(_best_cos2(gb, a.atoms).mean()))
+        null = None
+        if rounds:
+            null = float(np.mean([basis_overlap(a.null_spans[t][k][:, :r],
+                                                b.null_spans[t][k][:, :r])
+                                  for t in range(rounds)]))
+        out.append(GroupPair(ga.shape[0], gb.shape[0], r, basis_overlap(va, vb), in_span, match,
+                             r / d_in, null))
+    return out
 
 
 def _best_cos2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -258,37 +355,13 @@ def group_conservation(
 ) -> list[GroupPair]:
     """:class:`GroupPair` for each group ``0..n_groups-1`` (module docstring);
     ``dims[k]`` is the dimension of group k's ground-truth subspace. A group with
-    no atom on either side gets ``rank`` 0 and None metrics."""
-    ua, ub = unit_rows(atoms_a), unit_rows(atoms_b)
-    if ua.shape[1] != ub.shape[1]:
-        raise ValueError(f"atoms live in different spaces: d_in {ua.shape[1]} vs {ub.shape[1]}")
-    d_in = ua.shape[1]
-    la, lb = torch.as_tensor(labels_a), torch.as_tensor(labels_b)
-    gen = generator(seed)
-    grouped_a, grouped_b = torch.nonzero(la >= 0).flatten(), torch.nonzero(lb >= 0).flatten()
-    shuffles = [(la[grouped_a][torch.randperm(len(grouped_a), generator=gen)],
-                 lb[grouped_b][torch.randperm(len(grouped_b), generator=gen)])
-                for _ in range(null_rounds)]
-    out = []
-    for k in range(n_groups):
-        ga, gb = ua[la == k], ub[lb == k]
-        r = min(int(dims[k]), ga.shape[0], gb.shape[0])
-        if r == 0:
-            out.append(GroupPair(ga.shape[0], gb.shape[0], 0, None, None, None, None, None))
-            continue
-        va, vb = _top_span(ga, r), _top_span(gb, r)
-        in_span = 0.5 * (float((ga @ vb).pow(2).sum(1).mean()) + float((gb @ va).pow(2).sum(1).mean()))
-        match = 0.5 * (float(_best_cos2(ga, ub).mean()) + float(_best_cos2(gb, ua).mean()))
-        null = None
-        if shuffles:
-            vals = []
-            for sa, sb in shuffles:
-                na, nb = ua[grouped_a[sa == k]], ub[grouped_b[sb == k]]
-                vals.append(basis_overlap(_top_span(na, r), _top_span(nb, r)))
-            null = float(np.mean(vals))
-        out.append(GroupPair(ga.shape[0], gb.shape[0], r, basis_overlap(va, vb), in_span, match,
-                             r / d_in, null))
-    return out
+    no atom on either side gets ``rank`` 0 and None metrics. A's shuffles are drawn
+    from ``seed``, B's from ``seed + 1``."""
+    if len(dims) != n_groups:
+        raise ValueError(f"{len(dims)} group dimensions for {n_groups} groups")
+    sa = group_spans(atoms_a, labels_a, dims, null_rounds=null_rounds, seed=seed)
+    sb = group_spans(atoms_b, labels_b, dims, null_rounds=null_rounds, seed=seed + 1)
+    return compare_group_spans(sa, sb, dims)
 
 
 def finite_mean(values: Sequence[float | None]) -> float | None:

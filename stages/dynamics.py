@@ -85,14 +85,27 @@ def _checkpoint_metrics(sae, x, threshold: float) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from husai.geometry import one_thread
     from husai.sae import evaluate
-    from husai.stability import DEFAULT_RANKS, best_matches, pair_metrics
 
     dec, enc = sae.decoder_atoms(), sae.encoder_atoms()
     n, d_sae = sae.n_seeds, sae.config.d_sae
     matrices: dict[str, np.ndarray] = {}
     matches = torch.zeros(n, d_sae, n - 1, dtype=torch.int64)  # [seed, latent, other seed]
     shared = torch.zeros(n, d_sae, dtype=torch.int64)
+    with one_thread():  # small eigh / matching work (husai.geometry.one_thread)
+        _pairs(dec, enc, threshold, matrices, matches, shared)
+    return {"matrices": matrices, "matches": matches, "shared": shared,
+            "eval": evaluate(sae, x), "decoder": dec.clone()}
+
+
+def _pairs(dec, enc, threshold, matrices, matches, shared) -> None:
+    import numpy as np
+    import torch
+
+    from husai.stability import DEFAULT_RANKS, best_matches, pair_metrics
+
+    n = dec.shape[0]
     for i in range(n):
         for j in range(i + 1, n):
             m = pair_metrics(dec[i], dec[j], enc[i], enc[j], threshold=threshold,
@@ -105,8 +118,6 @@ def _checkpoint_metrics(sae, x, threshold: float) -> dict[str, Any]:
             assert m.shared_a is not None and m.decoder_matching is not None
             shared[i] += m.shared_a.to(torch.int64)
             shared[j, m.decoder_matching.partner[m.shared_a]] += 1
-    return {"matrices": matrices, "matches": matches, "shared": shared,
-            "eval": evaluate(sae, x), "decoder": dec.clone()}
 
 
 @stage("dynamics")
@@ -122,6 +133,7 @@ def main(
 
     from husai.baselines import isotropic_baseline
     from husai.dynamics import log_checkpoints, settle_steps, settle_summary
+    from husai.geometry import one_thread
     from husai.predictors import min_shared
     from husai.sae import SAEConfig, steps_per_epoch, train_saes
     from husai.stability import DEFAULT_RANKS, subspace_random_expectation
@@ -152,7 +164,8 @@ def main(
         train_saes(config, x, hp.seeds, checkpoint_steps=steps, on_checkpoint=on_checkpoint)
 
         n_seeds = len(hp.seeds)
-        iso = isotropic_baseline(config.d_sae, acts.d_in, hp.seeds, threshold=dyn.threshold)
+        with one_thread():
+            iso = isotropic_baseline(config.d_sae, acts.d_in, hp.seeds, threshold=dyn.threshold)
         iso_stats = _stats(iso)
         final = seen[steps[-1]]
         shared_final = final["shared"] >= min_shared(n_seeds, "majority")  # [S, d_sae]

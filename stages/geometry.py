@@ -133,16 +133,45 @@ def main(
                                      help="Subspace-overlap CSV for dvc plots."),
 ) -> None:
     """Spectra, subspaces and atom groups of the baseline SAEs (params.yaml `geometry`)."""
+    from husai.geometry import one_thread
+
+    prm = load_params(params)
+    configs = prm.analysis_configs("geometry")
+    setup(prm)
+    acts = load_activations(activations)
+    saes = {name: load_config_saes(models, name, hp.seeds, acts.d_in)
+            for name, hp in configs.items()}
+    with one_thread():  # small dense linear algebra only (husai.geometry.one_thread)
+        out, spectrum_cols, overlap_cols = _analyse(prm, acts, configs, saes)
+    d_in = acts.d_in
+
+    def columns(cols: dict[str, list], index: str) -> tuple[list[str], list[list]]:
+        names = [index, *cols]
+        rows = [[i + 1] + [v[i] if i < len(v) else None for v in cols.values()]
+                for i in range(d_in)]
+        return names, rows
+
+    write_json(metrics, out)
+    write_csv(spectrum_csv, *columns(spectrum_cols, "index"))
+    write_csv(overlap_csv, *columns(overlap_cols, "rank"))
+    console.print(f"geometry: activations effective rank "
+                  f"{out['activations']['effective_rank']:.1f}; {len(saes)} configurations "
+                  f"-> {metrics}")
+
+
+def _analyse(prm, acts, configs, saes) -> tuple[dict[str, Any], dict[str, list], dict[str, list]]:
+    """Everything of the module docstring: the JSON and the two CSVs' columns."""
     import torch
 
     from husai.baselines import isotropic_dictionary
     from husai.geometry import (
         activation_spectrum,
         assign_groups,
+        compare_group_spans,
         gram_spectrum,
         gram_summary,
         group_bases,
-        group_conservation,
+        group_spans,
         overlap_curve,
         principal_directions,
         spectrum_distance,
@@ -150,13 +179,7 @@ def main(
     from husai.recovery import present_directions
     from husai.stability import pwmcc
 
-    prm = load_params(params)
     geo = prm.geometry
-    configs = prm.analysis_configs("geometry")
-    setup(prm)
-    acts = load_activations(activations)
-    saes = {name: load_config_saes(models, name, hp.seeds, acts.d_in)
-            for name, hp in configs.items()}
     x = acts.x.to(torch.float64)
     d_in = acts.d_in
 
@@ -208,6 +231,8 @@ def main(
         dirs = [principal_directions(dec[i]) for i in range(n)]
         curves = {r: pair_matrix(n) for r in all_ranks}
         labels = [assign_groups(dec[i], bases, geo.group_min_share) for i in range(n)]
+        spans = [group_spans(dec[i], labels[i], dims, null_rounds=geo.null_rounds,
+                             seed=geo.seed + i) for i in range(n)]
         groups = {m: [pair_matrix(n) for _ in keys] for m in GROUP_METRICS}
         group_all = {m: pair_matrix(n) for m in GROUP_METRICS}
         group_rank: list[list[int]] = [[] for _ in keys]
@@ -217,9 +242,7 @@ def main(
                 pw[i, j] = pw[j, i] = pwmcc(dec[i], dec[j])
                 for r, v in overlap_curve(dirs[i], dirs[j], all_ranks).items():
                     curves[r][i, j] = curves[r][j, i] = v
-                pairs = group_conservation(dec[i], labels[i], dec[j], labels[j], len(keys), dims,
-                                           null_rounds=geo.null_rounds,
-                                           seed=geo.seed + 1000 * i + j)
+                pairs = compare_group_spans(spans[i], spans[j], dims)
                 for g, gp in enumerate(pairs):
                     group_rank[g].append(gp.rank)
                     for m in GROUP_METRICS:
@@ -229,10 +252,9 @@ def main(
                 for m in GROUP_METRICS:
                     v = _mean([getattr(gp, m) for gp in pairs])
                     group_all[m][i, j] = group_all[m][j, i] = float("nan") if v is None else v
-        sample_pairs = group_conservation(
-            sample[0], assign_groups(sample[0], bases, geo.group_min_share), sample[1],
-            assign_groups(sample[1], bases, geo.group_min_share), len(keys), dims,
-            null_rounds=geo.null_rounds, seed=geo.seed)
+        sample_pairs = compare_group_spans(*[
+            group_spans(sample[i], assign_groups(sample[i], bases, geo.group_min_share), dims,
+                        null_rounds=geo.null_rounds, seed=geo.seed + i) for i in (0, 1)], dims)
         pca_overlap = [overlap_curve(dirs[i], pcs, all_ranks) for i in range(n)]
         iso_curve = overlap_curve(principal_directions(iso[0]), principal_directions(iso[1]),
                                   all_ranks)
@@ -301,14 +323,4 @@ def main(
             f"{c['groups']['all']['group_overlap']['mean']}, atom match "
             f"{c['groups']['all']['atom_match']['mean']}")
 
-    def columns(cols: dict[str, list], index: str) -> tuple[list[str], list[list]]:
-        names = [index, *cols]
-        rows = [[i + 1] + [v[i] if i < len(v) else None for v in cols.values()]
-                for i in range(d_in)]
-        return names, rows
-
-    write_json(metrics, out)
-    write_csv(spectrum_csv, *columns(spectrum_cols, "index"))
-    write_csv(overlap_csv, *columns(overlap_cols, "rank"))
-    console.print(f"geometry: activations effective rank {spec['effective_rank']:.1f}; "
-                  f"{len(saes)} configurations -> {metrics}")
+    return out, spectrum_cols, overlap_cols

@@ -80,16 +80,20 @@ def latent_properties(sae, index: int, x, gt_dirs) -> dict[str, Any]:
 
     one = sae.select(index)
     acts = one.encode(x)[0]  # [p*p, d_sae]
+    live = live_latents(acts)
+    purity = torch.zeros(acts.shape[1], dtype=torch.float64)  # dead: constant, purity 0
+    if bool(live.any()):
+        purity[live] = latent_purity(acts[:, live]).purity.to(torch.float64)
     props = {
         "firing_frequency": (acts != 0).to(torch.float64).mean(0),
-        "purity": latent_purity(acts).purity.to(torch.float64),
+        "purity": purity,
         "decoder_norm": one.W_dec[0].to(torch.float64).norm(dim=1),
         "encoder_norm": one.W_enc[0].to(torch.float64).norm(dim=0),
         "max_cos_ground_truth": best_matches(one.W_dec[0], gt_dirs).cosine,
     }
     props = {k: torch.from_numpy(np.array([float(f"{v:.6g}") for v in t.tolist()]))
              for k, t in props.items()}
-    props["live"] = live_latents(acts)
+    props["live"] = live
     return props
 
 
@@ -126,6 +130,7 @@ def main(
     import numpy as np
     import torch
 
+    from husai.geometry import one_thread
     from husai.predictors import min_shared, roc_auc, shared_counts
     from husai.recovery import present_directions
 
@@ -146,8 +151,9 @@ def main(
     for name, sae in saes.items():
         seeds = list(configs[name].seeds)
         n = len(seeds)
-        counts = shared_counts(list(sae.decoder_atoms()), list(sae.encoder_atoms()),
-                               pred.threshold)
+        with one_thread():  # small eigh / matching work (husai.geometry.one_thread)
+            counts = shared_counts(list(sae.decoder_atoms()), list(sae.encoder_atoms()),
+                                   pred.threshold)
         need = min_shared(n, pred.shared_with)
         shared = counts >= need
         props = [latent_properties(sae, i, acts.x, gt) for i in range(n)]

@@ -22,6 +22,7 @@ from husai.geometry import (
     principal_directions,
     spectrum_distance,
     spectrum_effective_rank,
+    top_directions,
 )
 from husai.predictors import min_shared, roc_auc, shared_counts
 from husai.stability import shared_latents
@@ -210,3 +211,17 @@ def test_group_assignment_threshold_and_empty_groups() -> None:
                                4, [4, 4, 4, 0], null_rounds=3)
     assert pairs[3].rank == 0 and pairs[3].group_overlap is None
     assert pairs[0].atom_match == pytest.approx(1.0)
+
+
+def test_top_directions_span_the_principal_subspace_from_either_gram() -> None:
+    g = torch.Generator().manual_seed(5)
+    for n in (6, 40):  # fewer atoms than dimensions (small Gram) and more
+        u = torch.randn(n, 20, generator=g, dtype=torch.float64)
+        v = top_directions(u, 4)
+        ref = principal_directions(u)[:, :4]
+        assert v.shape == (20, 4)
+        assert torch.allclose(v.T @ v, torch.eye(4, dtype=torch.float64), atol=1e-10)
+        assert float((v.T @ ref).pow(2).sum()) == pytest.approx(4.0)
+    # duplicated atoms span 2 directions: the rest are dropped, not returned as noise
+    e = torch.eye(20, dtype=torch.float64)
+    assert top_directions(torch.stack([e[0], e[0], e[3], -e[3]]), 4).shape == (20, 2)
