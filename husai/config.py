@@ -285,6 +285,7 @@ class GeometryParams:
     """Stage ``geometry``: spectra, subspaces and atom groups of the baseline SAEs."""
 
     configs: tuple[str, ...] | None = None  # None: every configuration of saes
+    live_only: bool = True  # analyse the atoms of live latents only (fire on some input)
     ranks: tuple[int, ...] = (4, 8, 16, 32, 64)  # subspace ranks reported in the JSON
     group_min_share: float = 0.5  # atom joins key frequency k's group at this share of its norm^2
     null_rounds: int = 20  # label shuffles per dictionary for the group-overlap null

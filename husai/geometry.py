@@ -10,10 +10,11 @@ Conventions
   the mean-centred activations ``[N, d_in]``; ``variance_share = s_i^2 / sum s^2``
   and the effective rank of Roy & Vetterli (2007), ``exp`` of the entropy of
   ``s_i / sum s`` (:func:`husai.fourier.effective_rank`, SCIENCE.md section 7).
-* Gram spectrum (:func:`gram_spectrum`): the non-zero part of the eigenvalues of
-  the atoms' Gram matrix ``G = U U^T`` (``[n_atoms, n_atoms]``, U the unit atoms),
-  i.e. the ``min(n_atoms, d_in)`` squared singular values of U, descending,
-  divided by their sum (``trace G`` = number of non-zero atoms). An orthonormal
+* Gram spectrum (:func:`gram_spectrum`): the eigenvalues of the atoms' Gram
+  matrix ``G = U U^T`` (``[n_atoms, n_atoms]``, U the unit atoms) that can be
+  non-zero: the ``min(n_atoms, d_in)`` squared singular values of U, descending,
+  divided by their sum (``trace G`` = number of non-zero atoms), padded with zeros
+  to length ``d_in`` so that dictionaries of any size compare. An orthonormal
   dictionary has a flat spectrum ``1/d``; a dictionary of r orthonormal atoms each
   repeated m times has r eigenvalues ``1/r`` and the rest 0. Its effective rank
   (:func:`spectrum_effective_rank`) uses the same definition as the activations'
@@ -120,11 +121,13 @@ def activation_spectrum(x: torch.Tensor) -> dict[str, Any]:
 
 
 def gram_spectrum(atoms: Atoms) -> torch.Tensor:
-    """Normalised non-zero-part eigenvalues of the unit atoms' Gram matrix
-    ``U U^T``: ``[min(n_atoms, d_in)]`` float64, descending, summing to 1
-    (all zeros for an all-zero dictionary)."""
+    """Normalised eigenvalues of the unit atoms' Gram matrix ``U U^T`` (module
+    docstring): ``[d_in]`` float64, descending, summing to 1, zeros beyond
+    ``min(n_atoms, d_in)`` (all zeros for an all-zero dictionary)."""
     u = unit_rows(atoms)
-    lam = torch.linalg.svdvals(u).pow(2)
+    lam = torch.zeros(u.shape[1], dtype=torch.float64)
+    sv = torch.linalg.svdvals(u).pow(2)
+    lam[: len(sv)] = sv
     total = float(lam.sum())
     return lam / total if total > 0 else lam
 

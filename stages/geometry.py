@@ -16,12 +16,21 @@ all), and measures, by the definitions of :mod:`husai.geometry`:
   ``atom_in_span``) while single atoms are not (``atom_match``), against random
   subspaces and shuffled groups (``null_overlap``).
 
-References, for each configuration's shape ``[d_sae, d_in]``: ``isotropic`` = two
-dictionaries of Gaussian directions (``husai.baselines.isotropic_dictionary`` with
-seeds ``geometry.seed`` and ``geometry.seed + 1``); ``data_sample`` = two dictionaries
-whose atoms are ``d_sae`` centred activation rows drawn at random (seeds
-``geometry.seed`` and ``+ 1``; without replacement when ``d_sae <= N``): what the
-activations' own geometry gives without any learning.
+Atoms: with ``geometry.live_only`` (default) only the decoder atoms of live
+latents (non-zero on at least one input of the grid) are analysed. A dead latent's
+atom is a direction training never used (still near its initialisation, or moved only
+by the AuxK loss), so it says nothing about what the SAE learned; at the baseline about
+70% of TopK latents are dead. With ``live_only: false`` every atom counts, as in the
+stability metrics of SCIENCE.md section 4.
+
+References, for each configuration, with ``n_ref`` atoms (the mean number of analysed
+atoms per seed): ``isotropic`` = two dictionaries of Gaussian directions
+(``husai.baselines.isotropic_dictionary`` with seeds ``geometry.seed`` and
+``geometry.seed + 1``); ``data_sample`` = two dictionaries whose atoms are ``n_ref``
+centred activation rows drawn at random (seeds ``geometry.seed`` and ``+ 1``; without
+replacement when ``n_ref <= N``): what the activations' own geometry gives without
+any learning. Group-label shuffles of seed number i are drawn from seed
+``geometry.seed + i``.
 
 ``metrics/geometry.json``::
 
@@ -36,7 +45,9 @@ activations' own geometry gives without any learning.
       "configs": {
         "<config>": {
           "architecture": ..., "seeds": [...], "d_sae": 1024, "d_in": 128,
-          "pwmcc": STATS,                         # single atoms, for reference
+          "live_only": true, "n_live": VSTATS,  # live latents per seed
+          "n_atoms_analysed": [per seed], "n_reference_atoms": n_ref,
+          "pwmcc": STATS,                         # single atoms (of the analysed atoms)
           "gram": {
             "summary": {"effective_rank" | "participation_ratio" | "numerical_rank" |
                         "top_eigenvalue" | "self_max_cos": VSTATS},
@@ -72,12 +83,13 @@ STATS: :meth:`husai.stats.SeedStats.to_dict` over seed pairs (seed-bootstrap CI;
 where some pairs are undefined, e.g. an empty group, mean and std of the rest and
 no CI); VSTATS: the same over per-seed values; GRAM:
 :func:`husai.geometry.gram_summary`. Ranks ``<r>`` are ``geometry.ranks`` up to
-``min(d_sae, d_in)``.
+the smallest number of analysed atoms of a seed, and ``d_in``; the overlap CSV
+has every rank up to that bound (blank beyond).
 
 ``metrics/curves/geometry_spectrum.csv``: ``index`` (1..d_in),
 ``activation_variance_share``, and per configuration ``<config>_gram_eigenvalue``
 (mean over seeds), ``<config>_isotropic_gram_eigenvalue``,
-``<config>_data_sample_gram_eigenvalue`` (blank beyond ``min(d_sae, d_in)``).
+``<config>_data_sample_gram_eigenvalue`` (zeros beyond the number of atoms).
 ``metrics/curves/geometry_overlap.csv``: ``rank`` (1..d_in), ``random_expectation``,
 and per configuration ``<config>_subspace_overlap`` (mean over pairs),
 ``<config>_data_sample_overlap``, ``<config>_activation_pca_overlap`` (mean over seeds).
@@ -164,6 +176,7 @@ def _analyse(prm, acts, configs, saes) -> tuple[dict[str, Any], dict[str, list],
     import torch
 
     from husai.baselines import isotropic_dictionary
+    from husai.errors import HusaiError
     from husai.geometry import (
         activation_spectrum,
         assign_groups,
@@ -176,7 +189,7 @@ def _analyse(prm, acts, configs, saes) -> tuple[dict[str, Any], dict[str, list],
         principal_directions,
         spectrum_distance,
     )
-    from husai.recovery import present_directions
+    from husai.recovery import live_latents, present_directions
     from husai.stability import pwmcc
 
     geo = prm.geometry
@@ -213,13 +226,22 @@ def _analyse(prm, acts, configs, saes) -> tuple[dict[str, Any], dict[str, list],
         hp = configs[name]
         seeds = list(hp.seeds)
         n = len(seeds)
-        dec = sae.decoder_atoms().to(torch.float64)  # [S, d_sae, d_in]
-        d_sae = dec.shape[1]
-        max_rank = min(d_sae, d_in)
+        full = sae.decoder_atoms().to(torch.float64)  # [S, d_sae, d_in]
+        d_sae = full.shape[1]
+        live = [live_latents(sae.select(i).encode(acts.x)[0]) for i in range(n)]
+        if geo.live_only:
+            for seed, mask in zip(seeds, live, strict=True):
+                if int(mask.sum()) < 2:
+                    raise HusaiError(f"geometry: {name} seed {seed} has {int(mask.sum())} live "
+                                     "latents; set geometry.live_only false to use every atom")
+        dec = [full[i][live[i]] if geo.live_only else full[i] for i in range(n)]
+        n_atoms = [len(a) for a in dec]
+        n_ref = round(sum(n_atoms) / n)
+        max_rank = min(*n_atoms, d_in)
         all_ranks = list(range(1, max_rank + 1))
         ranks = [r for r in geo.ranks if r <= max_rank]
-        iso = [isotropic_dictionary(d_sae, d_in, geo.seed + i).to(torch.float64) for i in (0, 1)]
-        sample = [data_sample_dictionary(x, d_sae, geo.seed + i) for i in (0, 1)]
+        iso = [isotropic_dictionary(n_ref, d_in, geo.seed + i).to(torch.float64) for i in (0, 1)]
+        sample = [data_sample_dictionary(x, n_ref, geo.seed + i) for i in (0, 1)]
 
         # Gram spectra
         lams = [gram_spectrum(dec[i]) for i in range(n)]
@@ -267,6 +289,10 @@ def _analyse(prm, acts, configs, saes) -> tuple[dict[str, Any], dict[str, list],
             "architecture": sae.config.architecture,
             "seeds": seeds,
             "d_sae": d_sae,
+            "live_only": geo.live_only,
+            "n_live": per_seed_stats([float(m.sum()) for m in live]),
+            "n_atoms_analysed": n_atoms,
+            "n_reference_atoms": n_ref,
             "d_in": d_in,
             "pwmcc": pair_stats(pw),
             "gram": {

@@ -131,16 +131,17 @@ def test_gram_spectrum_of_duplicated_atoms_has_their_rank() -> None:
                                        dtype=torch.float64))
     atoms = torch.cat([q.T, -2 * q.T, 0.5 * q.T])  # 5 directions, each three times (15 atoms)
     lam = gram_spectrum(atoms)
-    assert lam.shape == (15,)
+    assert lam.shape == (32,)  # d_in: zeros beyond the 15 atoms
     assert torch.allclose(lam[:5], torch.full((5,), 0.2, dtype=torch.float64), atol=1e-12)
     assert float(lam[5:].abs().max()) < 1e-12
     assert numerical_rank(lam) == 5
     assert spectrum_effective_rank(lam) == pytest.approx(5, abs=1e-5)
     summary = gram_summary(atoms)
     assert summary["numerical_rank"] == 5 and summary["self_max_cos"] == pytest.approx(1.0)
-    # total variation to the flat spectrum of 15 atoms in 15 dimensions
-    assert spectrum_distance(lam, torch.full((15,), 1 / 15, dtype=torch.float64)) == \
-        pytest.approx(10 / 15)
+    # total variation to the flat spectrum of 15 independent atoms
+    flat = torch.zeros(32, dtype=torch.float64)
+    flat[:15] = 1 / 15
+    assert spectrum_distance(lam, flat) == pytest.approx(10 / 15)
 
 
 def test_activation_spectrum_of_planted_low_rank_data() -> None:
