@@ -67,6 +67,22 @@ def test_paper_figures_and_report_from_the_tiny_pipeline(tiny_repo: Path) -> Non
         tiny_repo / "paper" / "report_sources.json").read_bytes()
 
 
+def test_tiny_dynamics_rises_above_random_and_analyses_run(tiny_repo: Path) -> None:
+    dyn = json.loads((tiny_repo / "metrics/dynamics.json").read_text())
+    for name, c in dyn["configs"].items():
+        first, last = c["checkpoints"][0], c["checkpoints"][-1]
+        iso = c["random"]["isotropic"]["pwmcc"]["mean"]
+        assert first["step"] == 0 and last["step"] == c["total_steps"]
+        assert first["stability"]["pwmcc"]["mean"] < iso + 0.05, name  # untrained ~ random
+        assert last["stability"]["pwmcc"]["ci_low"] > iso + 0.1, name
+        assert last["stability"]["shared_fraction"]["mean"] > 0.05, name
+    geo = json.loads((tiny_repo / "metrics/geometry.json").read_text())
+    pred = json.loads((tiny_repo / "metrics/predictors.json").read_text())
+    assert set(geo["configs"]) == set(pred["configs"]) == {"topk", "batchtopk", "standard"}
+    for c in pred["configs"].values():
+        assert c["auc"]["decoder_norm"]["pooled"] in (0.5, None)
+
+
 def test_second_run_from_scratch_gives_the_same_lock(tiny_repo: Path) -> None:
     first = (tiny_repo / "dvc.lock").read_text()
     wipe_outputs(tiny_repo)
