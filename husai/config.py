@@ -269,8 +269,11 @@ class AnalysisParams:
     shared_threshold: float = 0.7
     n_boot: int = 1000
     boot_seed: int = 0
+    subspace_variance: float = 0.99
 
     def check(self, at: str) -> None:
+        require(0 < self.subspace_variance <= 1, f"{at}.subspace_variance", self.subspace_variance,
+                "must lie in (0, 1]")
         require(len(self.ranks) >= 1 and all(r >= 1 for r in self.ranks), f"{at}.ranks",
                 list(self.ranks), "must list at least one rank, each >= 1")
         require(len(set(self.ranks)) == len(self.ranks), f"{at}.ranks", list(self.ranks),
