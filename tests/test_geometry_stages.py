@@ -111,10 +111,16 @@ def test_dynamics_stability_rises_above_random(workdir: Path) -> None:
         assert last["settled_fraction"] == 1.0 and first["settled_fraction"] <= 1.0
         fractions = [ck["settled_fraction"] for ck in c["checkpoints"]]
         assert fractions == sorted(fractions)
+        assert last["match_agreement_live"] == 1.0
         settle = c["settle"]
         assert settle["all"]["n_latents"] == 3 * 48
-        assert settle["shared"]["n_latents"] + settle["not_shared"]["n_latents"] == 3 * 48
+        assert settle["live"]["n_latents"] == round(3 * 48 * c["final_live"])
+        assert settle["shared"]["n_latents"] + settle["not_shared_live"]["n_latents"] <= \
+            settle["live"]["n_latents"]
         assert settle["all"]["median"] in steps
+        # one other seed at a time settles no later than all of them together
+        assert c["settle_per_pair"]["all"]["n_latents"] == 3 * 48 * 2
+        assert c["settle_per_pair"]["all"]["mean_log2_step"] <= settle["all"]["mean_log2_step"]
     rows = (workdir / "metrics/curves/dynamics.csv").read_text().splitlines()
     assert rows[0].startswith("step,topk_pwmcc,") and len(rows) == 1 + len(steps)
 
