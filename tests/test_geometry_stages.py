@@ -158,6 +158,8 @@ def test_predictors_report_aucs_per_config(workdir: Path) -> None:
         assert 0 < c["n_shared"] < c["n_live"] <= 3 * 48
         # decoder rows are saved with unit norm: a constant predictor, AUC one half
         assert c["auc"]["decoder_norm"]["pooled"] == 0.5
+        assert c["n_shared_with_any"] >= c["n_shared"]  # majority of 2 others = both
+        assert all(0 <= v <= 1 for v in c["auc_shared_with_any"].values())
         for k, v in c["auc"].items():
             assert v["pooled"] is not None and 0 <= v["pooled"] <= 1, k
             assert sum(b["n"] for b in c["shared_rate_by_decile"][k]) == c["n_live"]
