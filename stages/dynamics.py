@@ -27,14 +27,24 @@ SCIENCE.md sections 4-6 and :mod:`husai.dynamics` (settle steps).
              "explained_variance": VSTATS, "l0": VSTATS, "frac_alive": VSTATS,
              "cos_to_final": VSTATS,      # mean over latents of |cos(atom at step, same
                                           # latent's atom at the last step)|, per seed
-             "settled_fraction": 0.12}    # share of latents settled by this step
+             "settled_fraction": 0.12,    # share of latents settled by this step
+             "match_agreement_live": 0.6} # share of (live latent, other seed) pairs whose
+                                          # best match here is already the final one
           ],
-          "settle": {                     # settle steps (husai.dynamics.settle_summary),
-            "all": SETTLE,                # pooled over every latent of every seed
-            "shared": SETTLE,             # latents shared (final step) with a majority of
-            "not_shared": SETTLE          # the other seeds (Paulo & Belrose rule) / not
+          "settle": {                     # settle steps (husai.dynamics.settle_summary) of
+                                          # latents, the match being the tuple of best
+                                          # matches in every other seed (strict):
+            "all": SETTLE,                # every latent of every seed
+            "live": SETTLE,               # latents live at the last step
+            "shared": SETTLE,             # shared at the last step with a majority of the
+                                          # other seeds (Paulo & Belrose rule)
+            "not_shared_live": SETTLE     # live but not shared
           },
-          "final_shared_with_majority": 0.41   # share of latents in "shared"
+          "settle_per_pair": {            # the same per (latent, other seed) pair: when the
+            "all": SETTLE, "live": SETTLE, "shared": SETTLE   # best match in that one seed settles
+          },
+          "final_live": 0.29,             # share of latents live at the last step
+          "final_shared_with_majority": 0.03   # share of latents in "shared"
         }
       }
     }
@@ -54,7 +64,8 @@ SETTLE: ``n_latents``, ``median``, ``quantiles`` ({"0.1": step, "0.25", "0.5", "
 ``<config>_pwmcc_ci_high``, ``<config>_hungarian_mcc``, ``<config>_shared_fraction``,
 ``<config>_random_pwmcc``, ``<config>_random_hungarian_mcc``,
 ``<config>_explained_variance``, ``<config>_l0``, ``<config>_cos_to_final``,
-``<config>_settled_fraction``.
+``<config>_settled_fraction``, ``<config>_match_agreement_live``.
+Live: non-zero on at least one input of the activation dataset.
 """
 
 from __future__ import annotations
@@ -70,7 +81,7 @@ from stages._common import PARAMS_OPTION, console, load_params, setup, stage, wr
 
 CSV_FIELDS = ("pwmcc", "pwmcc_ci_low", "pwmcc_ci_high", "hungarian_mcc", "shared_fraction",
               "random_pwmcc", "random_hungarian_mcc", "explained_variance", "l0",
-              "cos_to_final", "settled_fraction")
+              "cos_to_final", "settled_fraction", "match_agreement_live")
 
 
 def _stats(matrices: dict) -> dict[str, dict]:
@@ -135,6 +146,7 @@ def main(
     from husai.dynamics import log_checkpoints, settle_steps, settle_summary
     from husai.geometry import one_thread
     from husai.predictors import min_shared
+    from husai.recovery import live_latents
     from husai.sae import SAEConfig, steps_per_epoch, train_saes
     from husai.stability import DEFAULT_RANKS, subspace_random_expectation
     from husai.stats import value_stats
@@ -161,7 +173,10 @@ def main(
 
         console.print(f"dynamics: {name}: {len(hp.seeds)} seeds, {total} steps, "
                       f"{len(steps)} checkpoints")
-        train_saes(config, x, hp.seeds, checkpoint_steps=steps, on_checkpoint=on_checkpoint)
+        final_sae, _ = train_saes(config, x, hp.seeds, checkpoint_steps=steps,
+                                  on_checkpoint=on_checkpoint)
+        live = torch.stack([live_latents(final_sae.select(i).encode(x)[0])
+                            for i in range(len(hp.seeds))])  # [S, d_sae] at the last step
 
         n_seeds = len(hp.seeds)
         with one_thread():
@@ -171,6 +186,10 @@ def main(
         shared_final = final["shared"] >= min_shared(n_seeds, "majority")  # [S, d_sae]
         matches = torch.stack([seen[s]["matches"] for s in steps])  # [T, S, d_sae, S-1]
         settle = torch.stack([settle_steps(steps, matches[:, i]) for i in range(n_seeds)])
+        # per (latent, other seed): [S, d_sae, S-1]
+        settle_pair = torch.stack([settle_steps(steps, matches[:, i].flatten(1)).view(
+            -1, n_seeds - 1) for i in range(n_seeds)])
+        live_pairs = live[:, :, None].expand_as(settle_pair)
         checkpoints = []
         for step in steps:
             c = seen[step]
@@ -178,6 +197,8 @@ def main(
             ev = [e["explained_variance"] for e in c["eval"]]
             cos_final = (c["decoder"] * final["decoder"]).sum(-1).abs().mean(-1).tolist()
             settled = float((settle <= step).to(torch.float64).mean())
+            agree = (c["matches"] == final["matches"])[live_pairs]
+            agreement = float(agree.to(torch.float64).mean()) if agree.numel() else None
             checkpoints.append({
                 "step": step,
                 "stability": stab,
@@ -189,6 +210,7 @@ def main(
                 "frac_alive": value_stats([e["frac_alive"] for e in c["eval"]]).to_dict(),
                 "cos_to_final": value_stats(cos_final).to_dict(),
                 "settled_fraction": settled,
+                "match_agreement_live": agreement,
             })
             row = rows.setdefault(step, {})
             row |= {f"{name}_pwmcc": stab["pwmcc"]["mean"],
@@ -201,7 +223,8 @@ def main(
                     f"{name}_explained_variance": checkpoints[-1]["explained_variance"]["mean"],
                     f"{name}_l0": checkpoints[-1]["l0"]["mean"],
                     f"{name}_cos_to_final": checkpoints[-1]["cos_to_final"]["mean"],
-                    f"{name}_settled_fraction": settled}
+                    f"{name}_settled_fraction": settled,
+                    f"{name}_match_agreement_live": agreement}
         ranks = [r for r in DEFAULT_RANKS if r <= min(config.d_sae, acts.d_in)]
         out["configs"][name] = {
             "architecture": config.architecture,
@@ -216,8 +239,15 @@ def main(
                                            subspace_random_expectation(ranks, acts.d_in).items()}},
             "checkpoints": checkpoints,
             "settle": {"all": settle_summary(settle, steps),
+                       "live": settle_summary(settle[live], steps),
                        "shared": settle_summary(settle[shared_final], steps),
-                       "not_shared": settle_summary(settle[~shared_final], steps)},
+                       "not_shared_live": settle_summary(settle[~shared_final & live], steps)},
+            "settle_per_pair": {
+                "all": settle_summary(settle_pair, steps),
+                "live": settle_summary(settle_pair[live_pairs], steps),
+                "shared": settle_summary(
+                    settle_pair[shared_final[:, :, None].expand_as(settle_pair)], steps)},
+            "final_live": float(live.to(torch.float64).mean()),
             "final_shared_with_majority": float(shared_final.to(torch.float64).mean()),
         }
         last = checkpoints[-1]["stability"]

@@ -38,6 +38,8 @@ predictive for a trivial reason. Their number is reported.
           "per_seed": {"<seed>": {"n_live": ..., "n_shared": ...,
                                   "auc": {"<predictor>": float | null}}},
           "auc": {"<predictor>": VSTATS + {"pooled": float | null}},
+          "n_shared_with_any": ..., # live latents shared with at least one other seed
+          "auc_shared_with_any": {"<predictor>": pooled AUC for that looser label},
           "means": {"<predictor>": {"shared": float | null, "not_shared": float | null}},
           "shared_rate_by_decile": {"<predictor>": [{"low": .., "high": .., "n": ..,
                                                       "shared_rate": ..}, ...]}
@@ -180,6 +182,9 @@ def main(
             means[k] = {"shared": float(v[y_all].mean()) if y_all.any() else None,
                         "not_shared": float(v[~y_all].mean()) if (~y_all).any() else None}
             by_decile[k] = deciles(v, y_all)
+        # the loosest rule as a second view (more positives when few latents are shared)
+        any_y = np.concatenate([(counts[i] >= 1)[props[i]["live"]].numpy() for i in range(n)])
+        auc_any = {k: roc_auc(np.concatenate(pooled[k]), any_y) for k in PREDICTORS}
         hist = torch.bincount(counts.flatten(), minlength=n).tolist()
         out["configs"][name] = {
             "architecture": sae.config.architecture,
@@ -192,6 +197,8 @@ def main(
             "shared_count_histogram": {str(c): h for c, h in enumerate(hist)},
             "per_seed": per_seed,
             "auc": auc,
+            "n_shared_with_any": int(any_y.sum()),
+            "auc_shared_with_any": auc_any,
             "means": means,
             "shared_rate_by_decile": by_decile,
         }

@@ -111,10 +111,16 @@ def test_dynamics_stability_rises_above_random(workdir: Path) -> None:
         assert last["settled_fraction"] == 1.0 and first["settled_fraction"] <= 1.0
         fractions = [ck["settled_fraction"] for ck in c["checkpoints"]]
         assert fractions == sorted(fractions)
+        assert last["match_agreement_live"] == 1.0
         settle = c["settle"]
         assert settle["all"]["n_latents"] == 3 * 48
-        assert settle["shared"]["n_latents"] + settle["not_shared"]["n_latents"] == 3 * 48
+        assert settle["live"]["n_latents"] == round(3 * 48 * c["final_live"])
+        assert settle["shared"]["n_latents"] + settle["not_shared_live"]["n_latents"] <= \
+            settle["live"]["n_latents"]
         assert settle["all"]["median"] in steps
+        # one other seed at a time settles no later than all of them together
+        assert c["settle_per_pair"]["all"]["n_latents"] == 3 * 48 * 2
+        assert c["settle_per_pair"]["all"]["mean_log2_step"] <= settle["all"]["mean_log2_step"]
     rows = (workdir / "metrics/curves/dynamics.csv").read_text().splitlines()
     assert rows[0].startswith("step,topk_pwmcc,") and len(rows) == 1 + len(steps)
 
@@ -152,6 +158,8 @@ def test_predictors_report_aucs_per_config(workdir: Path) -> None:
         assert 0 < c["n_shared"] < c["n_live"] <= 3 * 48
         # decoder rows are saved with unit norm: a constant predictor, AUC one half
         assert c["auc"]["decoder_norm"]["pooled"] == 0.5
+        assert c["n_shared_with_any"] >= c["n_shared"]  # majority of 2 others = both
+        assert all(0 <= v <= 1 for v in c["auc_shared_with_any"].values())
         for k, v in c["auc"].items():
             assert v["pooled"] is not None and 0 <= v["pooled"] <= 1, k
             assert sum(b["n"] for b in c["shared_rate_by_decile"][k]) == c["n_live"]
