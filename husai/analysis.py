@@ -37,7 +37,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from husai.baselines import isotropic_baseline, isotropic_pwmcc_expectation
+from husai.baselines import (
+    isotropic_baseline,
+    isotropic_pwmcc_expectation,
+    subspace_baseline,
+)
 from husai.fourier import GroundTruth
 from husai.recovery import PURITY_THRESHOLD, recovery_metrics
 from husai.sae import BatchedSAE, init_saes
@@ -71,6 +75,7 @@ class AnalysisOptions:
     n_boot: int = N_BOOT
     boot_seed: int = BOOT_SEED
     purity_threshold: float = PURITY_THRESHOLD
+    subspace_variance: float | None = 0.99  # data-subspace baseline: span holding this variance share
 
 
 def stats_dict(s: SeedStats) -> dict[str, Any]:
@@ -109,9 +114,12 @@ def baseline_matrices(
     sae: BatchedSAE,
     options: AnalysisOptions | None = None,
     untrained: BatchedSAE | None = None,
+    basis: torch.Tensor | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """The pairwise metrics of both baselines for ``sae``'s shape and seeds:
-    ``{"random": ..., "untrained": ...}`` (``husai.stability.pairwise_metrics`` format).
+    """The pairwise metrics of the baselines for ``sae``'s shape and seeds:
+    ``{"random": ..., "untrained": ...}`` (``husai.stability.pairwise_metrics`` format),
+    plus ``"subspace"``: isotropic atoms inside the span of ``basis`` (orthonormal rows,
+    from :func:`husai.baselines.principal_basis` of the activations) when it is given.
 
     They depend only on the architecture's initialisation, ``d_sae``, ``d_in`` and the
     seeds, so configurations that share those may compute them once and pass them to
@@ -127,7 +135,12 @@ def baseline_matrices(
         raise ValueError("the untrained SAEs have another shape than the trained ones")
     rand = isotropic_baseline(cfg.d_sae, cfg.d_in, sae.seeds, threshold=opt.shared_threshold,
                               ranks=opt.ranks, hungarian=opt.hungarian)
-    return {"random": rand, "untrained": _pairwise(untrained, opt)}
+    out = {"random": rand, "untrained": _pairwise(untrained, opt)}
+    if basis is not None:
+        out["subspace"] = subspace_baseline(cfg.d_sae, basis, sae.seeds,
+                                            threshold=opt.shared_threshold, ranks=opt.ranks,
+                                            hungarian=opt.hungarian)
+    return out
 
 
 def stability_summary(
@@ -135,6 +148,7 @@ def stability_summary(
     options: AnalysisOptions | None = None,
     untrained: BatchedSAE | None = None,
     baselines: dict[str, dict[str, np.ndarray]] | None = None,
+    basis: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Stability of one configuration across its seeds, beside its baselines.
 
@@ -148,6 +162,10 @@ def stability_summary(
     ``pwmcc_ratio_to_random``, ``pwmcc_ratio_to_untrained`` (ratio dicts);
     ``subspace_overlap``: ``{"r": {"trained": stats, "untrained_mean", "random_expectation"}}``;
     ``pair_pwmcc``: the trained ``[n, n]`` PWMCC matrix (None on the diagonal).
+    With ``basis`` (or ``baselines`` holding ``"subspace"``) also ``subspace_rank`` and
+    ``subspace_random_pwmcc``, ``subspace_random_hungarian_mcc``,
+    ``subspace_random_shared_fraction`` (stats dicts) and ``pwmcc_ratio_to_subspace``:
+    random atoms confined to the span that holds the activations' variance.
     """
     opt = options or AnalysisOptions()
     n = sae.n_seeds
@@ -155,7 +173,7 @@ def stability_summary(
         raise ValueError(f"stability needs at least 2 seeds, got {n}")
     cfg = sae.config
     if baselines is None:
-        baselines = baseline_matrices(sae, opt, untrained)
+        baselines = baseline_matrices(sae, opt, untrained, basis)
     rand, init = baselines["random"], baselines["untrained"]
     if rand["pwmcc"].shape[0] != n or init["pwmcc"].shape[0] != n:
         raise ValueError(f"baselines for {rand['pwmcc'].shape[0]} seeds, trained SAEs have {n}")
@@ -181,6 +199,13 @@ def stability_summary(
         ratio_stats(trained["pwmcc"], rand["pwmcc"], paired=False, **boot))
     out["pwmcc_ratio_to_untrained"] = ratio_dict(
         ratio_stats(trained["pwmcc"], init["pwmcc"], paired=True, **boot))
+    sub = baselines.get("subspace")
+    if sub is not None:
+        out["subspace_rank"] = None if basis is None else int(basis.shape[0])
+        for key in ("pwmcc", "hungarian_mcc", "shared_fraction"):
+            out[f"subspace_random_{key}"] = stat(sub, key)
+        out["pwmcc_ratio_to_subspace"] = ratio_dict(
+            ratio_stats(trained["pwmcc"], sub["pwmcc"], paired=False, **boot))
     subspace: dict[str, Any] = {}
     for key in trained:
         if key.startswith("subspace_overlap_r"):

@@ -6,6 +6,14 @@ Every stability number is reported next to what chance gives for the same shape:
   (uniform on the sphere). With ``|cos|`` and d_in 128 their PWMCC is about 0.18
   for 16 atoms, 0.25 for 128, 0.30 for 1024 and 0.31 for 2048
   (:func:`isotropic_pwmcc_expectation` gives the exact expectation).
+* Data subspace (added here, not in SCIENCE.md): isotropic dictionaries inside the
+  span of the activations' top principal directions, the fewest that hold a given
+  share of the variance (:func:`principal_basis`, :func:`subspace_dictionary`). When
+  the activations are low-rank (here 99% of the variance lies in about 9 of 128
+  dimensions) any dictionary that reconstructs them lives in that span, and random
+  directions there already match far better than isotropic ones in R^d_in: this is
+  the baseline that separates "the seeds agree on features" from "the seeds agree
+  on the subspace".
 * Untrained: the same SAE architecture at initialisation, at different seeds.
   The caller passes the initial atoms (e.g. from the SAE engine's
   ``init_saes(config, seeds)``), so this module does not depend on the engine.
@@ -37,6 +45,35 @@ def isotropic_dictionary(n_atoms: int, d_in: int, seed: int) -> torch.Tensor:
         raise ValueError(f"need n_atoms >= 1 and d_in >= 1, got {n_atoms}, {d_in}")
     x = torch.randn(n_atoms, d_in, generator=generator(seed), dtype=torch.float32)
     return x / x.norm(dim=1, keepdim=True)
+
+
+def principal_basis(x: torch.Tensor, variance_share: float) -> torch.Tensor:
+    """Orthonormal rows [r, d_in]: the top principal directions of the centred rows of
+    ``x`` [N, d_in], r the fewest whose eigenvalues hold >= ``variance_share`` of the
+    total variance (computed in float64)."""
+    if not 0.0 < variance_share <= 1.0:
+        raise ValueError(f"variance_share must be in (0, 1], got {variance_share}")
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"need x as [N >= 2, d_in], got {tuple(x.shape)}")
+    xc = x.to(torch.float64) - x.to(torch.float64).mean(0)
+    eigvals, eigvecs = torch.linalg.eigh(xc.T @ xc)
+    eigvals, eigvecs = eigvals.flip(0).clamp_min(0.0), eigvecs.flip(1)
+    total = float(eigvals.sum())
+    if total <= 0.0:
+        raise ValueError("x has no variance")
+    cumulative = eigvals.cumsum(0) / total
+    r = int((cumulative < variance_share - 1e-12).sum()) + 1
+    return eigvecs[:, : min(r, x.shape[1])].T.contiguous()
+
+
+def subspace_dictionary(n_atoms: int, basis: torch.Tensor, seed: int) -> torch.Tensor:
+    """``n_atoms`` unit vectors uniform on the unit sphere of the span of ``basis``
+    (orthonormal rows [r, d_in]), reproducible from ``seed``; float32 [n_atoms, d_in]."""
+    if n_atoms < 1:
+        raise ValueError(f"need n_atoms >= 1, got {n_atoms}")
+    coords = torch.randn(n_atoms, basis.shape[0], generator=generator(seed), dtype=torch.float64)
+    atoms = coords @ basis.to(torch.float64)
+    return (atoms / atoms.norm(dim=1, keepdim=True)).to(torch.float32)
 
 
 def isotropic_pwmcc_expectation(n_atoms: int, d_in: int) -> float:
@@ -79,6 +116,31 @@ def isotropic_baseline(
     it is the most generous random baseline for the shared fraction.
     """
     decoders = [isotropic_dictionary(n_atoms, d_in, s) for s in seeds]
+    return pairwise_metrics(
+        decoders,
+        decoders,
+        threshold=threshold,
+        ranks=ranks,
+        absolute=absolute,
+        hungarian=hungarian,
+        chunk_size=chunk_size,
+    )
+
+
+def subspace_baseline(
+    n_atoms: int,
+    basis: torch.Tensor,
+    seeds: Sequence[int],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    ranks: Sequence[int] = DEFAULT_RANKS,
+    absolute: bool = True,
+    hungarian: bool = True,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> dict[str, np.ndarray]:
+    """Like :func:`isotropic_baseline`, with atoms uniform in the span of ``basis``
+    (see :func:`principal_basis`); tied encoder atoms, the most generous choice."""
+    decoders = [subspace_dictionary(n_atoms, basis, s) for s in seeds]
     return pairwise_metrics(
         decoders,
         decoders,

@@ -269,8 +269,11 @@ class AnalysisParams:
     shared_threshold: float = 0.7
     n_boot: int = 1000
     boot_seed: int = 0
+    subspace_variance: float = 0.99
 
     def check(self, at: str) -> None:
+        require(0 < self.subspace_variance <= 1, f"{at}.subspace_variance", self.subspace_variance,
+                "must lie in (0, 1]")
         require(len(self.ranks) >= 1 and all(r >= 1 for r in self.ranks), f"{at}.ranks",
                 list(self.ranks), "must list at least one rank, each >= 1")
         require(len(set(self.ranks)) == len(self.ranks), f"{at}.ranks", list(self.ranks),
@@ -339,6 +342,72 @@ class SweepParams:
 
 
 @dataclass(frozen=True)
+class DynamicsParams:
+    """Stage ``dynamics``: retrain some configurations of ``saes`` with log-spaced
+    checkpoints and follow their stability between seeds during training."""
+
+    configs: tuple[str, ...] = ("topk", "standard")  # names in section saes
+    seeds: tuple[int, ...] | None = None  # None: each configuration's own seeds
+    checkpoint_base: int = 2  # checkpoints 0, 1, b, b^2, ... and the last step
+    threshold: float = 0.7  # Paulo & Belrose shared-latent cosine threshold
+
+    def check(self, at: str) -> None:
+        _check_config_names(self.configs, f"{at}.configs", allow_empty=False)
+        if self.seeds is not None:
+            _check_seeds(self.seeds, f"{at}.seeds")
+        require(self.checkpoint_base >= 2, f"{at}.checkpoint_base", self.checkpoint_base,
+                "must be an integer >= 2")
+        require(0 < self.threshold <= 1, f"{at}.threshold", self.threshold, "must lie in (0, 1]")
+
+
+@dataclass(frozen=True)
+class GeometryParams:
+    """Stage ``geometry``: spectra, subspaces and atom groups of the baseline SAEs."""
+
+    configs: tuple[str, ...] | None = None  # None: every configuration of saes
+    live_only: bool = True  # analyse the atoms of live latents only (fire on some input)
+    ranks: tuple[int, ...] = (4, 8, 16, 32, 64)  # subspace ranks reported in the JSON
+    group_min_share: float = 0.5  # atom joins key frequency k's group at this share of its norm^2
+    null_rounds: int = 20  # label shuffles per dictionary for the group-overlap null
+    seed: int = 0  # seed of the shuffles and of the isotropic dictionaries
+
+    def check(self, at: str) -> None:
+        if self.configs is not None:
+            _check_config_names(self.configs, f"{at}.configs", allow_empty=False)
+        require(len(self.ranks) >= 1 and all(r >= 1 for r in self.ranks), f"{at}.ranks",
+                list(self.ranks), "must list ranks >= 1")
+        require(0 < self.group_min_share <= 1, f"{at}.group_min_share", self.group_min_share,
+                "must lie in (0, 1]")
+        require(self.null_rounds >= 0, f"{at}.null_rounds", self.null_rounds, "must be >= 0")
+        require(self.seed >= 0, f"{at}.seed", self.seed, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class PredictorsParams:
+    """Stage ``predictors``: which latent properties predict sharing across seeds."""
+
+    configs: tuple[str, ...] | None = None  # None: every configuration of saes
+    threshold: float = 0.7  # Paulo & Belrose shared-latent cosine threshold
+    shared_with: Literal["majority", "any", "all"] = "majority"  # of the other seeds
+
+    def check(self, at: str) -> None:
+        if self.configs is not None:
+            _check_config_names(self.configs, f"{at}.configs", allow_empty=False)
+        require(0 < self.threshold <= 1, f"{at}.threshold", self.threshold, "must lie in (0, 1]")
+
+
+def _check_config_names(names: tuple[str, ...], key: str, allow_empty: bool) -> None:
+    require(allow_empty or len(names) >= 1, key, list(names), "must name at least one configuration")
+    require(len(set(names)) == len(names), key, list(names), "must not repeat a configuration")
+
+
+def _check_seeds(seeds: tuple[int, ...], key: str) -> None:
+    require(len(seeds) >= 2, key, list(seeds), "must list at least 2 seeds (stability needs pairs)")
+    require(len(set(seeds)) == len(seeds), key, list(seeds), "must not repeat a seed")
+    require(all(s >= 0 for s in seeds), key, list(seeds), "seeds must be >= 0")
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
 
@@ -351,6 +420,9 @@ class Params:
     saes: dict[str, dict[str, Any]] = field(default_factory=dict)
     analysis: AnalysisParams = field(default_factory=AnalysisParams)
     sweep: SweepParams | None = None
+    dynamics: DynamicsParams = field(default_factory=DynamicsParams)
+    geometry: GeometryParams = field(default_factory=GeometryParams)
+    predictors: PredictorsParams = field(default_factory=PredictorsParams)
 
     def check(self, at: str) -> None:
         require(self.task is not None, "task", MISSING, "missing from params.yaml")
@@ -383,6 +455,25 @@ class Params:
             except ParamError as err:
                 out[name] = (knob, value, f"{knob} = {value:g} with d_sae = {d_sae}: "
                                           f"{err.reason}")
+        return out
+
+    def analysis_configs(self, section: str, min_seeds: int = 2) -> dict[str, SAEParams]:
+        """The configurations of ``saes`` that analysis section ``section`` (dynamics,
+        geometry or predictors) names, or all of them when it names none; each
+        with at least ``min_seeds`` seeds. A ParamError names the bad key."""
+        configs = self.sae_configs()
+        names = getattr(self, section).configs
+        key = f"{section}.configs"
+        if names is None:
+            require(bool(configs), "saes", {}, f"lists no configuration for {section}")
+            names = tuple(configs)
+        for i, name in enumerate(names):
+            require(name in configs, f"{key}[{i}]", name,
+                    f"is not a configuration of saes (known: {', '.join(configs) or 'none'})")
+        out = {name: configs[name] for name in names}
+        for name, hp in out.items():
+            require(len(hp.seeds) >= min_seeds, f"saes.{name}.seeds", list(hp.seeds),
+                    f"{section} needs at least {min_seeds} seeds per configuration")
         return out
 
     def sae_configs(self) -> dict[str, SAEParams]:

@@ -20,7 +20,18 @@ def analysis_options(prm: Params, hungarian: bool = True):
     a = prm.analysis
     return AnalysisOptions(ranks=tuple(a.ranks), shared_threshold=a.shared_threshold,
                            hungarian=hungarian, n_boot=a.n_boot, boot_seed=a.boot_seed,
-                           purity_threshold=prm.fourier.purity_threshold)
+                           purity_threshold=prm.fourier.purity_threshold,
+                           subspace_variance=a.subspace_variance)
+
+
+def subspace_basis(x, options):
+    """Orthonormal basis of the span holding ``options.subspace_variance`` of the
+    activations' variance (the data-subspace baseline), or None when disabled."""
+    from husai.baselines import principal_basis
+
+    if options.subspace_variance is None:
+        return None
+    return principal_basis(x, options.subspace_variance)
 
 
 def ground_truth(acts: Activations):

@@ -7,7 +7,12 @@ import typer
 from stages import (
     activations,
     data,
+    dynamics,
+    exp,
     fourier,
+    geometry,
+    paper,
+    predictors,
     recovery,
     saes,
     stability,
@@ -33,6 +38,11 @@ app.command("stability")(stability.main)
 app.command("recovery")(recovery.main)
 app.command("sweep")(sweep.main)
 app.command("sweep-summary")(sweep_summary.main)
+app.command("paper")(paper.main)
+app.command("exp-summary")(exp.main)
+app.command("dynamics")(dynamics.main)
+app.command("geometry")(geometry.main)
+app.command("predictors")(predictors.main)
 
 if __name__ == "__main__":
     app()

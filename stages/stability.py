@@ -52,25 +52,30 @@ def main(
     from husai.analysis import stability_summary
     from husai.errors import HusaiError
     from husai.sae import SAEConfig, init_saes
-    from stages._analysis import analysis_options, load_config_saes
+    from stages._analysis import analysis_options, load_config_saes, subspace_basis
 
     prm = load_params(params)
     configs = prm.sae_configs()
     if not configs:
         raise HusaiError("saes: params.yaml lists no SAE configurations")
     setup(prm)
-    d_in = load_activations(activations).d_in
+    acts = load_activations(activations)
+    d_in = acts.d_in
     options = analysis_options(prm)
+    basis = subspace_basis(acts.x, options)
     loaded = {name: load_config_saes(saes / name, name, hp, d_in) for name, hp in configs.items()}
     result = {}
     for name, sae in loaded.items():
         console.print(f"stability: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
         untrained = init_saes(SAEConfig.from_hyperparams(configs[name], d_in), sae.seeds)
-        result[name] = stability_summary(sae, options, untrained)
+        result[name] = stability_summary(sae, options, untrained, basis=basis)
     write_json(out, result)
     for name, st in result.items():
         r = st["pwmcc_ratio_to_random"]
         ci = "" if r["ci"] is None else f" [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"
         console.print(f"  {name}: PWMCC {st['pwmcc']['mean']:.3f} vs random "
-                      f"{st['random_pwmcc']['mean']:.3f}, ratio {r['ratio']:.2f}{ci}")
+                      f"{st['random_pwmcc']['mean']:.3f}, ratio {r['ratio']:.2f}{ci}"
+                      + ("" if "subspace_random_pwmcc" not in st else
+                         f"; random in the {st['subspace_rank']}-dim data subspace "
+                         f"{st['subspace_random_pwmcc']['mean']:.3f}"))
     console.print(f"stability: {len(result)} configurations -> {out}")

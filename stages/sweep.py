@@ -55,7 +55,7 @@ def main(
     """Train and analyse every sparsity level of one (architecture, d_sae) cell."""
     from husai.analysis import baseline_matrices, recovery_summary, stability_summary
     from husai.sae import METRICS, SAEConfig, evaluate, train_saes
-    from stages._analysis import analysis_options, ground_truth
+    from stages._analysis import analysis_options, ground_truth, subspace_basis
 
     prm = load_params(params)
     cells = prm.sweep_configs(arch, d_sae)
@@ -64,6 +64,7 @@ def main(
     acts = load_activations(activations)
     gt = ground_truth(acts)
     options = analysis_options(prm, hungarian=d_sae <= prm.sweep.hungarian_max_d_sae)
+    basis = subspace_basis(acts.x, options)
     files: dict[str, bytes] = {}
     baselines = None
     for name, (knob, value, hp) in cells.items():
@@ -77,10 +78,10 @@ def main(
         sae, history = train_saes(config, acts.x, hp.seeds)
         per_seed = evaluate(sae, acts.x)
         if baselines is None:  # same architecture, shape and seeds for every level
-            baselines = baseline_matrices(sae, options)
+            baselines = baseline_matrices(sae, options, basis=basis)
         metrics = {m: sum(r[m] for r in per_seed) / len(per_seed) for m in METRICS}
         metrics["per_seed"] = {str(s): r for s, r in zip(sae.seeds, per_seed, strict=True)}
-        stab = stability_summary(sae, options, baselines=baselines)
+        stab = stability_summary(sae, options, baselines=baselines, basis=basis)
         rec = recovery_summary(sae, acts.x, gt, acts.key_frequencies, options)
         files[f"{name}.json"] = json_bytes({
             **entry, "skipped": False, "hyperparameters": config.hyperparams(),

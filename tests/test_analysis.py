@@ -115,3 +115,27 @@ def test_bad_inputs_raise() -> None:
     sae = hand_built((5, 6))[0]
     with pytest.raises(ValueError, match="differ from trained"):
         stability_summary(sae, OPT, untrained=hand_built((6, 5))[0])
+
+
+def test_low_rank_noise_beats_isotropic_but_not_the_data_subspace_baseline() -> None:
+    """Gaussian noise confined to an 8-dim subspace of R^32 has no features; any
+    dictionary fitted to it lies in that span, so the isotropic ratio looks like
+    stability while the data-subspace baseline shows it is not."""
+    from husai.baselines import principal_basis
+
+    g = torch.Generator().manual_seed(2)
+    span = torch.linalg.qr(torch.randn(32, 8, generator=g)).Q.T  # [8, 32]
+    noise = torch.randn(4096, 8, generator=g) @ span
+    planted = planted_data(m=24, k=3)[:, :8] @ span  # planted atoms, projected into the span
+    out = {}
+    for name, x in (("noise", noise), ("planted", planted)):
+        basis = principal_basis(x, 0.99)
+        out[name] = stability_summary(train(x), OPT, basis=basis)
+        assert out[name]["subspace_rank"] == 8
+    s = out["noise"]
+    assert s["pwmcc_ratio_to_random"]["ci"][0] > 1.5  # "stable" against the isotropic baseline...
+    assert s["subspace_random_pwmcc"]["mean"] > s["random_pwmcc"]["mean"] + 0.3
+    assert s["pwmcc_ratio_to_subspace"]["ratio"] < 1.1  # ...but not against random atoms in the span
+    p = out["planted"]
+    assert p["pwmcc_ratio_to_subspace"]["ci"][0] > 1.05  # real features beat the span's chance
+    assert p["shared_fraction"]["mean"] > s["shared_fraction"]["mean"] + 0.2

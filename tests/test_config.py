@@ -24,7 +24,7 @@ def test_the_tiny_profile_and_the_default_params_parse(tiny_params_raw: dict, re
     from ruamel.yaml import YAML
 
     tiny = parse_params(tiny_params_raw)
-    assert tiny.task.p == 23
+    assert tiny.task.p == 31
     default = parse_params(YAML(typ="safe", pure=True).load((repo_root / "params.yaml").read_text()))
     assert default.task.p == 113 and default.transformer.d_model == 128
 

@@ -9,6 +9,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import TINY_PROFILE
+from tests.paper_check import check_report
 from tests.pipeline import make_clone, run, wipe_outputs
 
 
@@ -36,6 +37,50 @@ def test_tiny_transformer_groks_and_shows_fourier_structure(tiny_repo: Path) -> 
     assert 1 <= len(fourier["key_frequencies"]) <= 6
     assert (fourier["activation_key_frequency_variance_share"]
             > fourier["untrained_activation_key_frequency_variance_share"] + 0.2)
+
+
+def test_paper_figures_and_report_from_the_tiny_pipeline(tiny_repo: Path) -> None:
+    from paper.figures import FIGURES
+
+    figures = tiny_repo / "paper" / "figures"
+    report = (tiny_repo / "paper" / "report.md").read_text()
+    present = {spec.name for spec in FIGURES if (figures / f"{spec.name}.png").exists()}
+    for name in present:
+        for ext in ("png", "pdf"):
+            assert (figures / f"{name}.{ext}").stat().st_size > 5_000, name
+    assert {"fig1_grokking", "fig2_fourier"} <= present
+    for spec in FIGURES:  # every figure is either rendered or said to be skipped
+        if spec.name not in present:
+            assert f"`{spec.name}` | skipped: " in report, spec.name
+    assert check_report(tiny_repo) > 40
+    # a second render, in another process with another hash seed, is byte-identical
+    again = tiny_repo / "paper-again"
+    env_run = ["env", "PYTHONHASHSEED=123", "husai", "paper", "--figures",
+               str(again / "figures"), "--report", str(again / "report.md"),
+               "--sources", str(again / "report_sources.json")]
+    run(tiny_repo, *env_run)
+    assert sorted(p.name for p in (again / "figures").iterdir()) == sorted(
+        p.name for p in figures.iterdir())
+    for p in figures.iterdir():
+        assert (again / "figures" / p.name).read_bytes() == p.read_bytes(), p.name
+    assert (again / "report_sources.json").read_bytes() == (
+        tiny_repo / "paper" / "report_sources.json").read_bytes()
+
+
+def test_tiny_dynamics_rises_above_random_and_analyses_run(tiny_repo: Path) -> None:
+    dyn = json.loads((tiny_repo / "metrics/dynamics.json").read_text())
+    for name, c in dyn["configs"].items():
+        first, last = c["checkpoints"][0], c["checkpoints"][-1]
+        iso = c["random"]["isotropic"]["pwmcc"]["mean"]
+        assert first["step"] == 0 and last["step"] == c["total_steps"]
+        assert first["stability"]["pwmcc"]["mean"] < iso + 0.05, name  # untrained ~ random
+        assert last["stability"]["pwmcc"]["ci_low"] > iso + 0.1, name
+        assert last["stability"]["shared_fraction"]["mean"] > 0.05, name
+    geo = json.loads((tiny_repo / "metrics/geometry.json").read_text())
+    pred = json.loads((tiny_repo / "metrics/predictors.json").read_text())
+    assert set(geo["configs"]) == set(pred["configs"]) == {"topk", "batchtopk", "standard"}
+    for c in pred["configs"].values():
+        assert c["auc"]["decoder_norm"]["pooled"] in (0.5, None)
 
 
 def test_second_run_from_scratch_gives_the_same_lock(tiny_repo: Path) -> None:

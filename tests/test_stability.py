@@ -299,3 +299,38 @@ def test_untrained_baseline_takes_given_atoms() -> None:
     assert np.nanmin(out["shared_fraction"]) == 1.0
     diff = bl.untrained_baseline([rand_atoms(40, 16, s) for s in range(3)], ranks=(4,))
     assert np.nanmax(diff["pwmcc"]) < 0.9 and "shared_fraction" not in diff
+
+
+def test_principal_basis_finds_the_planted_subspace_and_its_size() -> None:
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(40, 5, generator=g, dtype=torch.float64)).Q.T  # [5, 40]
+    scales = torch.tensor([10.0, 8.0, 6.0, 4.0, 2.0], dtype=torch.float64)
+    x = (torch.randn(4000, 5, generator=g, dtype=torch.float64) * scales) @ basis
+    x = x + 1e-6 * torch.randn(4000, 40, generator=g, dtype=torch.float64) + 3.0  # offset
+    full = bl.principal_basis(x, 0.999)
+    assert full.shape == (5, 40)
+    # the found span is the planted one: projecting the planted basis loses nothing
+    assert torch.allclose((basis @ full.T @ full), basis, atol=1e-6)
+    # variance shares 100:64:36:16:4 of 220 -> the top 2 hold 74.5%, the top 3 90.9%
+    assert bl.principal_basis(x, 0.74).shape[0] == 2
+    assert bl.principal_basis(x, 0.75).shape[0] == 3
+    with pytest.raises(ValueError, match="variance_share"):
+        bl.principal_basis(x, 0.0)
+
+
+def test_subspace_dictionary_lies_in_the_span_and_matches_isotropic_in_r_dims() -> None:
+    g = torch.Generator().manual_seed(1)
+    basis = torch.linalg.qr(torch.randn(128, 9, generator=g, dtype=torch.float64)).Q.T
+    atoms = bl.subspace_dictionary(1024, basis, seed=3)
+    assert atoms.shape == (1024, 128)
+    assert torch.allclose(atoms.norm(dim=1), torch.ones(1024), atol=1e-5)
+    inside = atoms.double() @ basis.T @ basis
+    assert torch.allclose(inside, atoms.double(), atol=1e-5)
+    assert torch.equal(atoms, bl.subspace_dictionary(1024, basis, seed=3))
+    # random directions in a 9-dim span: PWMCC is that of isotropic atoms in R^9,
+    # far above isotropic atoms in R^128 (0.30)
+    value = st.pwmcc(atoms, bl.subspace_dictionary(1024, basis, seed=4))
+    assert value == pytest.approx(bl.isotropic_pwmcc_expectation(1024, 9), abs=0.01)
+    assert value > 0.85
+    metrics = bl.subspace_baseline(64, basis, [1, 2, 3], ranks=[4])
+    assert metrics["pwmcc"].shape == (3, 3)
