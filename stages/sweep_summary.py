@@ -16,6 +16,10 @@ Definitions
   L0 (the k levels of the topk family in the grid), every architecture contributes
   its configuration whose measured L0 is nearest the target in log scale, if within
   a factor of ``L0_MATCH_FACTOR`` (1.5); a comparison needs two architectures.
+* ``ratio_subspace``: trained PWMCC / that of isotropic atoms confined to the span
+  holding ``analysis.subspace_variance`` of the activations' variance (when set);
+  ``above_subspace``: its CI lies above ``sweep.stable_ratio``. Reported beside the
+  Goldilocks answer: a low-rank dataset makes even random atoms in its span agree.
 * Goldilocks zone: the best ratio per dictionary size (over architectures and
   sparsities) peaks at an *interior* size, with the peak's CI above the CIs of the
   best configurations at the smallest and the largest size. Otherwise "no Goldilocks
@@ -31,7 +35,10 @@ Schema of ``metrics/sweep.json``::
                 "random_pwmcc", "untrained_pwmcc", "ratio", "ratio_ci", "ratio_untrained",
                 "ratio_untrained_ci", "hungarian_mcc", "shared_fraction" (null above
                 sweep.hungarian_max_d_sae), "coverage", "pure_latent_fraction",
-                "decoder_alignment", "random_decoder_alignment", "stable"}],
+                "decoder_alignment", "random_decoder_alignment", "stable",
+                # with the data-subspace baseline (params analysis.subspace_variance):
+                "subspace_random_pwmcc", "ratio_subspace", "ratio_subspace_ci",
+                "above_subspace"}],
       "best_ratio": [up to 5 rows (fields as above), highest ratio first],
       "by_d_sae": {"<d_sae>": {"best_config", "best_ratio", "best_ratio_ci", "best_pwmcc",
                                "random_pwmcc", "n_configs", "n_stable"}},
@@ -59,7 +66,7 @@ N_BEST = 5
 CSV_COLUMNS = ["config", "architecture", "d_sae", "knob", "level", "l0", "explained_variance",
                "dead_fraction", "pwmcc", "random_pwmcc", "untrained_pwmcc", "ratio",
                "ratio_ci_low", "ratio_ci_high", "hungarian_mcc", "shared_fraction", "coverage",
-               "decoder_alignment"]
+               "decoder_alignment", "subspace_random_pwmcc", "ratio_subspace"]
 
 
 def _mean(stats: dict | None) -> float | None:
@@ -94,6 +101,11 @@ def row_of(entry: dict, stable_ratio: float) -> dict[str, Any]:
         "random_decoder_alignment": rec["random_decoder_alignment"]["mean"],
         "stable": above(ratio) and above(untrained),
     })
+    sub = st.get("pwmcc_ratio_to_subspace")  # the data-subspace baseline, when computed
+    if sub is not None:
+        row.update({"subspace_random_pwmcc": st["subspace_random_pwmcc"]["mean"],
+                    "ratio_subspace": sub["ratio"], "ratio_subspace_ci": sub["ci"],
+                    "above_subspace": above(sub)})
     return row
 
 
@@ -169,6 +181,14 @@ def goldilocks(by_d: dict[int, dict], rows: list[dict]) -> dict[str, Any]:
         answer += f" No configuration is stable above d_sae {stable[-1]}."
     else:
         answer += " Every size has configurations above both baselines (CI)."
+    with_sub = [r for r in rows if "above_subspace" in r]
+    if with_sub:
+        n_above = sum(r["above_subspace"] for r in with_sub)
+        top = max(with_sub, key=lambda r: (r["ratio_subspace"], r["config"]))
+        answer += (f" Against random atoms in the activations' principal subspace, "
+                   f"{n_above} of {len(with_sub)} configurations are above with their CI; the "
+                   f"highest trained/subspace ratio is {top['ratio_subspace']:.2f}"
+                   f"{_ci(top['ratio_subspace_ci'])} ({top['config']}).")
     return {"zone": zone, "peak_d_sae": peak, "stable_d_sae": stable, "answer": answer}
 
 

@@ -33,7 +33,8 @@ def test_default_grid_is_large_enough(repo_root) -> None:
     prm = parse_params(YAML(typ="safe", pure=True).load((repo_root / "params.yaml").read_text()))
     sw = prm.sweep
     assert {"topk", "batchtopk", "standard", "jumprelu"} <= set(sw.architectures)
-    assert min(sw.d_sae) <= 16 and max(sw.d_sae) >= 1024
+    # from below the default activations' effective rank (~10) to at least 2x d_model
+    assert min(sw.d_sae) < 10 and max(sw.d_sae) >= 256
     trained = [hp for a in sw.architectures for d in sw.d_sae
                for (_, _, hp) in prm.sweep_configs(a, d).values() if not isinstance(hp, str)]
     assert len(trained) >= 50 and len(trained) * len(sw.seeds) >= 250
@@ -121,3 +122,18 @@ def test_matched_l0_prefers_the_nearest_in_log_scale() -> None:
     # |log(5/8)| = 0.47 > |log(12/8)| = 0.405: s2
     assert cell["architectures"]["standard"]["config"] == "s2"
     assert cell["best_architecture"] == "standard"
+
+
+def test_the_data_subspace_baseline_is_reported_beside_the_answer() -> None:
+    entries = [entry("a16", "topk", 16, 4.0, 3.0, [2.8, 3.2]),
+               entry("a64", "topk", 64, 4.0, 2.0, [1.9, 2.1])]
+    entries[0]["stability"] |= {"subspace_random_pwmcc": {"mean": 0.8},
+                                "pwmcc_ratio_to_subspace": {"ratio": 1.1, "ci": [1.05, 1.15]}}
+    entries[1]["stability"] |= {"subspace_random_pwmcc": {"mean": 0.7},
+                                "pwmcc_ratio_to_subspace": {"ratio": 0.9, "ci": [0.8, 1.0]}}
+    s = summarise(entries, 1.0, [1, 2, 3], 2, [4.0])
+    first, second = s["rows"]
+    assert (first["ratio_subspace"], first["above_subspace"]) == (1.1, True)
+    assert (second["ratio_subspace_ci"], second["above_subspace"]) == ([0.8, 1.0], False)
+    assert ("principal subspace, 1 of 2 configurations are above with their CI; the highest "
+            "trained/subspace ratio is 1.10 [1.05, 1.15] (a16)") in s["goldilocks"]["answer"]
