@@ -64,8 +64,8 @@ def _fmt(value: Any, spec: str) -> str:
 
 def phase1_rows(saes_metrics: dict, stability: dict, recovery: dict) -> list[dict[str, Any]]:
     """One row per configuration: architecture, mean L0 / EV / dead share over seeds
-    (from metrics/saes.json), PWMCC, random PWMCC, their ratio, shared fraction and
-    key-frequency coverage."""
+    (from metrics/saes.json), PWMCC, random PWMCC, their ratio, the data-subspace
+    baseline and its ratio (None when absent), shared fraction and key-frequency coverage."""
     rows = []
     for name, st in stability.items():
         entries = [e for e in saes_metrics["saes"].values() if e["config"] == name]
@@ -87,6 +87,8 @@ def phase1_rows(saes_metrics: dict, stability: dict, recovery: dict) -> list[dic
             "ratio": st["pwmcc_ratio_to_random"]["ratio"],
             "ratio_ci": st["pwmcc_ratio_to_random"]["ci"],
             "shared_fraction": None if shared is None else shared["mean"],
+            "subspace_pwmcc": (st.get("subspace_random_pwmcc") or {}).get("mean"),
+            "subspace_ratio": (st.get("pwmcc_ratio_to_subspace") or {}).get("ratio"),
             "coverage": recovery.get(name, {}).get("key_frequency_coverage", {}).get("mean"),
         })
     return rows
@@ -95,13 +97,15 @@ def phase1_rows(saes_metrics: dict, stability: dict, recovery: dict) -> list[dic
 def phase1_table(rows: list[dict[str, Any]]) -> Table:
     """The rich "Phase 1" table of :func:`phase1_rows`."""
     table = Table("config", "architecture", "L0", "EV", "dead %", "PWMCC", "random PWMCC",
-                  "ratio [95% CI]", "shared", "coverage", title="Phase 1: baseline SAEs",
-                  box=None)
+                  "ratio [95% CI]", "subspace PWMCC", "ratio", "shared", "coverage",
+                  title="Phase 1: baseline SAEs (random = isotropic in R^d_in; subspace = "
+                        "random in the activations' principal span)", box=None)
     for r in rows:
         ci = r["ratio_ci"]
         ratio = _fmt(r["ratio"], ".2f") + ("" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
         table.add_row(r["config"], r["architecture"], _fmt(r["l0"], ".1f"),
                       _fmt(r["explained_variance"], ".3f"), _fmt(100 * r["dead_fraction"], ".1f"),
                       _fmt(r["pwmcc"], ".3f"), _fmt(r["random_pwmcc"], ".3f"), ratio,
+                      _fmt(r.get("subspace_pwmcc"), ".3f"), _fmt(r.get("subspace_ratio"), ".2f"),
                       _fmt(r["shared_fraction"], ".3f"), _fmt(r["coverage"], ".2f"))
     return table
