@@ -144,6 +144,8 @@ def _ci(value: Any) -> tuple[float | None, float | None] | None:
 def _seed_means(saes: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """Per configuration: the mean over seeds of each SAE metric in metrics/saes.json."""
     sums: dict[str, dict[str, list[float]]] = {}
+    if isinstance(saes.get("saes"), Mapping):  # {"saes": {"<config>/seed<seed>": entry}, ...}
+        saes = saes["saes"]
     for entry in saes.values():
         if not isinstance(entry, Mapping) or "config" not in entry:
             continue
