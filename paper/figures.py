@@ -180,9 +180,9 @@ def config_mean(m: Metrics, config: str, metric: str) -> float | None:
 
 METRICS3 = (("pwmcc", "PWMCC"), ("hungarian_mcc", "Hungarian MCC"),
             ("shared_fraction", "shared fraction"))
-BASELINE_KINDS = (("random", "isotropic random", RANDOM, "x"),
-                  ("untrained", "untrained SAE", UNTRAINED, "D"),
-                  ("subspace_random", "random in the data subspace", SUBSPACE, "s"))
+BASELINE_KINDS = (("random", "isotropic random", RANDOM, "x", 0.0),
+                  ("untrained", "untrained SAE", UNTRAINED, "D", 0.14),
+                  ("subspace_random", "random in the data subspace", SUBSPACE, "s", 0.28))
 
 
 def subspace_rank(m: Metrics) -> int | None:
@@ -207,24 +207,24 @@ def fig_baselines(m: Metrics) -> Figure:
                 continue
             mean, lo, hi = t.values(m)
             drawn = True
-            for kind, text, color, marker in BASELINE_KINDS:
+            for kind, text, color, marker, dy in BASELINE_KINDS:
                 b = sc.optional(sc.baseline, m, STABILITY, path, kind, metric)
                 if b is None or b.values(m)[0] is None:
                     continue
                 bm, blo, bhi = b.values(m)
                 if kind == "subspace_random" and rank is not None:
                     text = f"{text} (rank {rank})"
-                ax.errorbar([bm], [i + 0.15], xerr=_err(bm, blo, bhi), fmt=marker, color=color,
+                ax.errorbar([bm], [i + dy], xerr=_err(bm, blo, bhi), fmt=marker, color=color,
                             mfc="none" if marker == "D" else color, capsize=2, ms=6,
                             label=f"baseline: {text}")
-            ax.errorbar([mean], [i - 0.15], xerr=_err(mean, lo, hi), fmt="o", color=TRAINED,
+            ax.errorbar([mean], [i - 0.2], xerr=_err(mean, lo, hi), fmt="o", color=TRAINED,
                         capsize=3, ms=7, label="trained SAEs (95% CI over seeds)")
         if not drawn:
             ax.text(0.5, 0.5, f"no {metric}\nin stability.json", ha="center", va="center",
                     transform=ax.transAxes)
         ax.set_title(label)
         ax.set_xlabel(f"{label} between seeds")
-        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlim(-0.03, 1.05)
     axes[0].set_yticks(range(len(names)), names)
     axes[0].set_ylim(len(names) - 0.5, -0.5)
     _legend_below(fig, axes, ncols=2)
@@ -355,13 +355,18 @@ def fig_tradeoff(m: Metrics) -> Figure:
             archs.append(r["architecture"])
             sizes.append(r["d_sae"])
             n += 1
-        for p in base:
+        for k, p in enumerate(base):
             st = p[key]
             if st is None or st.values(m)[0] is None:
                 continue
             y, lo, hi = st.values(m)
             ax.errorbar([p["ev"]], [y], yerr=_err(y, lo, hi), fmt=size_marker(p["d_sae"]),
-                        color=arch_color(p["arch"]), ms=13, mec="black", capsize=2)
+                        color=arch_color(p["arch"]), ms=13, mec="black", capsize=2,
+                        alpha=0.85)
+            ax.annotate(f"baseline {p['name']}", (p["ev"], y), xytext=(0.6, 0.22 - 0.06 * k),
+                        textcoords="axes fraction", ha="right", va="center", fontsize=7,
+                        color=arch_color(p["arch"]),
+                        arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
             archs.append(p["arch"])
             sizes.append(p["d_sae"] if p["d_sae"] is not None else 1024)
             n += 1
@@ -430,6 +435,7 @@ def fig_recovery(m: Metrics) -> Figure:
                             label="random dictionary of the same shape")
         ax.set_xlabel("PWMCC trained / isotropic random")
         ax.set_ylabel(label)
+        ax.margins(x=0.08)
         ax.set_ylim(-0.03, 1.05)
         ax.set_title(label)
     handles = _arch_legend(archs) + _size_legend(axes[0], sizes)
@@ -466,7 +472,7 @@ def dynamics_series(m: Metrics, path, key: str) -> tuple[list[float], list[sc.St
 DYN_PANELS = (("pwmcc", "(a) PWMCC between seeds"),
               ("shared_fraction", "(b) shared fraction (Paulo & Belrose)"),
               ("frac_alive", "(c) live latents (fraction of d_sae)"),
-              ("match_agreement_live", "(d) live latents whose best matches are final"))
+              ("match_agreement_live", "(d) best matches that are already the final ones"))
 
 
 def fig_dynamics(m: Metrics) -> Figure:
@@ -485,7 +491,8 @@ def fig_dynamics(m: Metrics) -> Figure:
             arch = m.get(DYNAMICS, path).get("architecture")
             color = arch_color(arch) if isinstance(arch, str) else f"C{i}"
             ax.plot(steps, [_nan(v[0]) for v in vals], marker=".", color=color,
-                    label=f"trained: {name}")
+                    label=(f"(live latent, other seed) best match final: {name}"
+                           if key == "match_agreement_live" else f"trained: {name}"))
             if all(v[1] is not None and v[2] is not None for v in vals):
                 ax.fill_between(steps, [v[1] for v in vals], [v[2] for v in vals], color=color,
                                 alpha=0.2)
@@ -503,7 +510,7 @@ def fig_dynamics(m: Metrics) -> Figure:
                 if got2 is not None:
                     ax.plot(got2[0], [_nan(s.values(m)[0]) for s in got2[1]], ls="--",
                             color=color, marker="x", ms=4,
-                            label=f"settled latents, strict ({name})")
+                            label=f"latent settled in every other seed: {name}")
         ax.set_title(title)
         ax.set_xscale("symlog", linthresh=1.0)  # checkpoints are log-spaced from step 0
         ax.set_xlim(left=0)
@@ -533,8 +540,9 @@ GROUP_METRICS = (("group_overlap", "group\nsubspace overlap"),
 
 def fig_geometry(m: Metrics) -> Figure:
     entries = sc.configs(m, GEOMETRY, "subspace")
-    fig = new_figure(13.0, 4.4)
+    fig = new_figure(13.0, 5.6)
     ax_s, ax_g, ax_k = fig.subplots(1, 3, width_ratios=[1.1, 1.0, 1.5])
+    all_ranks: set[float] = set()
     n = 0
     width = 0.8 / max(len(entries), 1)
     for i, (name, path) in enumerate(entries):
@@ -544,6 +552,7 @@ def fig_geometry(m: Metrics) -> Figure:
         ov = (entry.get("subspace") or {}).get("overlap") or {}
         ranks = sorted(ov, key=float)
         if ranks:
+            all_ranks.update(float(r) for r in ranks)
             stats = [sc.stat_at(m, GEOMETRY, (*path, "subspace", "overlap", r)).values(m)
                      for r in ranks]
             ax_s.errorbar([float(r) for r in ranks], [_nan(v[0]) for v in stats],
@@ -561,9 +570,9 @@ def fig_geometry(m: Metrics) -> Figure:
                           lw=2, label="random expectation r / d_in")
             n += 1
         gram = entry.get("gram") or {}
-        bars = (("seed_distance", "between seeds"),
-                ("distance_to_data_sample", "seed vs data sample"),
-                ("distance_to_isotropic", "seed vs isotropic"))
+        bars = (("seed_distance", "between\nseeds"),
+                ("distance_to_data_sample", "seed vs\ndata sample"),
+                ("distance_to_isotropic", "seed vs\nisotropic"))
         for j, (key, _) in enumerate(bars):
             if key not in gram:
                 continue
@@ -592,20 +601,23 @@ def fig_geometry(m: Metrics) -> Figure:
     if n == 0:
         raise Skip(f"{GEOMETRY}: no configuration with subspace overlaps")
     ax_s.set_xscale("log", base=2)
+    ax_s.set_xticks(sorted(all_ranks), [f"{r:g}" for r in sorted(all_ranks)])
+    ax_s.minorticks_off()
     ax_s.set_xlabel("rank r of the decoder subspace")
     ax_s.set_ylabel("mean cos² of principal angles")
     ax_s.set_ylim(-0.03, 1.05)
     ax_s.set_title("(a) top-r decoder subspaces")
-    ax_s.legend(fontsize=6)
-    ax_g.set_xticks(range(len(bars)), [b for _, b in bars], rotation=15, ha="right")
+    below = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.14), "ncols": 2, "fontsize": 7}
+    ax_s.legend(**below)
+    ax_g.set_xticks(range(len(bars)), [b for _, b in bars])
     ax_g.set_ylabel("total-variation distance of Gram spectra")
     ax_g.set_title("(b) Gram spectra (lower = more alike)")
-    ax_g.legend(fontsize=6.5)
+    ax_g.legend(**below)
     ax_k.set_xticks(range(len(GROUP_METRICS)), [b for _, b in GROUP_METRICS])
     ax_k.set_ylabel("mean between seed pairs")
     ax_k.set_ylim(0, 1.05)
     ax_k.set_title("(c) key-frequency atom groups (live atoms)")
-    ax_k.legend(fontsize=6.5, loc="lower left")
+    ax_k.legend(**{**below, "ncols": 3})
     fig.suptitle("Geometry conserved across seeds, beside references with no learning")
     return fig
 
