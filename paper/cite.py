@@ -5,7 +5,7 @@ file ``file``, formats it with ``fmt`` and returns the text followed by a hidden
 marker ``<!--nK-->`` (an HTML comment: invisible when the Markdown is rendered).
 Citation K is recorded as ``{"id", "text", "kind": "value", "file", "path",
 "format", "value"}``. ``Citer.derived(op, refs, fmt)`` records a mean / sample
-standard deviation / min / max / count over several cited values (``"refs"``:
+standard deviation / min / max / count / sum over several cited values (``"refs"``:
 a list of ``{"file", "path"}``), and ``Citer.quote(text, document)`` a number
 quoted from a document that is not a metric file (a claim, kind ``"quote"``).
 ``report_sources.json`` holds the list, so a test can re-read each file and
@@ -23,7 +23,7 @@ from paper.errors import Skip
 from paper.metrics import JsonPath, Metrics, number
 
 MISSING = "n/a"
-OPS = ("mean", "std", "min", "max", "count")
+OPS = ("mean", "std", "min", "max", "count", "sum")
 
 
 def format_value(value: Any, fmt: str) -> str:
@@ -53,6 +53,8 @@ def apply_op(op: str, values: Sequence[Any]) -> float | int | None:
         return min(vals)
     if op == "max":
         return max(vals)
+    if op == "sum":
+        return sum(vals)
     raise ValueError(f"unknown op {op!r} (one of {', '.join(OPS)})")
 
 

@@ -129,10 +129,20 @@ def fig_fourier(m: Metrics) -> Figure:
     return fig
 
 
-# ----------------------------------------------------------------------------- 3 baselines
+# ----------------------------------------------------------------------------- helpers
 
-METRICS3 = (("pwmcc", "PWMCC"), ("hungarian_mcc", "Hungarian MCC"),
-            ("shared_fraction", "shared fraction"))
+ARCH_COLORS = {"topk": "#1f77b4", "batchtopk": "#ff7f0e", "standard": "#2ca02c",
+               "jumprelu": "#d62728", "gated": "#9467bd", "matryoshka_batchtopk": "#8c564b"}
+SIZE_MARKERS = {8: "o", 16: "s", 32: "P", 64: "^", 128: "v", 256: "D", 512: "h", 1024: "*"}
+SUBSPACE = "#9467bd"
+
+
+def arch_color(arch: str) -> str:
+    return ARCH_COLORS.get(arch, "#17becf")
+
+
+def size_marker(d: float | None) -> str:
+    return SIZE_MARKERS.get(int(d), "X") if d is not None else "X"
 
 
 def _err(mean: float | None, lo: float | None, hi: float | None) -> list[list[float]] | None:
@@ -141,407 +151,519 @@ def _err(mean: float | None, lo: float | None, hi: float | None) -> list[list[fl
     return [[max(mean - lo, 0.0)], [max(hi - mean, 0.0)]]
 
 
+def _nan(v: float | None) -> float:
+    return np.nan if v is None else float(v)
+
+
+def _legend_below(fig: Figure, axes, ncols: int = 4) -> None:
+    handles, labels = [], []
+    for ax in np.atleast_1d(axes).ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=ncols)
+
+
+def config_mean(m: Metrics, config: str, metric: str) -> float | None:
+    """Mean over seeds of a SAEBench metric of a baseline configuration (``saes.json``)."""
+    if not m.exists(SAES):
+        return None
+    vals = [number(m.get(SAES, (*p, "metrics", metric)), metric)
+            for p in sc.sae_seed_paths(m, config)]
+    vals = [v for v in vals if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+# ----------------------------------------------------------------------------- 3 baselines
+
+METRICS3 = (("pwmcc", "PWMCC"), ("hungarian_mcc", "Hungarian MCC"),
+            ("shared_fraction", "shared fraction"))
+BASELINE_KINDS = (("random", "isotropic random", RANDOM, "x", 0.0),
+                  ("untrained", "untrained SAE", UNTRAINED, "D", 0.14),
+                  ("subspace_random", "random in the data subspace", SUBSPACE, "s", 0.28))
+
+
+def subspace_rank(m: Metrics) -> int | None:
+    for _, path in sc.configs(m, STABILITY, "pwmcc"):
+        r = m.get(STABILITY, path).get("subspace_rank")
+        if isinstance(r, int):
+            return r
+    return None
+
+
 def fig_baselines(m: Metrics) -> Figure:
     entries = sc.configs(m, STABILITY, "pwmcc")
-    fig = new_figure(11.0, 1.2 + 0.45 * len(entries))
+    fig = new_figure(11.0, 1.9 + 0.55 * len(entries))
     axes = fig.subplots(1, 3, sharey=True)
     names = [n for n, _ in entries]
+    rank = subspace_rank(m)
     for ax, (metric, label) in zip(axes, METRICS3, strict=True):
         drawn = False
         for i, (_, path) in enumerate(entries):
             t = sc.optional(sc.stat, m, STABILITY, path, metric)
-            if t is None:
+            if t is None or t.values(m)[0] is None:
                 continue
             mean, lo, hi = t.values(m)
-            if mean is None:
-                continue
             drawn = True
-            ax.errorbar([mean], [i], xerr=_err(mean, lo, hi), fmt="o", color=TRAINED,
-                        capsize=3, label="trained (95% CI)" if i == 0 else None)
-            for kind, color, marker in (("random", RANDOM, "x"), ("untrained", UNTRAINED, "D")):
+            for kind, text, color, marker, dy in BASELINE_KINDS:
                 b = sc.optional(sc.baseline, m, STABILITY, path, kind, metric)
-                if b is None:
+                if b is None or b.values(m)[0] is None:
                     continue
                 bm, blo, bhi = b.values(m)
-                if bm is None:
-                    continue
-                ax.errorbar([bm], [i], xerr=_err(bm, blo, bhi), fmt=marker, color=color,
-                            mfc="none" if marker == "D" else color, capsize=2,
-                            label=f"{kind} baseline" if i == 0 else None)
+                if kind == "subspace_random" and rank is not None:
+                    text = f"{text} (rank {rank})"
+                ax.errorbar([bm], [i + dy], xerr=_err(bm, blo, bhi), fmt=marker, color=color,
+                            mfc="none" if marker == "D" else color, capsize=2, ms=6,
+                            label=f"baseline: {text}")
+            ax.errorbar([mean], [i - 0.2], xerr=_err(mean, lo, hi), fmt="o", color=TRAINED,
+                        capsize=3, ms=7, label="trained SAEs (95% CI over seeds)")
         if not drawn:
             ax.text(0.5, 0.5, f"no {metric}\nin stability.json", ha="center", va="center",
                     transform=ax.transAxes)
         ax.set_title(label)
         ax.set_xlabel(f"{label} between seeds")
-        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlim(-0.03, 1.05)
     axes[0].set_yticks(range(len(names)), names)
     axes[0].set_ylim(len(names) - 0.5, -0.5)
-    handles, labels = [], []
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="outside lower center", ncols=3)
-    fig.suptitle("Stability across seeds: trained SAEs vs random and untrained dictionaries")
+    _legend_below(fig, axes, ncols=2)
+    fig.suptitle("Stability across seeds of the baseline SAEs vs three random baselines")
     return fig
 
 
 # ----------------------------------------------------------------------------- 4 heatmaps
 
-
-def _sparsity_key(arch: str) -> str:
-    if arch in ("standard", "gated"):
-        return "l1_coefficient"
-    if arch == "jumprelu":
-        return "l0_coefficient"
-    return "k"
+RATIO_KINDS = (("ratio", "ratio_ci", "trained / isotropic-random PWMCC"),
+               ("ratio_subspace", "ratio_subspace_ci", "trained / data-subspace-random PWMCC"))
 
 
-def sweep_points(m: Metrics, file: str = SWEEP) -> list[dict]:
-    """One dict per configuration: name, arch, d_sae, sparsity key/value, ratio Stat."""
-    out = []
-    for name, path in sc.configs(m, file, "pwmcc_ratio_to_random"):
-        arch = sc.architecture_of(m, file, path, name)
-        key = _sparsity_key(arch)
-        d_path = sc.hyperparameter(m, file, path, "d_sae")
-        s_path = sc.hyperparameter(m, file, path, key)
-        out.append({
-            "name": name, "path": path, "arch": arch, "sparsity_key": key,
-            "d_sae": None if d_path is None else number(m.get(file, d_path), "d_sae"),
-            "sparsity": None if s_path is None else number(m.get(file, s_path), key),
-            "ratio": sc.ratio(m, file, path),
-        })
-    return out
-
-
-def ratio_points(m: Metrics) -> list[dict]:
-    """:func:`sweep_points` of stability.json and sweep.json (whichever exist), by name."""
-    points: dict[str, dict] = {}
-    for file in (STABILITY, SWEEP):
-        if m.exists(file):
-            for p in sc.optional(sweep_points, m, file) or []:
-                points.setdefault(p["name"], {**p, "file": file})
-    if not points:
-        raise Skip(f"no configuration with pwmcc_ratio_to_random in {STABILITY} or {SWEEP}")
-    return list(points.values())
+def _luminance(rgba) -> float:
+    r, g, b = rgba[:3]
+    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def fig_heatmaps(m: Metrics) -> Figure:
-    points = [p for p in sweep_points(m) if p["d_sae"] is not None and p["sparsity"] is not None]
-    if not points:
-        raise Skip(f"{SWEEP}: no configuration with d_sae and a sparsity hyperparameter")
-    archs = list(dict.fromkeys(p["arch"] for p in points))
-    ratios = [p["ratio"].values(m)[0] for p in points]
-    finite = [r for r in ratios if r is not None]
-    if not finite:
-        raise Skip(f"{SWEEP}: every pwmcc_ratio_to_random is null")
-    lo, hi = min(*finite, 0.99), max(*finite, 1.01)
-    norm = TwoSlopeNorm(vcenter=1.0, vmin=lo, vmax=hi)
-    fig = new_figure(3.6 * len(archs) + 1.0, 3.6)
-    axes = np.atleast_1d(fig.subplots(1, len(archs)))
-    image = None
-    for ax, arch in zip(axes, archs, strict=True):
-        mine = [(p, r) for p, r in zip(points, ratios, strict=True) if p["arch"] == arch]
-        ds = sorted({p["d_sae"] for p, _ in mine})
-        ss = sorted({p["sparsity"] for p, _ in mine})
-        grid = np.full((len(ds), len(ss)), np.nan)
-        for p, r in mine:
-            i, j = ds.index(p["d_sae"]), ss.index(p["sparsity"])
-            if math.isnan(grid[i, j]) and r is not None:
-                grid[i, j] = r
-        image = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu_r", norm=norm, aspect="auto",
-                          origin="lower")
-        for i in range(len(ds)):
-            for j in range(len(ss)):
-                if math.isfinite(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7)
-        ax.set_xticks(range(len(ss)), [f"{s:g}" for s in ss])
-        ax.set_yticks(range(len(ds)), [f"{d:g}" for d in ds])
-        ax.set_xlabel(sc.SPARSITY_LABEL[mine[0][0]["sparsity_key"]])
-        ax.set_ylabel("d_sae (latents)")
-        ax.set_title(arch)
-        ax.grid(False)
-    fig.colorbar(image, ax=list(axes), label="PWMCC trained / random (1 = random)")
-    fig.suptitle("Stability over dictionary size x sparsity")
+    import matplotlib
+
+    rows = sc.rows(m, SWEEP)
+    kinds = [k for k in RATIO_KINDS if any(r.get(k[0]) is not None for _, r in rows)]
+    if not kinds:
+        raise Skip(f"{SWEEP}: no row has a ratio")
+    skipped = sc.skipped_rows(m, SWEEP)
+    archs = list(dict.fromkeys(r["architecture"] for _, r in rows))
+    fig = new_figure(3.3 * len(archs) + 1.4, 3.2 * len(kinds) + 0.6)
+    axes = np.atleast_2d(fig.subplots(len(kinds), len(archs), squeeze=False))
+    for row_axes, (key, ci_key, label) in zip(axes, kinds, strict=True):
+        vals = [r[key] for _, r in rows if r.get(key) is not None]
+        if key == "ratio":
+            norm = matplotlib.colors.Normalize(vmin=min(vals), vmax=max(vals))
+            cmap = matplotlib.colormaps["viridis"]
+        else:
+            norm = TwoSlopeNorm(vcenter=1.0, vmin=min(*vals, 0.99), vmax=max(*vals, 1.01))
+            cmap = matplotlib.colormaps["RdBu_r"]
+        image = None
+        for ax, arch in zip(row_axes, archs, strict=True):
+            mine = [r for _, r in rows if r["architecture"] == arch]
+            gone = [r for r in skipped if r.get("architecture") == arch]
+            ds = sorted({r["d_sae"] for r in mine + gone})
+            levels = sorted({r["level"] for r in mine + gone})
+            grid = np.full((len(ds), len(levels)), np.nan)
+            for r in mine:
+                if r.get(key) is not None:
+                    grid[ds.index(r["d_sae"]), levels.index(r["level"])] = r[key]
+            image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto",
+                              origin="lower")
+            ax.set_facecolor("#e6e6e6")
+            for r in mine:
+                i, j = ds.index(r["d_sae"]), levels.index(r["level"])
+                v = r.get(key)
+                if v is None:
+                    continue
+                ci = r.get(ci_key)
+                star = "*" if (key == "ratio_subspace" and isinstance(ci, list)
+                               and ci[0] is not None and ci[0] > 1) else ""
+                l0 = "" if r.get("l0") is None else f"\nL0 {r['l0']:.3g}"
+                color = "white" if _luminance(cmap(norm(v))) < 0.5 else "black"
+                ax.text(j, i, f"{v:.2f}{star}{l0}", ha="center", va="center", fontsize=6.5,
+                        color=color, linespacing=1.1)
+            for r in gone:
+                ax.text(levels.index(r["level"]), ds.index(r["d_sae"]), "n/a\n(k > d_sae)",
+                        ha="center", va="center", fontsize=5.5, color="#555555")
+            ax.set_xticks(range(len(levels)), [f"{s:g}" for s in levels])
+            ax.set_yticks(range(len(ds)), [f"{d:g}" for d in ds])
+            knob = (mine or gone)[0].get("knob", "sparsity")
+            ax.set_xlabel(sc.SPARSITY_LABEL.get(knob, knob))
+            ax.set_ylabel("d_sae (latents)")
+            ax.set_title(arch)
+            ax.grid(False)
+        cbar = label + ("\n(* CI above 1)" if key == "ratio_subspace" else "")
+        fig.colorbar(image, ax=list(row_axes), label=cbar, shrink=0.9)
+    fig.suptitle("Sweep: stability over dictionary size x sparsity "
+                 "(cell: ratio, measured L0 below)")
     return fig
 
 
 # ----------------------------------------------------------------------------- 5 trade-off
 
 
-def _config_ev(m: Metrics, file: str, path, name: str) -> float | None:
-    ev = sc.optional(sc.stat, m, file, path, "explained_variance")
-    if ev is not None:
-        return ev.values(m)[0]
-    if not m.exists(SAES):
-        return None
-    vals = [number(m.get(SAES, (*p, "metrics", "explained_variance")), "explained_variance")
-            for p in sc.sae_seed_paths(m, name)]
-    vals = [v for v in vals if v is not None]
-    return float(np.mean(vals)) if vals else None
+def baseline_points(m: Metrics) -> list[dict]:
+    """The baseline configurations of ``stability.json``: arch, d_sae, EV, ratio Stats."""
+    out = []
+    for name, path in sc.configs(m, STABILITY, "pwmcc"):
+        entry = m.get(STABILITY, path)
+        out.append({
+            "name": name, "path": path, "arch": entry.get("architecture", name),
+            "d_sae": entry.get("d_sae"), "ev": config_mean(m, name, "explained_variance"),
+            "ratio": sc.optional(sc.ratio, m, STABILITY, path, "pwmcc", "random"),
+            "ratio_subspace": sc.optional(sc.ratio, m, STABILITY, path, "pwmcc", "subspace"),
+        })
+    return out
+
+
+def _size_legend(ax, sizes: list[float]) -> list:
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], ls="none", marker=size_marker(d), color="black", mfc="none",
+                   label=f"d_sae {d:g}") for d in sorted(set(sizes))]
+
+
+def _arch_legend(archs: list[str]) -> list:
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], ls="none", marker="o", color=arch_color(a), label=a)
+            for a in dict.fromkeys(archs)]
 
 
 def fig_tradeoff(m: Metrics) -> Figure:
-    points = ratio_points(m)
-    fig = new_figure(5.6, 4.2)
-    ax = fig.subplots()
-    drawn = set()
-    n = 0
-    for p in points:
-        ev = _config_ev(m, p["file"], p["path"], p["name"])
-        r, rlo, rhi = p["ratio"].values(m)
-        if ev is None or r is None:
-            continue
-        n += 1
-        arch = p["arch"]
-        ax.errorbar([ev], [r], yerr=_err(r, rlo, rhi), fmt=ARCH_MARKERS.get(arch, "o"),
-                    capsize=2, color=f"C{list(ARCH_MARKERS).index(arch) % 10}"
-                    if arch in ARCH_MARKERS else "C9", label=None if arch in drawn else arch)
-        drawn.add(arch)
+    sweep = sc.optional(sc.rows, m, SWEEP) if m.exists(SWEEP) else None
+    base = [p for p in baseline_points(m) if p["ev"] is not None]
+    panels = [("ratio", "ratio_ci", "PWMCC trained / isotropic random"),
+              ("ratio_subspace", "ratio_subspace_ci", "PWMCC trained / data-subspace random")]
+    fig = new_figure(11.0, 4.6)
+    axes = fig.subplots(1, 2)
+    archs, sizes, n = [], [], 0
+    for ax, (key, ci_key, label) in zip(axes, panels, strict=True):
+        for path, r in sweep or []:
+            if r.get(key) is None or r.get("explained_variance") is None:
+                continue
+            s = sc.row_stat(m, SWEEP, path, key, ci_key)
+            y, lo, hi = s.values(m)
+            ax.errorbar([r["explained_variance"]], [y], yerr=_err(y, lo, hi),
+                        fmt=size_marker(r["d_sae"]), color=arch_color(r["architecture"]),
+                        ms=5, capsize=1.5, alpha=0.75, elinewidth=0.8)
+            archs.append(r["architecture"])
+            sizes.append(r["d_sae"])
+            n += 1
+        for k, p in enumerate(base):
+            st = p[key]
+            if st is None or st.values(m)[0] is None:
+                continue
+            y, lo, hi = st.values(m)
+            ax.errorbar([p["ev"]], [y], yerr=_err(y, lo, hi), fmt=size_marker(p["d_sae"]),
+                        color=arch_color(p["arch"]), ms=13, mec="black", capsize=2,
+                        alpha=0.85)
+            ax.annotate(f"baseline {p['name']}", (p["ev"], y), xytext=(0.6, 0.22 - 0.06 * k),
+                        textcoords="axes fraction", ha="right", va="center", fontsize=7,
+                        color=arch_color(p["arch"]),
+                        arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
+            archs.append(p["arch"])
+            sizes.append(p["d_sae"] if p["d_sae"] is not None else 1024)
+            n += 1
+        ax.axhline(1.0, color=RANDOM, ls="--", lw=1)
+        ax.set_xlabel("explained variance (mean over seeds)")
+        ax.set_ylabel(label + " (dashed: 1)")
+        ax.set_title(label)
     if n == 0:
         raise Skip("no configuration with both explained variance and a PWMCC ratio")
-    ax.axhline(1.0, color=RANDOM, ls="--", lw=1, label="random dictionary")
-    ax.set_xlabel("explained variance (mean over seeds)")
-    ax.set_ylabel("PWMCC trained / random")
-    ax.legend()
-    ax.set_title("Stability vs reconstruction, one point per SAE configuration")
+    fig.legend(handles=_arch_legend(archs) + _size_legend(axes[0], sizes),
+               loc="outside right center", title="colour / marker")
+    fig.suptitle("Stability vs reconstruction: sweep (small) and baseline SAEs (large, "
+                 "black edge)")
     return fig
 
 
 # ----------------------------------------------------------------------------- 6 recovery
 
 
-RECOVERY_PANELS = (("key_frequency_coverage", "key-frequency coverage"),
-                   ("pure_latent_fraction", "pure-latent fraction"),
-                   ("decoder_alignment", "decoder alignment (mean max |cos|)"))
+RECOVERY_PANELS = (("key_frequency_coverage", "coverage", "key-frequency coverage"),
+                   ("pure_latent_fraction", "pure_latent_fraction", "pure-latent fraction"),
+                   ("decoder_alignment", "decoder_alignment",
+                    "decoder alignment (mean best |cos|)"))
 
 
 def fig_recovery(m: Metrics) -> Figure:
-    ratios = {p["name"]: p for p in ratio_points(m)}
-    entries = [(n, p) for n, p in sc.configs(m, RECOVERY, "key_frequency_coverage") if n in ratios]
-    if not entries:
-        raise Skip(f"{RECOVERY} shares no configuration with {STABILITY} or {SWEEP}")
-    fig = new_figure(11.0, 3.6)
+    base = {p["name"]: p for p in baseline_points(m)}
+    entries = [(n, p) for n, p in sc.configs(m, RECOVERY, "key_frequency_coverage") if n in base]
+    sweep = sc.optional(sc.rows, m, SWEEP) if m.exists(SWEEP) else None
+    if not entries and not sweep:
+        raise Skip(f"{RECOVERY} shares no configuration with {STABILITY}")
+    fig = new_figure(11.5, 4.0)
     axes = fig.subplots(1, 3)
-    for ax, (metric, label) in zip(axes, RECOVERY_PANELS, strict=True):
-        labelled = set()
-        for name, path in entries:
-            s = sc.optional(sc.stat, m, RECOVERY, path, metric)
-            if s is None:
-                continue
-            y, ylo, yhi = s.values(m)
-            x, xlo, xhi = ratios[name]["ratio"].values(m)
+    archs, sizes = [], []
+    for ax, (metric, row_key, label) in zip(axes, RECOVERY_PANELS, strict=True):
+        for _, r in sweep or []:
+            x, y = r.get("ratio"), r.get(row_key)
             if x is None or y is None:
                 continue
-            arch = ratios[name]["arch"]
-            color = f"C{list(ARCH_MARKERS).index(arch) % 10}" if arch in ARCH_MARKERS else "C9"
+            ax.plot([x], [y], size_marker(r["d_sae"]), color=arch_color(r["architecture"]),
+                    ms=5, alpha=0.7)
+            archs.append(r["architecture"])
+            sizes.append(r["d_sae"])
+            if metric == "decoder_alignment" and r.get("random_decoder_alignment") is not None:
+                ax.plot([x], [r["random_decoder_alignment"]], "_", color=RANDOM, ms=6,
+                        label="random dictionary of the same shape")
+        for name, path in entries:
+            s = sc.optional(sc.stat, m, RECOVERY, path, metric)
+            rat = base[name]["ratio"]
+            if s is None or rat is None:
+                continue
+            y, ylo, yhi = s.values(m)
+            x, xlo, xhi = rat.values(m)
+            if x is None or y is None:
+                continue
+            p = base[name]
             ax.errorbar([x], [y], xerr=_err(x, xlo, xhi), yerr=_err(y, ylo, yhi),
-                        fmt=ARCH_MARKERS.get(arch, "o"), color=color, capsize=2,
-                        label=None if arch in labelled else arch)
-            labelled.add(arch)
+                        fmt=size_marker(p["d_sae"]), color=arch_color(p["arch"]), ms=13,
+                        mec="black", capsize=2)
+            archs.append(p["arch"])
+            sizes.append(p["d_sae"] if p["d_sae"] is not None else 1024)
             if metric == "decoder_alignment":
                 b = sc.optional(sc.baseline, m, RECOVERY, path, "random", metric)
                 if b is not None and b.values(m)[0] is not None:
-                    ax.plot([x], [b.values(m)[0]], "x", color=RANDOM,
-                            label=None if "random" in labelled else "random dictionary")
-                    labelled.add("random")
-        ax.axvline(1.0, color=RANDOM, ls=":", lw=1)
-        ax.set_xlabel("PWMCC trained / random (dotted: 1 = random)")
+                    ax.plot([x], [b.values(m)[0]], "_", color=RANDOM, ms=12, mew=2,
+                            label="random dictionary of the same shape")
+        ax.set_xlabel("PWMCC trained / isotropic random")
         ax.set_ylabel(label)
-        ax.set_ylim(-0.02, 1.05)
+        ax.margins(x=0.08)
+        ax.set_ylim(-0.03, 1.05)
         ax.set_title(label)
-        if labelled:
-            ax.legend(fontsize=7)
-    fig.suptitle("Ground-truth (Fourier) recovery vs stability across seeds")
+    handles = _arch_legend(archs) + _size_legend(axes[0], sizes)
+    h, _ = axes[2].get_legend_handles_labels()
+    if h:
+        handles.append(h[0])
+    fig.legend(handles=handles, loc="outside right center", title="colour / marker")
+    fig.suptitle("Ground-truth (Fourier) recovery vs stability: sweep (small), baseline "
+                 "SAEs (large)")
     return fig
 
 
 # ----------------------------------------------------------------------------- 7 dynamics
 
 
-def dynamics_series(m: Metrics, path) -> list[tuple[tuple, sc.Stat]]:
-    """``[(json path of the step, PWMCC Stat)]`` by training step for one configuration.
+def dynamics_series(m: Metrics, path, key: str) -> tuple[list[float], list[sc.Stat]]:
+    """Steps and the Stat of ``key`` at each checkpoint of one dynamics configuration.
 
-    Accepts a list of records ``{"step", "pwmcc", ...}`` under ``checkpoints`` /
-    ``trajectory`` / ``steps`` / ``by_step`` / ``series``, or parallel lists:
-    ``steps`` beside ``pwmcc`` (a list, or ``{"mean": [...], "ci_low": [...], ...}``).
-    """
-    entry = m.get(DYNAMICS, path)
-    for key in ("checkpoints", "trajectory", "steps", "by_step", "series"):
-        rel = sc.find(entry, key)
-        if rel is None:
-            continue
-        node = m.get(DYNAMICS, (*path, *rel))
-        if isinstance(node, list) and node and isinstance(node[0], dict):
-            out = []
-            for i, rec in enumerate(node):
-                if "step" not in rec or sc.find(rec, "pwmcc") is None:
-                    raise Skip(f"{DYNAMICS}: record {i} of {key} lacks step or pwmcc")
-                out.append(((*path, *rel, i, "step"),
-                            sc.stat(m, DYNAMICS, (*path, *rel, i), "pwmcc")))
-            return out
-        if isinstance(node, list) and node and key == "steps":
-            pw_rel = sc.find(entry, "pwmcc")
-            if pw_rel is None:
-                raise Skip(f"{DYNAMICS}: steps without pwmcc")
-            pw = (*path, *pw_rel)
-            node_pw = m.get(DYNAMICS, pw)
-            if isinstance(node_pw, dict):
-                if not isinstance(node_pw.get("mean"), list):
-                    raise Skip(f"{DYNAMICS}: pwmcc has no list of means")
-                lo = (*pw, "ci_low") if isinstance(node_pw.get("ci_low"), list) else None
-                hi = (*pw, "ci_high") if isinstance(node_pw.get("ci_high"), list) else None
-                pw = (*pw, "mean")
-            else:
-                lo = hi = None
-            means = m.get(DYNAMICS, pw)
-            if not isinstance(means, list) or len(means) != len(node):
-                raise Skip(f"{DYNAMICS}: pwmcc is not a list as long as steps")
-            return [((*path, *rel, i), sc.Stat(DYNAMICS, (*pw, i),
-                                                None if lo is None else (*lo, i),
-                                                None if hi is None else (*hi, i)))
-                    for i in range(len(node))]
-    raise Skip(f"{DYNAMICS}: {'/'.join(map(str, path))} has no series by step")
+    ``key`` is a stability metric (``pwmcc``, ``shared_fraction``; under ``stability``)
+    or a per-checkpoint field (``frac_alive``, ``match_agreement_live``,
+    ``settled_fraction``)."""
+    cps = m.get(DYNAMICS, (*path, "checkpoints"))
+    if not isinstance(cps, list) or not cps:
+        raise Skip(f"{DYNAMICS}: {'/'.join(map(str, path))} has no checkpoints")
+    steps, stats = [], []
+    for i, cp in enumerate(cps):
+        base = (*path, "checkpoints", i)
+        rel = ("stability", key) if key in (cp.get("stability") or {}) else (key,)
+        steps.append(number(m.get(DYNAMICS, (*base, "step")), "step"))
+        stats.append(sc.stat_at(m, DYNAMICS, (*base, *rel)))
+    return steps, stats
+
+
+DYN_PANELS = (("pwmcc", "(a) PWMCC between seeds"),
+              ("shared_fraction", "(b) shared fraction (Paulo & Belrose)"),
+              ("frac_alive", "(c) live latents (fraction of d_sae)"),
+              ("match_agreement_live", "(d) best matches that are already the final ones"))
 
 
 def fig_dynamics(m: Metrics) -> Figure:
-    entries = sc.configs(m, DYNAMICS)
-    fig = new_figure(6.4, 4.0)
-    ax = fig.subplots()
+    entries = sc.configs(m, DYNAMICS, "checkpoints")
+    fig = new_figure(10.0, 7.0)
+    axes = fig.subplots(2, 2, sharex=True)
     n = 0
-    randoms: dict[float, list[str]] = {}
-    for i, (name, path) in enumerate(entries):
-        series = sc.optional(dynamics_series, m, path)
-        if series is None:
-            continue
-        steps = [number(m.get(DYNAMICS, p), "step") for p, _ in series]
-        vals = [st.values(m) for _, st in series]
-        mean = np.array([np.nan if v[0] is None else v[0] for v in vals])
-        ax.plot(steps, mean, marker=".", color=f"C{i % 10}", label=name)
-        lo = [v[1] for v in vals]
-        hi = [v[2] for v in vals]
-        if all(v is not None for v in lo + hi):
-            ax.fill_between(steps, lo, hi, color=f"C{i % 10}", alpha=0.2)
-        rnd = sc.optional(sc.baseline, m, DYNAMICS, path, "random", "pwmcc")
-        if rnd is not None and rnd.values(m)[0] is not None:
-            randoms.setdefault(rnd.values(m)[0], []).append(name)
-        n += 1
-    for value, names in randoms.items():
-        label = "random dictionary" if len(randoms) == 1 else f"random ({', '.join(names)})"
-        ax.axhline(value, color=RANDOM, ls="--", lw=1, label=label)
+    refs: dict[tuple, list[str]] = {}
+    for ax, (key, title) in zip(axes.ravel(), DYN_PANELS, strict=True):
+        for i, (name, path) in enumerate(entries):
+            got = sc.optional(dynamics_series, m, path, key)
+            if got is None:
+                continue
+            steps, stats = got
+            vals = [s.values(m) for s in stats]
+            arch = m.get(DYNAMICS, path).get("architecture")
+            color = arch_color(arch) if isinstance(arch, str) else f"C{i}"
+            ax.plot(steps, [_nan(v[0]) for v in vals], marker=".", color=color,
+                    label=(f"(live latent, other seed) best match final: {name}"
+                           if key == "match_agreement_live" else f"trained: {name}"))
+            if all(v[1] is not None and v[2] is not None for v in vals):
+                ax.fill_between(steps, [v[1] for v in vals], [v[2] for v in vals], color=color,
+                                alpha=0.2)
+            n += 1
+            if key in ("pwmcc", "shared_fraction"):
+                iso = sc.optional(m.get, DYNAMICS, (*path, "random", "isotropic", key, "mean"))
+                if isinstance(iso, int | float):
+                    refs.setdefault((ax, "isotropic random", iso), []).append(name)
+                if m.exists(STABILITY) and key == "pwmcc":
+                    sub = sc.optional(m.get, STABILITY, (name, "subspace_random_pwmcc", "mean"))
+                    if isinstance(sub, int | float):
+                        refs.setdefault((ax, "random in the data subspace", sub), []).append(name)
+            if key == "match_agreement_live":
+                got2 = sc.optional(dynamics_series, m, path, "settled_fraction")
+                if got2 is not None:
+                    ax.plot(got2[0], [_nan(s.values(m)[0]) for s in got2[1]], ls="--",
+                            color=color, marker="x", ms=4,
+                            label=f"latent settled in every other seed: {name}")
+        ax.set_title(title)
+        ax.set_xscale("symlog", linthresh=1.0)  # checkpoints are log-spaced from step 0
+        ax.set_xlim(left=0)
+        ax.set_ylim(-0.03, 1.03)
+        ax.legend(fontsize=6.5)
     if n == 0:
-        raise Skip(f"{DYNAMICS}: no configuration has a PWMCC series by step")
-    ax.set_xscale("symlog", linthresh=1.0)  # checkpoints are log-spaced from step 0
-    ax.set_xlim(left=0)
-    ax.set_xlabel("SAE training step (log scale past 1; 0 = initialisation)")
-    ax.set_ylabel("PWMCC between seeds (95% CI band)")
-    ax.legend()
-    ax.set_title("Stability between seeds during SAE training")
+        raise Skip(f"{DYNAMICS}: no configuration has a series by step")
+    for (ax, label, value), names in refs.items():
+        same = [k for k in refs if k[0] is ax and k[1] == label]
+        ax.axhline(value, color="black" if "isotropic" in label else SUBSPACE,
+                   ls="--" if "isotropic" in label else ":", lw=1.2,
+                   label=label if len(same) == 1 else f"{label} ({', '.join(names)})")
+        ax.legend(fontsize=6.5)
+    for ax in axes[1]:
+        ax.set_xlabel("SAE training step (log scale past 1; 0 = initialisation)")
+    fig.suptitle("Training dynamics of the baseline SAEs (band: 95% CI over seeds)")
     return fig
 
 
 # ----------------------------------------------------------------------------- 8 geometry, predictors
 
-
-def paired_with_random(m: Metrics, file: str, path) -> list[tuple[str, object, object]]:
-    """``[(metric, Stat trained, Stat random)]`` for every metric with a random counterpart."""
-    entry = m.get(file, path)
-    out = []
-    for key, val in entry.items():
-        if key.startswith(("random_", "untrained_")) or "ratio" in key:
-            continue
-        if not isinstance(val, int | float | dict) or isinstance(val, bool):
-            continue
-        b = sc.optional(sc.baseline, m, file, path, "random", key)
-        t = sc.optional(sc.stat_at, m, file, (*path, key))
-        if b is not None and t is not None:
-            out.append((key, t, b))
-    return out
+GROUP_METRICS = (("group_overlap", "group\nsubspace overlap"),
+                 ("atom_in_span", "atom in the other\nseed's group span"),
+                 ("atom_match", "single atom\nmatch (|cos|)"),
+                 ("null_overlap", "shuffled-group\nnull overlap"))
 
 
 def fig_geometry(m: Metrics) -> Figure:
-    entries = [(n, p, paired_with_random(m, GEOMETRY, p)) for n, p in sc.configs(m, GEOMETRY)]
-    entries = [e for e in entries if e[2]]
-    if not entries:
-        raise Skip(f"{GEOMETRY}: no metric with a random counterpart")
-    metrics = list(dict.fromkeys(k for _, _, pairs in entries for k, _, _ in pairs))
-    fig = new_figure(max(6.4, 1.6 * len(metrics) + 2), 4.0)
-    ax = fig.subplots()
-    width = 0.8 / (len(entries) + 1)
-    for i, (name, _, pairs) in enumerate(entries):
-        got = {k: (t, b) for k, t, b in pairs}
-        for j, key in enumerate(metrics):
-            if key not in got:
+    entries = sc.configs(m, GEOMETRY, "subspace")
+    fig = new_figure(13.0, 5.6)
+    ax_s, ax_g, ax_k = fig.subplots(1, 3, width_ratios=[1.1, 1.0, 1.5])
+    all_ranks: set[float] = set()
+    n = 0
+    width = 0.8 / max(len(entries), 1)
+    for i, (name, path) in enumerate(entries):
+        entry = m.get(GEOMETRY, path)
+        color = arch_color(entry.get("architecture", name))
+        off = (i - (len(entries) - 1) / 2) * width
+        ov = (entry.get("subspace") or {}).get("overlap") or {}
+        ranks = sorted(ov, key=float)
+        if ranks:
+            all_ranks.update(float(r) for r in ranks)
+            stats = [sc.stat_at(m, GEOMETRY, (*path, "subspace", "overlap", r)).values(m)
+                     for r in ranks]
+            ax_s.errorbar([float(r) for r in ranks], [_nan(v[0]) for v in stats],
+                          yerr=None if any(v[1] is None for v in stats) else
+                          [[v[0] - v[1] for v in stats], [v[2] - v[0] for v in stats]],
+                          marker="o", color=color, capsize=2, label=f"between seeds: {name}")
+            ds = entry["subspace"].get("data_sample_overlap") or {}
+            xs = [float(r) for r in ranks if ds.get(r) is not None]
+            ax_s.plot(xs, [ds[r] for r in ranks if ds.get(r) is not None], ls="--",
+                      color=color, marker="x", label=f"data-sample reference ({name})")
+            if i == 0:
+                rnd = entry["subspace"].get("random_expectation") or {}
+                xs = [float(r) for r in ranks if rnd.get(r) is not None]
+                ax_s.plot(xs, [rnd[r] for r in ranks if rnd.get(r) is not None], color=RANDOM,
+                          lw=2, label="random expectation r / d_in")
+            n += 1
+        gram = entry.get("gram") or {}
+        bars = (("seed_distance", "between\nseeds"),
+                ("distance_to_data_sample", "seed vs\ndata sample"),
+                ("distance_to_isotropic", "seed vs\nisotropic"))
+        for j, (key, _) in enumerate(bars):
+            if key not in gram:
                 continue
-            t, b = got[key]
-            tm, tlo, thi = t.values(m)
-            bm = b.values(m)[0]
-            x = j + (i - len(entries) / 2) * width
-            if tm is not None:
-                ax.bar(x, tm, width, color=f"C{i % 10}", yerr=_err(tm, tlo, thi), capsize=2,
-                       label=name if j == 0 else None)
-            if bm is not None:
-                ax.plot([x - width / 2, x + width / 2], [bm, bm], color="black", lw=1.5,
-                        label="random" if i == 0 and j == 0 else None)
-    ax.set_xticks(range(len(metrics)), [k.replace("_", " ") for k in metrics], rotation=20,
-                  ha="right")
-    ax.set_ylabel("value between seeds (black bar: random)")
-    ax.legend(fontsize=7)
-    ax.set_title("Geometry conserved across seeds vs random dictionaries")
+            v = sc.stat_at(m, GEOMETRY, (*path, "gram", key)).values(m)
+            ax_g.bar(j + off, _nan(v[0]), width, color=color, yerr=_err(*v), capsize=2,
+                     label=name if j == 0 else None)
+        ref = gram.get("data_sample_pair_distance")
+        if isinstance(ref, int | float):
+            ax_g.plot([off - width / 2, off + width / 2], [ref, ref], color="black", lw=2,
+                      label="two data-sample dictionaries" if i == 0 else None)
+        groups = (entry.get("groups") or {}).get("all") or {}
+        sample = (entry.get("groups") or {}).get("data_sample") or {}
+        for j, (key, _) in enumerate(GROUP_METRICS):
+            if key not in groups:
+                continue
+            v = sc.stat_at(m, GEOMETRY, (*path, "groups", "all", key)).values(m)
+            ax_k.bar(j + off, _nan(v[0]), width, color=color, yerr=_err(*v), capsize=2,
+                     label=name if j == 0 else None)
+            if isinstance(sample.get(key), int | float):
+                ax_k.plot([j + off - width / 2, j + off + width / 2], [sample[key]] * 2,
+                          color="black", lw=2,
+                          label="data-sample reference" if i == 0 and j == 0 else None)
+        rnd = groups.get("random_overlap")
+        if i == 0 and isinstance(rnd, int | float):
+            ax_k.axhline(rnd, color=RANDOM, ls="--", lw=1, label="random subspaces")
+    if n == 0:
+        raise Skip(f"{GEOMETRY}: no configuration with subspace overlaps")
+    ax_s.set_xscale("log", base=2)
+    ax_s.set_xticks(sorted(all_ranks), [f"{r:g}" for r in sorted(all_ranks)])
+    ax_s.minorticks_off()
+    ax_s.set_xlabel("rank r of the decoder subspace")
+    ax_s.set_ylabel("mean cos² of principal angles")
+    ax_s.set_ylim(-0.03, 1.05)
+    ax_s.set_title("(a) top-r decoder subspaces")
+    below = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.14), "ncols": 2, "fontsize": 7}
+    ax_s.legend(**below)
+    ax_g.set_xticks(range(len(bars)), [b for _, b in bars])
+    ax_g.set_ylabel("total-variation distance of Gram spectra")
+    ax_g.set_title("(b) Gram spectra (lower = more alike)")
+    ax_g.legend(**below)
+    ax_k.set_xticks(range(len(GROUP_METRICS)), [b for _, b in GROUP_METRICS])
+    ax_k.set_ylabel("mean between seed pairs")
+    ax_k.set_ylim(0, 1.05)
+    ax_k.set_title("(c) key-frequency atom groups (live atoms)")
+    ax_k.legend(**{**below, "ncols": 3})
+    fig.suptitle("Geometry conserved across seeds, beside references with no learning")
     return fig
 
 
-SCORE_KEYS = ("auc", "roc_auc", "spearman", "correlation", "point_biserial", "r")
-
-
-def predictor_scores(m: Metrics, path) -> list[tuple[str, str, sc.Stat]]:
-    """``[(property, score name, Stat)]`` of one configuration: the first of
-    :data:`SCORE_KEYS` found under each property (``predictors`` / ``properties`` or
-    the entry itself)."""
-    entry = m.get(PREDICTORS, path)
-    props = entry.get("predictors", entry.get("properties", entry))
-    base = path + (("predictors",) if "predictors" in entry else ("properties",)
-                   if "properties" in entry else ())
-    out = []
-    if not isinstance(props, dict):
-        return out
-    for prop, val in props.items():
-        if not isinstance(val, dict):
-            continue
-        for score in SCORE_KEYS:
-            if score in val:
-                out.append((prop, score, sc.stat_at(m, PREDICTORS, (*base, prop, score))))
-                break
-    return out
+PREDICTOR_LABELS = {"firing_frequency": "firing frequency", "purity": "Fourier purity",
+                    "decoder_norm": "decoder norm\n(unit by construction)",
+                    "encoder_norm": "encoder norm", "max_cos_ground_truth": "max |cos| with\n"
+                    "ground truth"}
 
 
 def fig_predictors(m: Metrics) -> Figure:
-    entries = [(n, predictor_scores(m, p)) for n, p in sc.configs(m, PREDICTORS)]
-    entries = [e for e in entries if e[1]]
+    entries = [(n, p) for n, p in sc.configs(m, PREDICTORS, "auc")
+               if isinstance(m.get(PREDICTORS, p).get("auc"), dict)
+               and m.get(PREDICTORS, p)["auc"]]
     if not entries:
-        raise Skip(f"{PREDICTORS}: no property with a score ({', '.join(SCORE_KEYS)})")
-    props = list(dict.fromkeys(p for _, scores in entries for p, _, _ in scores))
-    scores = sorted({s for _, sc_ in entries for _, s, _ in sc_})
-    fig = new_figure(max(6.4, 1.2 * len(props) + 2), 4.0)
+        raise Skip(f"{PREDICTORS}: no configuration with AUCs")
+    props = list(dict.fromkeys(k for _, p in entries for k in m.get(PREDICTORS, (*p, "auc"))))
+    fig = new_figure(max(7.5, 1.5 * len(props) + 2.5), 4.6)
     ax = fig.subplots()
     width = 0.8 / len(entries)
-    for i, (name, vals) in enumerate(entries):
-        got = {p: v.values(m) for p, _, v in vals}
-        xs = [j + (i - (len(entries) - 1) / 2) * width for j, p in enumerate(props) if p in got]
-        ys = [got[p][0] if got[p][0] is not None else np.nan for p in props if p in got]
-        errs = [_err(*got[p]) for p in props if p in got]
-        yerr = None
-        if all(e is not None for e in errs):
-            yerr = [[e[0][0] for e in errs], [e[1][0] for e in errs]]
-        ax.bar(xs, ys, width, yerr=yerr, capsize=2, color=f"C{i % 10}", label=name)
-    if "auc" in scores or "roc_auc" in scores:
-        ax.axhline(0.5, color=RANDOM, ls="--", lw=1, label="chance (AUC 0.5)")
-    ax.axhline(0.0, color="black", lw=0.8)
-    ax.set_xticks(range(len(props)), [p.replace("_", " ") for p in props], rotation=20, ha="right")
-    ax.set_ylabel(" / ".join(scores) + " for 'latent is shared across seeds'")
-    ax.legend(fontsize=7)
-    ax.set_title("Which latent properties predict that a latent is shared")
+    for i, (name, path) in enumerate(entries):
+        entry = m.get(PREDICTORS, path)
+        color = arch_color(entry.get("architecture", name))
+        label = name
+        if isinstance(entry.get("n_shared"), int) and isinstance(entry.get("n_live"), int):
+            label += f" ({entry['n_shared']} shared of {entry['n_live']} live latents)"
+        for j, prop in enumerate(props):
+            if prop not in entry["auc"]:
+                continue
+            st = sc.stat_at(m, PREDICTORS, (*path, "auc", prop))
+            v = st.values(m)
+            x = j + (i - (len(entries) - 1) / 2) * width
+            ax.bar(x, _nan(v[0]), width, color=color, yerr=_err(*v), capsize=2,
+                   label=label if j == 0 else None)
+            pooled = entry["auc"][prop].get("pooled") if isinstance(entry["auc"][prop], dict) \
+                else None
+            if isinstance(pooled, int | float):
+                ax.plot([x], [pooled], "kx", ms=6,
+                        label="pooled over seeds" if i == 0 and j == 0 else None)
+    ax.axhline(0.5, color=RANDOM, ls="--", lw=1, label="chance (AUC 0.5)")
+    ax.set_xticks(range(len(props)), [PREDICTOR_LABELS.get(p, p.replace("_", " "))
+                                      for p in props])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("ROC AUC for 'shared with most other seeds'\n(bar: mean over seeds, 95% CI)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("Which properties of a live latent predict that it is shared across seeds")
     return fig
 
 
@@ -549,8 +671,8 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig1_grokking", "Grokking curves", (CURVE, TRANSFORMER), fig_grokking),
     FigureSpec("fig2_fourier", "Fourier spectrum of the embedding and activations",
                (SPECTRUM, FOURIER), fig_fourier),
-    FigureSpec("fig3_baselines", "Stability vs random and untrained baselines", (STABILITY,),
-               fig_baselines),
+    FigureSpec("fig3_baselines", "Stability vs isotropic, untrained and data-subspace baselines",
+               (STABILITY,), fig_baselines),
     FigureSpec("fig4_stability_heatmaps", "Stability over d_sae x sparsity", (SWEEP,),
                fig_heatmaps),
     FigureSpec("fig5_tradeoff", "Stability-reconstruction trade-off", (STABILITY,),

@@ -7,8 +7,11 @@ level or under ``"configs"``; a statistic is either a number or a seed-statistic
 object ``{"mean", "std", "ci_low", "ci_high"}`` (``husai.stats.SeedStats``; a
 ``"ci": [low, high]`` pair is accepted too); a baseline of metric M is found as
 ``random_M`` / ``untrained_M``, or under ``"random"`` / ``"untrained"`` (optionally
-inside ``"baselines"``). Anything else raises :class:`~paper.errors.Skip` naming
+inside ``"baselines"``; ``subspace_random_M`` is the data-subspace baseline of
+stage ``stability``). Anything else raises :class:`~paper.errors.Skip` naming
 what is missing, so a figure is skipped with a reason instead of crashing.
+``metrics/sweep.json`` is read by its documented ``rows`` (:func:`rows`,
+:func:`row_stat`; schema in ``stages/sweep_summary.py``).
 """
 
 from __future__ import annotations
@@ -200,3 +203,34 @@ def sae_configs(m: Metrics) -> list[str]:
         if isinstance(e, Mapping) and isinstance(e.get("config"), str) and e["config"] not in names:
             names.append(e["config"])
     return names
+
+
+# ----------------------------------------------------------------------------- known schemas
+# The analysis stages document their files in their module docstrings; these read them.
+
+
+def rows(m: Metrics, file: str = "metrics/sweep.json") -> list[tuple[JsonPath, Mapping]]:
+    """``[(json path, row)]`` of the trained (not skipped) rows of ``metrics/sweep.json``."""
+    node = m.get(file, ("rows",))
+    if not isinstance(node, list):
+        raise Skip(f"{file}: rows is not a list")
+    out = [(("rows", i), r) for i, r in enumerate(node)
+           if isinstance(r, Mapping) and not r.get("skipped")]
+    if not out:
+        raise Skip(f"{file}: no trained configuration in rows")
+    return out
+
+
+def skipped_rows(m: Metrics, file: str = "metrics/sweep.json") -> list[Mapping]:
+    node = m.get(file, ("rows",))
+    return [r for r in node if isinstance(r, Mapping) and r.get("skipped")] \
+        if isinstance(node, list) else []
+
+
+def row_stat(m: Metrics, file: str, path: JsonPath, key: str, ci_key: str | None = None) -> Stat:
+    """A value of a row (``ratio``) with its CI list (``ratio_ci``) when that is a pair."""
+    number(m.get(file, (*path, key)), f"{file}:{key}")
+    ci = m.get(file, path).get(ci_key) if ci_key else None
+    if isinstance(ci, list) and len(ci) == 2:
+        return Stat(file, (*path, key), (*path, ci_key, 0), (*path, ci_key, 1))
+    return Stat(file, (*path, key))

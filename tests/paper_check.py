@@ -60,7 +60,7 @@ def _op(op: str, vals: list):
         return statistics.stdev(nums) if len(nums) > 1 else None
     if not nums:
         return None
-    return {"mean": statistics.fmean, "min": min, "max": max}[op](nums)
+    return {"mean": statistics.fmean, "min": min, "max": max, "sum": sum}[op](nums)
 
 
 def check_report(root: Path, report: str = "paper/report.md",

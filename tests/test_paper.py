@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 import shutil
 from pathlib import Path
 
@@ -21,16 +23,194 @@ CONFIGS = {"topk": "topk", "batchtopk": "batchtopk", "standard": "standard"}
 SEEDS = (42, 123, 456)
 
 
-def stats(mean: float, half: float = 0.02, ci_list: bool = False) -> dict:
-    """A seed statistic in either documented form: ci_low/ci_high, or ci: [low, high]."""
+def stats(mean: float, half: float = 0.02, ci_list: bool = True) -> dict:
+    """A seed statistic in either documented form: ``ci: [low, high]`` (stability,
+    recovery) or ``ci_low``/``ci_high`` (dynamics, geometry, predictors)."""
     if ci_list:
-        return {"mean": mean, "std": half / 2, "ci": [mean - half, mean + half]}
+        return {"mean": mean, "std": half / 2, "ci": [mean - half, mean + half],
+                "n_seeds": 3, "n_pairs": 3}
     return {"mean": mean, "std": half / 2, "ci_low": mean - half, "ci_high": mean + half,
             "n_seeds": 3, "n_pairs": 3}
 
 
+def vstats(mean: float, half: float = 0.02) -> dict:
+    return stats(mean, half, ci_list=False)
+
+
+def ratio(value: float, half: float = 0.05) -> dict:
+    return {"ratio": value, "ci": [value - half, value + half], "difference": 0.1,
+            "difference_ci": [0.05, 0.15], "paired": False}
+
+
+def fake_stability(i: int) -> dict:
+    """One configuration of ``metrics/stability.json`` (stages/stability.py docstring)."""
+    pw = 0.5 + 0.1 * i
+    return {
+        "architecture": list(CONFIGS.values())[i], "d_sae": 64, "d_in": 32, "seeds": list(SEEDS),
+        "pwmcc": stats(pw), "hungarian_mcc": stats(0.4 + 0.1 * i),
+        "shared_fraction": stats(0.02 + 0.05 * i),
+        "random_pwmcc": stats(0.31, 0.002), "random_hungarian_mcc": stats(0.2, 0.002),
+        "random_shared_fraction": stats(0.0, 0.0), "random_pwmcc_expected": 0.309,
+        "untrained_pwmcc": stats(0.33, 0.002), "untrained_hungarian_mcc": stats(0.21, 0.002),
+        "untrained_shared_fraction": stats(0.0, 0.0),
+        "pwmcc_ratio_to_random": ratio(pw / 0.31), "pwmcc_ratio_to_untrained": ratio(pw / 0.33),
+        "subspace_overlap": {"4": {"trained": stats(0.8), "untrained_mean": 0.1,
+                                   "random_expectation": 0.125}},
+        "pair_pwmcc": [[None, pw, pw], [pw, None, pw], [pw, pw, None]],
+        "subspace_rank": 6, "subspace_random_pwmcc": stats(0.8, 0.003),
+        "subspace_random_hungarian_mcc": stats(0.7, 0.003),
+        "subspace_random_shared_fraction": stats(1.0, 0.0),
+        "pwmcc_ratio_to_subspace": ratio(pw / 0.8, 0.02),
+    }
+
+
+def sweep_row(arch: str, d: int, knob: str, level: float, i: int) -> dict:
+    """One row of ``metrics/sweep.json`` (stages/sweep_summary.py docstring)."""
+    short = {"k": "k", "l1_coefficient": "l1c", "l0_coefficient": "l0c"}[knob]
+    row = {"config": f"{arch}-d{d}-{short}{level:g}", "architecture": arch, "d_sae": d,
+           "knob": knob, "level": level, "skipped": False}
+    if knob == "k" and level > d:
+        return {**row, "skipped": True, "reason": f"k = {level} with d_sae = {d}"}
+    rnd = 0.2 + 0.002 * d
+    pw = 0.5 + 0.2 * (8 / d) + 0.01 * i
+    sub = 0.55 + 0.003 * d
+    l0 = float(level) if knob == "k" else (6.0 + 0.01 * level if knob == "l0_coefficient"
+                                            else 8.0 / level)
+    row.update({
+        "l0": l0, "explained_variance": 0.6 + 0.02 * i, "dead_fraction": 0.1,
+        "pwmcc": pw, "pwmcc_ci": [pw - 0.02, pw + 0.02], "random_pwmcc": rnd,
+        "untrained_pwmcc": rnd + 0.01, "ratio": pw / rnd, "ratio_ci": [pw / rnd - 0.1,
+                                                                       pw / rnd + 0.1],
+        "ratio_untrained": pw / (rnd + 0.01), "ratio_untrained_ci": [1.5, 2.5],
+        "hungarian_mcc": pw - 0.05, "shared_fraction": 0.1 + 0.01 * i,
+        "coverage": 0.5 if d == 16 else 0.0, "pure_latent_fraction": 0.1,
+        "decoder_alignment": 0.5, "random_decoder_alignment": 0.3, "stable": True,
+        "subspace_random_pwmcc": sub, "ratio_subspace": pw / sub,
+        "ratio_subspace_ci": [pw / sub - 0.05, pw / sub + 0.05],
+        "above_subspace": pw / sub - 0.05 > 1})
+    return row
+
+
+def fake_sweep() -> dict:
+    rows = []
+    for arch, knob, levels in (("topk", "k", (4, 8, 16)), ("standard", "l1_coefficient", (1, 3)),
+                               ("jumprelu", "l0_coefficient", (1, 10))):
+        for d in (8, 16):
+            for level in levels:
+                rows.append(sweep_row(arch, d, knob, level, len(rows)))
+    trained = [r for r in rows if not r["skipped"]]
+    by = {}
+    for d in (8, 16):
+        mine = [r for r in trained if r["d_sae"] == d]
+        top = max(mine, key=lambda r: r["ratio"])
+        by[str(d)] = {"best_config": top["config"], "best_ratio": top["ratio"],
+                      "best_ratio_ci": top["ratio_ci"], "best_pwmcc": top["pwmcc"],
+                      "random_pwmcc": top["random_pwmcc"], "n_configs": len(mine),
+                      "n_stable": len(mine)}
+    pick = {r["config"]: r for r in trained}
+    matched = [{"d_sae": 8, "target_l0": 4.0, "best_architecture": "topk", "architectures": {
+        a: {k: pick[c][k] for k in ("config", "l0", "ratio", "ratio_ci", "pwmcc",
+                                    "explained_variance")}
+        for a, c in (("topk", "topk-d8-k4"), ("standard", "standard-d8-l1c3"))}}]
+    return {
+        "n_configs": len(trained), "n_saes": 3 * len(trained),
+        "n_skipped": len(rows) - len(trained), "seeds": list(SEEDS), "epochs": 2, "rows": rows,
+        "best_ratio": sorted(trained, key=lambda r: -r["ratio"])[:5], "by_d_sae": by,
+        "matched_l0": matched,
+        "architectures_at_matched_l0": {"standard": {"n_comparisons": 1, "wins": 0,
+                                                     "mean_ratio": 2.0},
+                                        "topk": {"n_comparisons": 1, "wins": 1,
+                                                 "mean_ratio": 2.5}},
+        "goldilocks": {"zone": False, "peak_d_sae": 8, "stable_d_sae": [8, 16],
+                       "answer": "No Goldilocks zone above d_sae 8."}}
+
+
+def fake_dynamics() -> dict:
+    steps = (0, 1, 2, 4, 8, 16, 32, 64)
+    configs = {}
+    for i, name in enumerate(("topk", "standard")):
+        cps = []
+        for j, s in enumerate(steps):
+            st = {"pwmcc": vstats(0.3 + s / 200 + 0.02 * i),
+                  "hungarian_mcc": vstats(0.28 + s / 250),
+                  "shared_fraction": vstats(0.2 * math.exp(-((j - 4) ** 2) / 4)),
+                  "subspace_overlap_r4": vstats(0.5)}
+            cps.append({"step": s, "stability": st,
+                        "ratio_to_isotropic": {"pwmcc": (0.3 + s / 200) / 0.3},
+                        "explained_variance": vstats(0.1 * j), "l0": vstats(4.0),
+                        "frac_alive": vstats(1.0 - 0.08 * j), "cos_to_final": vstats(0.5),
+                        "settled_fraction": 1.0 if s == steps[-1] else 0.01 * j,
+                        "match_agreement_live": 1.0 if s == steps[-1] else 0.05 * j})
+        settle = {"n_latents": 40, "median": 64, "quantiles": {"0.5": 64},
+                  "mean_log2_step": 5.9,
+                  "fraction_settled_by_step": {str(s): (1.0 if s == 64 else 0.02)
+                                               for s in steps}}
+        configs[name] = {
+            "architecture": name, "hyperparameters": {}, "seeds": list(SEEDS), "d_sae": 64,
+            "d_in": 32, "total_steps": 64, "checkpoint_steps": list(steps),
+            "random": {"isotropic": {"pwmcc": vstats(0.31), "shared_fraction": vstats(0.0, 0)},
+                       "subspace_random": {"4": 0.125}},
+            "checkpoints": cps,
+            "settle": {"all": settle, "live": settle, "shared": settle,
+                       "not_shared_live": settle},
+            "final_live": 0.4, "final_shared_with_majority": 0.05}
+    return {"threshold": 0.7, "configs": configs}
+
+
+def fake_geometry() -> dict:
+    ranks = ("4", "8", "16")
+    configs = {}
+    for i, name in enumerate(CONFIGS):
+        configs[name] = {
+            "architecture": name, "seeds": list(SEEDS), "d_sae": 64, "d_in": 32,
+            "live_only": True, "n_live": vstats(40.0, 2.0), "n_atoms_analysed": [40, 41, 39],
+            "n_reference_atoms": 40, "pwmcc": vstats(0.8),
+            "gram": {"summary": {"effective_rank": vstats(9.0)},
+                     "seed_distance": vstats(0.04 + 0.01 * i, 0.01),
+                     "distance_to_isotropic": vstats(0.7), "distance_to_data_sample": vstats(0.4),
+                     "isotropic": {"effective_rank": 30.0}, "isotropic_pair_distance": 0.01,
+                     "data_sample": {"effective_rank": 10.0}, "data_sample_pair_distance": 0.01},
+            "subspace": {"overlap": {r: vstats(0.9 - 0.01 * int(r)) for r in ranks},
+                         "random_expectation": {r: int(r) / 32 for r in ranks},
+                         "isotropic_overlap": {r: int(r) / 32 + 0.01 for r in ranks},
+                         "data_sample_overlap": {r: 0.97 for r in ranks},
+                         "activation_pca_overlap": {r: vstats(0.9) for r in ranks}},
+            "groups": {"fraction_grouped": vstats(0.99), "sizes": {"3": vstats(10.0)},
+                       "per_frequency": {},
+                       "all": {"group_overlap": vstats(0.9), "atom_in_span": vstats(0.85),
+                               "atom_match": vstats(0.67), "null_overlap": vstats(0.8),
+                               "random_overlap": 0.0625},
+                       "data_sample": {"group_overlap": 0.9, "atom_in_span": 0.97,
+                                       "atom_match": 0.95, "null_overlap": 0.92}}}
+    return {"activations": {"n": 961, "d_in": 32, "effective_rank": 8.5,
+                            "participation_ratio": 3.6,
+                            "dims_for_variance": {"0.9": 4, "0.95": 5, "0.99": 7},
+                            "variance_share_top": [0.4, 0.3]},
+            "ground_truth": {"key_frequencies": [3, 7], "subspace_dims": {"3": 4, "7": 4},
+                             "variance_share_in_span": 0.99, "group_min_share": 0.5},
+            "configs": configs}
+
+
+def fake_predictors() -> dict:
+    configs = {}
+    for i, name in enumerate(CONFIGS):
+        auc = {"firing_frequency": {**vstats(0.5 + 0.1 * i, 0.05), "pooled": 0.55},
+               "purity": {**vstats(0.8 - 0.35 * i, 0.05), "pooled": 0.75},
+               "decoder_norm": {"mean": 0.5, "std": 0.0, "ci_low": 0.5, "ci_high": 0.5,
+                                "n_seeds": 3, "n_pairs": None, "pooled": 0.5},
+               "encoder_norm": {**vstats(0.85, 0.05), "pooled": 0.8}}
+        configs[name] = {"architecture": name, "seeds": list(SEEDS), "d_sae": 64,
+                         "min_other_seeds": 2, "n_latents": 192, "n_live": 120,
+                         "n_shared": 8 + 20 * i, "shared_count_histogram": {"0": 100},
+                         "per_seed": {}, "auc": auc, "n_shared_with_any": 50,
+                         "auc_shared_with_any": {"purity": 0.7}, "means": {},
+                         "shared_rate_by_decile": {}}
+    return {"rule": {"threshold": 0.7, "shared_with": "majority", "absolute": True},
+            "configs": configs}
+
+
 def fake_metrics() -> dict[str, object]:
-    """Metric files shaped like the stages' outputs (analysis files: the documented fields)."""
+    """Metric files shaped like the stages' outputs (the schemas in their docstrings)."""
     curve = "epoch,train_loss,test_loss,train_accuracy,test_accuracy\n" + "".join(
         f"{e},{3.4 / (1 + e)},{3.4 / (1 + max(e - 200, 0))},{min(1.0, e / 100)},"
         f"{min(1.0, max(e - 150, 0) / 100)}\n" for e in range(0, 510, 10))
@@ -47,38 +227,14 @@ def fake_metrics() -> dict[str, object]:
                                     "l1_coefficient": 3.0},
                 "metrics": {"explained_variance": 0.8 + 0.01 * i + 0.003 * j, "l0": 4.0 + j,
                             "frac_alive": 0.7, "mse": 1.0, "cossim": 0.9, "l2_ratio": 0.95}}
-    stability = {name: {
-        "pwmcc": stats(0.5 + 0.1 * i, ci_list=True), "hungarian_mcc": stats(0.4 + 0.1 * i),
-        "shared_fraction": stats(0.2 + 0.1 * i),
-        "random_pwmcc": 0.31, "untrained_pwmcc": stats(0.33),
-        "random_hungarian_mcc": 0.2, "untrained_hungarian_mcc": 0.21,
-        "random_shared_fraction": 0.0, "untrained_shared_fraction": 0.0,
-        "pwmcc_ratio_to_random": {"ratio": (0.5 + 0.1 * i) / 0.31, "ratio_ci_low": 1.5,
-                                  "ratio_ci_high": 2.5}}
-        for i, name in enumerate(CONFIGS)}
-    recovery = {name: {"pure_latent_fraction": stats(0.3 + 0.1 * i),
+    stability = {name: fake_stability(i) for i, name in enumerate(CONFIGS)}
+    recovery = {name: {"architecture": name, "d_sae": 64, "seeds": list(SEEDS),
+                       "key_frequencies": [3, 7],
+                       "pure_latent_fraction": stats(0.3 + 0.1 * i),
                        "key_frequency_coverage": stats(0.5 + 0.25 * i),
                        "decoder_alignment": stats(0.6 + 0.1 * i),
-                       "random_decoder_alignment": 0.3} for i, name in enumerate(CONFIGS)}
-    sweep = {"configs": {}}
-    for arch, key, values in (("topk", "k", (2, 4, 8)), ("standard", "l1_coefficient", (1, 3))):
-        for d in (16, 64):
-            for v in values:
-                sweep["configs"][f"{arch}_d{d}_{key}{v}"] = {
-                    "architecture": arch, "d_sae": d, key: v,
-                    "pwmcc": stats(0.4 + 0.001 * d + 0.01 * v),
-                    "explained_variance": stats(0.5 + 0.004 * d + 0.01 * v),
-                    "pwmcc_ratio_to_random": (0.4 + 0.001 * d + 0.01 * v) / 0.3}
-    dynamics = {name: {"checkpoints": [{"step": s, "pwmcc": stats(0.3 + s / 200 + 0.02 * i)}
-                                       for s in (0, 1, 2, 4, 8, 16, 32, 64)],
-                       "random_pwmcc": 0.31} for i, name in enumerate(CONFIGS)}
-    geometry = {name: {"subspace_overlap": stats(0.9), "random_subspace_overlap": 0.25,
-                       "gram_spectrum_distance": stats(0.1),
-                       "random_gram_spectrum_distance": 0.5} for name in CONFIGS}
-    predictors = {name: {"predictors": {"firing_frequency": {"auc": stats(0.7)},
-                                        "purity": {"auc": stats(0.8)},
-                                        "decoder_norm": {"spearman": stats(0.1)}}}
-                  for name in CONFIGS}
+                       "random_decoder_alignment": stats(0.3, 0.01), "per_seed": {}}
+                for i, name in enumerate(CONFIGS)}
     return {
         "metrics/transformer.json": {"train_loss": 1e-4, "train_accuracy": 1.0,
                                      "test_loss": 0.01, "test_accuracy": 0.9995,
@@ -95,10 +251,10 @@ def fake_metrics() -> dict[str, object]:
         "metrics/saes.json": saes,
         "metrics/stability.json": stability,
         "metrics/recovery.json": recovery,
-        "metrics/sweep.json": sweep,
-        "metrics/dynamics.json": dynamics,
-        "metrics/geometry.json": geometry,
-        "metrics/predictors.json": predictors,
+        "metrics/sweep.json": fake_sweep(),
+        "metrics/dynamics.json": fake_dynamics(),
+        "metrics/geometry.json": fake_geometry(),
+        "metrics/predictors.json": fake_predictors(),
         "params.yaml": "task:\n  p: 31\n  frac_train: 0.7\n  seed: 1\n",
     }
 
@@ -159,9 +315,9 @@ def test_missing_metric_files_skip_their_figures_and_say_so(tmp_path: Path) -> N
     assert made == {"fig1_grokking", "fig2_fourier", "fig8a_geometry", "fig8b_predictors"}
     report = (repo / "paper/report.md").read_text()
     for fig in ("fig3_baselines", "fig5_tradeoff", "fig6_recovery"):
-        assert f"`{fig}` | skipped: metrics/stability.json not there yet" in report
-    assert "`fig4_stability_heatmaps` | skipped: metrics/sweep.json not there yet" in report
-    assert "*Pending: metrics/stability.json is not there yet.*" in report
+        assert f"`{fig}` | skipped: `metrics/stability.json not there yet`" in report
+    assert "`fig4_stability_heatmaps` | skipped: `metrics/sweep.json not there yet`" in report
+    assert "*Pending: `metrics/stability.json is not there yet`.*" in report
     assert "skipped fig3_baselines" in result.output
     check_report(repo)
 
@@ -234,3 +390,86 @@ def test_report_checker_catches_a_wrong_or_uncited_number(full_repo: Path) -> No
     with pytest.raises(AssertionError, match=r"neuron_purity|fourier"):
         check_report(full_repo)
     shutil.rmtree(full_repo / "paper")
+
+
+def test_report_states_the_data_subspace_baseline_and_the_measured_answers(
+        full_repo: Path) -> None:
+    assert run_paper(full_repo).exit_code == 0
+    report = (full_repo / "paper/report.md").read_text()
+    plain = re.sub(r"<!--n\d+-->", "", report)
+    # baseline table: isotropic, untrained and data-subspace columns, both ratios
+    assert "random in data subspace | trained / isotropic [95% CI] | trained / data subspace" \
+        in plain
+    assert "| `topk` | 64 | 0.500 [0.480, 0.520] | 0.310 | 0.330 | 0.800 | 1.61 [1.56, 1.66] " \
+           "| 0.62 [0.60, 0.65] |" in plain
+    assert "Every baseline configuration is **below** it" in plain
+    # sweep: no Goldilocks zone, counts against the data subspace, JumpReLU's flat L0
+    assert "**No Goldilocks zone.**" in plain
+    assert "falls with every step up in size" in plain
+    assert "configurations are above it with their CI" in plain
+    assert "JumpReLU's L0 barely responds to its L0 coefficient" in plain
+    assert "| d_sae | target L0 | standard | topk | best |" in plain
+    # dynamics, geometry, predictors
+    assert "the shared fraction peaks early and then falls" in plain
+    assert "have their final best matches by step 32" in plain
+    assert "the data-sample reference gives group overlap 0.900" in plain
+    assert "predictive (CI above chance): " in plain
+    assert "The decoder norm is uninformative by construction" in plain
+    assert "*Pending" not in plain
+    check_report(full_repo)
+
+
+def test_figures_and_report_without_the_data_subspace_fields(tmp_path: Path) -> None:
+    """stability.json written before the data-subspace baseline existed still renders."""
+    files = copy.deepcopy(fake_metrics())
+    for entry in files["metrics/stability.json"].values():
+        for key in [k for k in entry if "subspace_random" in k or k.endswith("to_subspace")
+                    or k == "subspace_rank"]:
+            del entry[key]
+    for row in files["metrics/sweep.json"]["rows"] + files["metrics/sweep.json"]["best_ratio"]:
+        for key in ("subspace_random_pwmcc", "ratio_subspace", "ratio_subspace_ci",
+                    "above_subspace"):
+            row.pop(key, None)
+    repo = write_repo(tmp_path / "repo", files)
+    out = build(repo)
+    assert {"fig3_baselines", "fig4_stability_heatmaps", "fig5_tradeoff"} <= set(out.rendered)
+    assert "No data-subspace baseline in stability.json" in out.report
+    assert run_paper(repo).exit_code == 0
+    check_report(repo)
+
+
+def test_a_sweep_with_every_configuration_skipped_skips_its_figure(tmp_path: Path) -> None:
+    files = copy.deepcopy(fake_metrics())
+    sweep = files["metrics/sweep.json"]
+    sweep["rows"] = [r for r in sweep["rows"] if r["skipped"]]
+    repo = write_repo(tmp_path / "repo", files)
+    out = build(repo)
+    assert out.skipped["fig4_stability_heatmaps"] == (
+        "metrics/sweep.json: no trained configuration in rows")
+    assert "fig5_tradeoff" in out.rendered  # the baseline SAEs alone
+    assert run_paper(repo).exit_code == 0
+    check_report(repo)
+
+
+def test_dynamics_and_predictors_with_null_cis_still_render(tmp_path: Path) -> None:
+    """Two seeds: the stages write ci_low / ci_high null; figures draw no error bars."""
+    files = copy.deepcopy(fake_metrics())
+
+    def null_ci(node):
+        if isinstance(node, dict):
+            for key in ("ci_low", "ci_high"):
+                if key in node:
+                    node[key] = None
+            for v in node.values():
+                null_ci(v)
+        elif isinstance(node, list):
+            for v in node:
+                null_ci(v)
+
+    for name in ("metrics/dynamics.json", "metrics/predictors.json", "metrics/geometry.json"):
+        null_ci(files[name])
+    repo = write_repo(tmp_path / "repo", files)
+    out = build(repo)
+    assert {"fig7_dynamics", "fig8a_geometry", "fig8b_predictors"} <= set(out.rendered)
+    assert run_paper(repo).exit_code == 0
+    check_report(repo)
