@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 reproduce: $(STAMP)
 	dvc repro
-	dvc metrics show
+	husai exp-summary
+	@echo "report: paper/report.md (figures: paper/figures/); all metrics: dvc metrics show"
 
 test: $(STAMP)
 	python -m pytest
