@@ -50,9 +50,12 @@ class Row:
     config: str
     pwmcc: float | None
     pwmcc_ci: tuple[float | None, float | None] | None
+    pwmcc_std: float | None
     random_pwmcc: float | None
     untrained_pwmcc: float | None
     ratio: float | None
+    subspace_pwmcc: float | None
+    subspace_ratio: float | None
     hungarian_mcc: float | None
     shared_fraction: float | None
     l0: float | None
@@ -177,9 +180,12 @@ def rows(exps: list[Experiment], configs: set[str] | None = None) -> Iterator[Ro
                 config=config,
                 pwmcc=_number(s.get("pwmcc")),
                 pwmcc_ci=_ci(s.get("pwmcc")),
+                pwmcc_std=_number(s.get("pwmcc"), "std"),
                 random_pwmcc=_number(s.get("random_pwmcc")),
                 untrained_pwmcc=_number(s.get("untrained_pwmcc")),
                 ratio=_number(s.get("pwmcc_ratio_to_random"), "ratio"),
+                subspace_pwmcc=_number(s.get("subspace_random_pwmcc")),
+                subspace_ratio=_number(s.get("pwmcc_ratio_to_subspace"), "ratio"),
                 hungarian_mcc=_number(s.get("hungarian_mcc")),
                 shared_fraction=_number(s.get("shared_fraction")),
                 l0=r.get("l0"),
@@ -192,18 +198,24 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def table(summary: list[Row]) -> Table:
-    t = Table(title="HUSAI experiments: stability across seeds beside its baselines",
+    t = Table(title="HUSAI experiments: stability across seeds beside its baselines "
+                    "(random: isotropic; subspace: random in the activations' principal span)",
               show_lines=False, header_style="bold")
     for col, justify in [("experiment", "left"), ("changed params", "left"), ("config", "left"),
-                         ("L0", "right"), ("EV", "right"), ("PWMCC [95% CI]", "right"),
+                         ("L0", "right"), ("EV", "right"), ("PWMCC", "right"),
                          ("random", "right"), ("untrained", "right"), ("ratio", "right"),
+                         ("subspace", "right"), ("ratio", "right"),
                          ("Hung. MCC", "right"), ("shared", "right")]:
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in summary:
-        ci = f" [{_fmt(r.pwmcc_ci[0])}, {_fmt(r.pwmcc_ci[1])}]" if r.pwmcc_ci else ""
+        if r.pwmcc_ci:
+            spread = f" [{_fmt(r.pwmcc_ci[0])}, {_fmt(r.pwmcc_ci[1])}]"
+        else:  # dvc exp show drops lists, so the CI is there only in a saved metrics file
+            spread = "" if r.pwmcc_std is None else f" ± {_fmt(r.pwmcc_std)}"
         t.add_row(r.experiment, r.changed, r.config, _fmt(r.l0, 1), _fmt(r.explained_variance),
-                  _fmt(r.pwmcc) + ci, _fmt(r.random_pwmcc), _fmt(r.untrained_pwmcc),
-                  _fmt(r.ratio, 2), _fmt(r.hungarian_mcc), _fmt(r.shared_fraction))
+                  _fmt(r.pwmcc) + spread, _fmt(r.random_pwmcc), _fmt(r.untrained_pwmcc),
+                  _fmt(r.ratio, 2), _fmt(r.subspace_pwmcc), _fmt(r.subspace_ratio, 2),
+                  _fmt(r.hungarian_mcc), _fmt(r.shared_fraction))
     return t
 
 

@@ -37,6 +37,8 @@ def _node(rev: str, name: str | None, k: int, pwmcc: float, l0s: list[float],
                     "pwmcc": {"mean": pwmcc, "std": 0.01, "ci": [pwmcc - 0.02, pwmcc + 0.02]},
                     "random_pwmcc": {"mean": 0.25}, "untrained_pwmcc": 0.26,
                     "pwmcc_ratio_to_random": {"ratio": pwmcc / 0.25, "ci": [1.0, 3.0]},
+                    "subspace_random_pwmcc": {"mean": 0.8, "std": 0.001},
+                    "pwmcc_ratio_to_subspace": {"ratio": pwmcc / 0.8},
                     "hungarian_mcc": {"mean": 0.5}, "shared_fraction": {"mean": 0.4}}}},
                 "metrics/saes.json": {"data": {"saes": saes}},
             },
@@ -63,6 +65,8 @@ def test_summary_rows_from_hand_made_exp_show() -> None:
     assert k8.pwmcc == 0.6 and k8.pwmcc_ci == pytest.approx((0.58, 0.62))
     assert k8.random_pwmcc == 0.25 and k8.untrained_pwmcc == 0.26
     assert k8.ratio == pytest.approx(2.4) and k8.shared_fraction == 0.4
+    assert k8.subspace_pwmcc == 0.8 and k8.subspace_ratio == pytest.approx(0.75)
+    assert k8.pwmcc_std == 0.01
     assert list(rows(exps, {"standard"})) == []
 
 
@@ -136,7 +140,8 @@ def test_experiments_rerun_only_the_sae_stages(shared: dict[str, Path]) -> None:
     assert k2["l0"] == pytest.approx(2.0, abs=0.01) and k8["l0"] == pytest.approx(8.0, abs=0.01)
     assert k2["pwmcc"] is not None and k8["pwmcc"] is not None
     assert k2["pwmcc"] != k8["pwmcc"]
-    assert k2["random_pwmcc"] is not None  # every stability number beside its baseline
+    assert k2["random_pwmcc"] is not None  # every stability number beside its baselines
+    assert k2["subspace_pwmcc"] is not None and k2["pwmcc_std"] is not None
 
 
 def test_a_bad_override_fails_in_one_line_and_leaves_the_workspace(shared: dict[str, Path]) -> None:
