@@ -22,6 +22,7 @@ Every stability number is reported next to what chance gives for the same shape:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,28 +129,13 @@ def isotropic_baseline(
 
 
 def subspace_baseline(
-    n_atoms: int,
-    basis: torch.Tensor,
-    seeds: Sequence[int],
-    *,
-    threshold: float = DEFAULT_THRESHOLD,
-    ranks: Sequence[int] = DEFAULT_RANKS,
-    absolute: bool = True,
-    hungarian: bool = True,
-    chunk_size: int = DEFAULT_CHUNK,
+    n_atoms: int, basis: torch.Tensor, seeds: Sequence[int], **options: Any
 ) -> dict[str, np.ndarray]:
     """Like :func:`isotropic_baseline`, with atoms uniform in the span of ``basis``
-    (see :func:`principal_basis`); tied encoder atoms, the most generous choice."""
+    (see :func:`principal_basis`); tied encoder atoms, the most generous choice.
+    ``options`` are those of :func:`husai.stability.pairwise_metrics`."""
     decoders = [subspace_dictionary(n_atoms, basis, s) for s in seeds]
-    return pairwise_metrics(
-        decoders,
-        decoders,
-        threshold=threshold,
-        ranks=ranks,
-        absolute=absolute,
-        hungarian=hungarian,
-        chunk_size=chunk_size,
-    )
+    return pairwise_metrics(decoders, decoders, **options)
 
 
 def untrained_baseline(
