@@ -7,6 +7,7 @@ import torch
 
 import husai.sae as hs
 from husai.errors import HusaiError
+from husai.sae import sparse
 from husai.sae.sparse import topk_indices
 from husai.sae.train import Adam
 
@@ -98,8 +99,10 @@ def test_a_seed_trains_the_same_alone_or_in_a_batch(arch) -> None:
 
 
 @pytest.mark.parametrize("arch", ["topk", "batchtopk", "matryoshka_batchtopk"])
-def test_auxk_of_a_seed_does_not_depend_on_the_dead_latents_of_others(arch) -> None:
-    """One step, seed 0 with 3 dead latents next to a seed with 200: bit-identical to alone."""
+@pytest.mark.parametrize("n_dead", [(3, 200), (100, 300)])
+def test_auxk_of_a_seed_does_not_depend_on_the_dead_latents_of_others(arch, n_dead) -> None:
+    """One step, seed 0 with fewer dead latents than seed 1 (fewer than AuxK's k_aux = 32,
+    so its picks are padded, or more): bit-identical to seed 0 alone."""
     config = small_config(arch, d_in=64, d_sae=512, k=8, matryoshka_widths=(64, 200))
     impl = hs.architecture(arch)
     both, buffers2 = impl.init_params(config, (1, 2))
@@ -107,8 +110,8 @@ def test_auxk_of_a_seed_does_not_depend_on_the_dead_latents_of_others(arch) -> N
     g = torch.Generator().manual_seed(0)
     xb = torch.randn(2, 64, 64, generator=g)
     dead = torch.zeros(2, 512, dtype=torch.bool)
-    dead[0, torch.randperm(512, generator=g)[:3]] = True
-    dead[1, torch.randperm(512, generator=g)[:200]] = True
+    dead[0, torch.randperm(512, generator=g)[: n_dead[0]]] = True
+    dead[1, torch.randperm(512, generator=g)[: n_dead[1]]] = True
     r2, g2 = impl.step(both, buffers2, xb, config, 0, dead)
     r1, g1 = impl.step(alone, buffers1, xb[:1], config, 0, dead[:1])
     assert torch.equal(r2.loss[0], r1.loss[0])
@@ -152,16 +155,39 @@ def test_wrong_width_is_a_one_line_error() -> None:
         hs.evaluate(sae, torch.zeros(5, 8))
 
 
-@pytest.mark.parametrize(("n", "k"), [(1024, 32), (1000, 7), (5000, 40), (64, 8)])
-def test_chunked_topk_selects_the_same_set_as_torch_topk(n, k) -> None:
+@pytest.mark.parametrize(("n", "k"), [(1024, 32), (1000, 7), (5000, 40), (64, 8), (736, 64),
+                                    (40, 39), (262144, 8192)])
+def test_topk_indices_is_torch_topk_set_in_ascending_order(n, k) -> None:
     g = torch.Generator().manual_seed(n)
-    h = torch.randn(3, 50, n, generator=g)
-    ours = topk_indices(h, k).sort(-1).values
+    h = torch.randn(2 if n > 10000 else 40, n, generator=g)
+    ours = topk_indices(h, k)
     assert torch.equal(ours, torch.topk(h, k, dim=-1).indices.sort(-1).values)
-    # a row with ties: any k of the tied maxima is a correct answer
-    tied = torch.zeros(2, n)
-    tied[:, : 2 * k] = 1.0
-    assert torch.equal(tied.gather(-1, topk_indices(tied, k)), torch.ones(2, k))
+
+
+def test_topk_indices_takes_the_threshold_path_and_falls_back_on_ties() -> None:
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(50, 1024, generator=g)
+    fast = sparse._topk_by_threshold(h, 32, 8, 128)
+    assert fast is not None and torch.equal(fast, topk_indices(h, 32))
+    # ties at the k-th value (equal rows), NaN and rows with fewer than k finite entries:
+    # the threshold path declines and the torch.topk fallback gives a correct top-k
+    tied = torch.zeros(3, 1024)
+    tied[:, :64] = 1.0
+    tied[1, 5] = float("nan")
+    tied[2, :] = float("-inf")
+    tied[2, 100:110] = 2.0
+    assert sparse._topk_by_threshold(tied, 32, 8, 128) is None
+    got = topk_indices(tied, 32)
+    assert bool((got.diff(dim=-1) > 0).all())
+    assert torch.equal(tied[0].gather(-1, got[0]), torch.ones(32))
+    assert 5 in got[1].tolist()  # NaN ranks above every number, as in torch.topk
+    assert set(range(100, 110)) <= set(got[2].tolist())
+
+
+@pytest.mark.parametrize("n_ids", [5000, 70000])
+def test_stable_order_is_a_stable_sort(n_ids) -> None:
+    ids = torch.randint(0, n_ids, (20000,), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(sparse._stable_order(ids, n_ids), torch.sort(ids, stable=True).indices)
 
 
 def test_thin_adam_equals_torch_fused_adam() -> None:

@@ -24,8 +24,7 @@ def select_batchtopk(h: torch.Tensor, k: int) -> Selection:
     Returned in row-major order (row, then latent), so each row's entries are contiguous.
     """
     s, b, n = h.shape
-    flat = topk_indices(h.relu().reshape(s, b * n), k * b)
-    flat = torch.sort(flat, dim=-1).values  # unique values: deterministic order
+    flat = topk_indices(h.relu().reshape(s, b * n), k * b)  # ascending
     return Selection(lat=flat % n, row=flat // n)
 
 

@@ -29,14 +29,24 @@ batch row ``s * B + b``, so every kernel runs once over all seeds. The kernels a
 for the reconstruction, by latent (after one sort) for the weight gradients; and
 ``torch.sparse.sampled_addmm`` for dL/dpre at the entries. Their cost is B * k * d_in
 per step instead of B * d_sae * d_in, leaving the encoder matmul and the top-k
-selection as the bulk of a step.
+selections as the bulk of a step.
+
+On 2 CPU cores memory traffic, not arithmetic, sets the pace, and the one large
+tensor of a step is the key h [S, B, d_sae]. So h comes straight out of the matmul
+(decoder norms folded into the encoder first), the selections read it through chunk
+maxima and exact thresholds instead of ``torch.topk`` (:func:`topk_indices`), and the
+entries are grouped by latent with a radix sort. Entries come in ascending latent
+order within each row, whatever method picked them: a seed's sums, and so its SAE,
+are the same whether it trains alone or batched (tests check this bit for bit).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -70,20 +80,28 @@ class StepResult:
     fired: torch.Tensor
 
 
-def pre_activations(params: dict[str, torch.Tensor], xb: torch.Tensor) -> tuple[torch.Tensor,
-                                                                               torch.Tensor]:
-    """(x - b_dec, (x - b_dec) @ W_enc + b_enc) for a batch xb [S, B, d_in]."""
+def selection_keys(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAEConfig
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(x - b_dec, the selection key h [S, B, d_sae], the decoder row norms or None).
+
+    h is SAELens's ``hidden_pre``: ``pre * ||W_dec_i||`` when rescaling, else ``pre``.
+    The norms are folded into the encoder's rows and bias first ([S, d_sae, d_in], small),
+    so h comes straight out of the one batched matmul: [S, B, d_sae] is the largest
+    tensor of a step and every pass over it costs more than the arithmetic. The
+    pre-activations are only needed at the chosen entries: ``pre = h / ||W_dec_i||``.
+    """
     xc = xb - params["b_dec"].unsqueeze(1)
-    pre = torch.baddbmm(params["b_enc"].unsqueeze(1), xc, params["W_enc_rows"].transpose(1, 2))
-    return xc, pre
+    w, b = params["W_enc_rows"], params["b_enc"]
+    norm = None
+    if config.rescale_acts_by_decoder_norm:
+        norm = params["W_dec"].norm(dim=-1)
+        w, b = w * norm.unsqueeze(-1), b * norm
+    return xc, torch.baddbmm(b.unsqueeze(1), xc, w.transpose(1, 2)), norm
 
 
-def selection_key(params: dict[str, torch.Tensor], pre: torch.Tensor,
-                  config: SAEConfig) -> torch.Tensor:
-    """SAELens's ``hidden_pre``: pre-activations times decoder row norms when rescaling."""
-    if not config.rescale_acts_by_decoder_norm:
-        return pre
-    return pre * params["W_dec"].norm(dim=-1).unsqueeze(1)
+def _pre_at(h_sel: torch.Tensor, norm: torch.Tensor | None, lat: torch.Tensor) -> torch.Tensor:
+    """Pre-activations at entries from their keys h_sel [S, E] and latents lat [S, E]."""
+    return h_sel if norm is None else h_sel / norm.gather(1, lat)
 
 
 def _bag_sums(table: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor,
@@ -96,6 +114,18 @@ def _offsets(bag: torch.Tensor, n_bags: int) -> torch.Tensor:
     """Start of each bag in a list sorted by bag id (empty bags allowed)."""
     counts = torch.bincount(bag, minlength=n_bags)
     return torch.cumsum(counts, 0) - counts
+
+
+def _stable_order(ids: torch.Tensor, n_ids: int) -> torch.Tensor:
+    """The permutation that sorts ids (in [0, n_ids)) stably: by id, then by position.
+
+    NumPy's stable sort of 16-bit integers is a radix sort, several times faster than
+    a comparison sort at these sizes; a stable sort's result is unique, so how it is
+    computed changes nothing downstream.
+    """
+    if n_ids <= 1 << 16:
+        return torch.from_numpy(np.argsort(ids.numpy().astype(np.uint16), kind="stable"))
+    return torch.sort(ids, stable=True).indices
 
 
 def _dots(table: torch.Tensor, trow: torch.Tensor, weight: torch.Tensor,
@@ -116,29 +146,95 @@ def _dots(table: torch.Tensor, trow: torch.Tensor, weight: torch.Tensor,
     return torch.sparse.sampled_addmm(pattern, table, weight.t(), beta=0.0).values()
 
 
-def topk_indices(h: torch.Tensor, k: int, chunk: int = 8) -> torch.Tensor:
-    """Indices of the k largest entries of each row of h [..., n] (exact, unordered).
+def topk_indices(h: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k largest entries of each row of h [..., n], exact, ascending.
 
-    ``torch.topk`` costs about the same per element whatever k, so first pick the k
-    strided chunks ``{i, i + n/c, i + 2n/c, ...}`` (c = ``chunk``) with the largest
-    maxima, then the k largest of their c * k members: two small topks instead of
-    one over the whole row. Exact: the k chunk maxima are k candidates at least as
-    large as every element left out. Ties may be broken differently from torch.topk.
+    ``torch.topk`` on the CPU costs 2-5 ns per element whatever k. Two exact
+    shortcuts cut the elements it, or NumPy's vectorised ``np.partition``, has to see:
+
+    1. Chunk bound. Split each row into n/c strided chunks ``{i, i + n/c, ...}`` and
+       take their maxima (a cheap vectorised reduction). The k-th largest chunk
+       maximum L is a lower bound on the row's k-th largest value (k chunks each hold
+       an entry >= L), so every top-k entry lies in a chunk whose maximum is >= L:
+       the k best chunks' c * k members contain the answer.
+    2. Threshold. The k-th largest member T is then the row's k-th largest value, and
+       the answer is every entry >= T. Only *values* are partitioned (``np.partition``,
+       SIMD, fast on rows of <= 512), and the positions come from comparisons.
+
+    Where a bound is tied (more than k chunks at L, or more than k members at T, as
+    for rows of equal or non-finite values) or rows are long, the exact fallback is
+    ``torch.topk`` on the chunk members, then sorted. Entries are returned in
+    ascending index order, so the result depends only on the row, never on the
+    method or on the other rows: ties aside, it is *the* top-k set.
     """
     n = h.shape[-1]
-    if n < 4 * chunk * k:
-        return torch.topk(h, k, dim=-1, sorted=False).indices
     lead = h.shape[:-1]
     rows = h.reshape(-1, n)
-    n_chunks = -(-n // chunk)
-    if n_chunks * chunk != n:
-        rows = F.pad(rows, (0, n_chunks * chunk - n), value=float("-inf"))
-    grid = rows.view(rows.shape[0], chunk, n_chunks)  # element j * n_chunks + i is in chunk i
-    best = torch.topk(grid.amax(1), k, dim=-1, sorted=False).indices  # [R, k]
-    members = grid.gather(2, best.unsqueeze(1).expand(-1, chunk, k)).reshape(-1, chunk * k)
-    pick = torch.topk(members, k, dim=-1, sorted=False).indices
-    idx = best.gather(1, pick % k) + torch.div(pick, k, rounding_mode="floor") * n_chunks
+    # chunk size: a power of two near sqrt(n / k), which minimises n / c + c * k, with at
+    # least k chunks
+    c = 1 << max(0, math.ceil(math.log2(math.sqrt(n / k)))) if n > k else 1
+    while c > 1 and -(-n // c) < k:
+        c //= 2
+    n_chunks = -(-n // c)
+    idx = None
+    if n_chunks <= 512 and c * k <= 512 and n > k:
+        idx = _topk_by_threshold(rows, k, c, n_chunks)
+    if idx is None:
+        idx = _topk_by_chunks(rows, k, c, n_chunks).sort(dim=-1).values
     return idx.view(*lead, k)
+
+
+def _chunk_grid(rows: torch.Tensor, c: int, n_chunks: int) -> torch.Tensor:
+    """rows [R, n] as [R, c, n_chunks]: entry j * n_chunks + i is member j of chunk i."""
+    if n_chunks * c != rows.shape[1]:
+        rows = F.pad(rows, (0, n_chunks * c - rows.shape[1]), value=float("-inf"))
+    return rows.view(rows.shape[0], c, n_chunks)
+
+
+def _kth_largest(a: np.ndarray, k: int) -> np.ndarray:
+    """The k-th largest value of each row of a [R, m] (NaN sorts above everything)."""
+    m = a.shape[1]
+    return np.partition(a, m - k, axis=1)[:, m - k]
+
+
+def _at_least(a: np.ndarray, bound: np.ndarray, k: int) -> np.ndarray | None:
+    """Column indices [R, k] (ascending) of the entries of a >= bound, where bound is each
+    row's k-th largest value, or None unless every row has exactly k of them (a tie)."""
+    if np.isnan(bound).any():
+        return None
+    flat = np.flatnonzero(a >= bound[:, None])  # row-major: ascending within a row
+    # every row has >= k entries >= its k-th largest, so k * R in all means k in each
+    if flat.size != a.shape[0] * k:
+        return None
+    return flat.reshape(-1, k) - np.arange(0, flat.size // k * a.shape[1], a.shape[1])[:, None]
+
+
+def _topk_by_threshold(rows: torch.Tensor, k: int, c: int, n_chunks: int) -> torch.Tensor | None:
+    grid = _chunk_grid(rows, c, n_chunks)
+    maxima = grid.amax(1).numpy()  # [R, n_chunks]
+    best = _at_least(maxima, _kth_largest(maxima, k), k)  # the k best chunks, ascending
+    if best is None:
+        return None
+    best = torch.from_numpy(best)
+    members = grid.gather(2, best.unsqueeze(1).expand(-1, c, k)).view(-1, c * k).numpy()
+    pos = _at_least(members, _kth_largest(members, k), k)  # ascending j * k + slot
+    if pos is None:
+        return None
+    pos = torch.from_numpy(pos)
+    # member (j, slot) is entry j * n_chunks + best[slot]: ascending in (j, slot)
+    return best.gather(1, pos % k) + torch.div(pos, k, rounding_mode="floor") * n_chunks
+
+
+def _topk_by_chunks(rows: torch.Tensor, k: int, c: int, n_chunks: int) -> torch.Tensor:
+    """Unordered exact top-k indices with ``torch.topk``: over the k best chunks' members
+    when that is smaller than the row, else over the row."""
+    if n_chunks + c * k >= rows.shape[1] or c == 1:
+        return torch.topk(rows, k, dim=-1, sorted=False).indices
+    grid = _chunk_grid(rows, c, n_chunks)
+    best = torch.topk(grid.amax(1), k, dim=-1, sorted=False).indices  # [R, k]
+    members = grid.gather(2, best.unsqueeze(1).expand(-1, c, k)).reshape(-1, c * k)
+    pick = torch.topk(members, k, dim=-1, sorted=False).indices
+    return best.gather(1, pick % k) + torch.div(pick, k, rounding_mode="floor") * n_chunks
 
 
 def sparse_step(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAEConfig, select,
@@ -157,14 +253,14 @@ def sparse_step(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAECo
     M = max(len(levels), 1)
     w_dec = params["W_dec"]
     w_dec_flat = w_dec.reshape(S * N, D)
-    xc, pre = pre_activations(params, xb)
-    h = selection_key(params, pre, config)
+    xc, h, norm = selection_keys(params, xb, config)
     sel = select(h)
     E = sel.lat.shape[1]
     flat = sel.row * N + sel.lat  # [S, E] index into a seed's [B, d_sae]
-    pre_sel = pre.reshape(S, B * N).gather(1, flat)
+    h_sel = h.reshape(S, B * N).gather(1, flat)
+    pre_sel = _pre_at(h_sel, norm, sel.lat)
     coef = pre_sel.clamp_min(0.0)  # decoder coefficients relu(pre); h > 0 iff pre > 0
-    h_act = h.reshape(S, B * N).gather(1, flat).clamp_min(0.0) if want_acts else None
+    h_act = h_sel.clamp_min(0.0) if want_acts else None
     lat = (sel.lat + torch.arange(S).unsqueeze(1) * N).reshape(-1)  # flat latent ids
     row = (sel.row + torch.arange(S).unsqueeze(1) * B).reshape(-1)  # flat batch rows
 
@@ -193,7 +289,7 @@ def sparse_step(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAECo
     # ---- AuxK: dead latents reconstruct the detached residual
     n_dead = dead.sum(1)
     if config.aux_loss_coefficient > 0 and bool(n_dead.any()):
-        aux, a = _auxk(h, pre, err[:, :, -1].detach(), w_dec, dead, n_dead, config)
+        aux, a = _auxk(h, norm, err[:, :, -1].detach(), w_dec, dead, n_dead, config)
         loss = loss + aux
         tables.append(a["grad"].reshape(S * B, D))
         trow = torch.cat([trow, a["row"] + S * B * M])
@@ -205,11 +301,11 @@ def sparse_step(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAECo
     # ---- dL/dpre at every entry, then weight gradients as sums over each latent's entries
     table = torch.cat(tables) if len(tables) > 1 else tables[0]
     d_pre = _dots(table, trow, w_dec_flat, lat) * gate
-    order = torch.argsort(lat * lat.numel() + torch.arange(lat.numel()))  # unique keys
-    lat_s = lat.index_select(0, order)
-    offsets = _offsets(lat_s, S * N)
+    order = _stable_order(lat, S * N)  # entries by latent (then by position)
+    counts = torch.bincount(lat, minlength=S * N)
+    offsets = torch.cumsum(counts, 0) - counts
     d_pre_s = d_pre.index_select(0, order)
-    d_benc = torch.zeros(S * N).index_add_(0, lat_s, d_pre_s)
+    d_benc = torch.segment_reduce(d_pre_s, "sum", lengths=counts)
     # b_dec: output bias of every reconstruction, and -b_dec enters the encoder input
     d_bdec = out_grad[:, :, 0].sum(1) - _bag_sums(
         params["W_enc_rows"].reshape(S * N, D), torch.arange(S * N), d_benc,
@@ -229,29 +325,37 @@ def sparse_step(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAECo
     return result, grads, h_act
 
 
-def _auxk(h: torch.Tensor, pre: torch.Tensor, err: torch.Tensor, w_dec: torch.Tensor,
+def _auxk(h: torch.Tensor, norm: torch.Tensor | None, err: torch.Tensor, w_dec: torch.Tensor,
           dead: torch.Tensor, n_dead: torch.Tensor, config: SAEConfig):
     """AuxK loss [S] and its entries (flat latent, flat row, coefficient, validity, and the
-    output gradient table [S, B, d_in]). Works on the dead columns only: they are
-    gathered into [S, B, n] (n = the most dead latents of any seed, padded)."""
+    output gradient table [S, B, d_in]).
+
+    Works on the dead columns: gathered into [S, B, n] (n >= the most dead latents of
+    any seed; the columns after a seed's dead latents are set to -inf). Each row's picks come in ascending
+    latent order, the padding (only when a seed has fewer than kk dead latents) after
+    its valid picks, so padding appends exact zeros to a seed's sums and a seed gets
+    the same picks, in the same order, as when it trains alone.
+    """
     S, B, D = err.shape
     N = config.d_sae
     k_aux = D // 2
-    n = int(n_dead.max())
-    kk = min(k_aux, n)
-    # dead latent ids per seed, padded with latent 0 (masked out)
+    kk = min(k_aux, int(n_dead.max()))
+    # dead latent ids per seed, ascending, then live ones as padding, up to a multiple
+    # of 16 columns so that topk_indices' chunks need no further padding
+    n = min(N, -(-int(n_dead.max()) // 16) * 16)
     cols = torch.sort(dead.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :n]
-    valid_col = torch.arange(n).unsqueeze(0) < n_dead.unsqueeze(1)  # [S, n]
     key = h.gather(2, cols.unsqueeze(1).expand(S, B, n))
-    key = key.masked_fill(~valid_col.unsqueeze(1), float("-inf"))
-    # kk and n are maxima over the seeds; a seed with fewer dead latents gets -inf
-    # padding. Sorting the picks by column makes the order of its valid entries, and
-    # so every sum over them, the same as when the seed trains alone.
-    pos = torch.topk(key, kk, dim=-1, sorted=False).indices.sort(dim=-1).values
-    vals = key.gather(2, pos)
-    valid = torch.isfinite(vals)
+    for s, count in enumerate(n_dead.tolist()):
+        key[s, :, count:] = float("-inf")
+    pos = topk_indices(key, kk)  # ascending, so padding (the last columns) comes last
     a_lat_local = cols.gather(1, pos.reshape(S, B * kk)).view(S, B, kk)
-    a_coef = torch.where(valid, pre.gather(2, a_lat_local), 0.0)  # h / ||W_dec|| = pre
+    a_coef = _pre_at(h.gather(2, a_lat_local).view(S, B * kk), norm,
+                     a_lat_local.view(S, B * kk)).view(S, B, kk)
+    if bool((n_dead >= kk).all()):
+        valid = torch.ones(S * B * kk, dtype=torch.bool)
+    else:
+        valid = torch.isfinite(key.gather(2, pos))
+        a_coef = torch.where(valid, a_coef, 0.0)
     a_lat = (a_lat_local + (torch.arange(S) * N).view(S, 1, 1)).reshape(-1)
     a_rec = F.embedding_bag(a_lat.view(S * B, kk), w_dec.reshape(S * N, D), mode="sum",
                             per_sample_weights=a_coef.view(S * B, kk)).view(S, B, D)
@@ -262,3 +366,4 @@ def _auxk(h: torch.Tensor, pre: torch.Tensor, err: torch.Tensor, w_dec: torch.Te
     a_row = torch.arange(S * B).repeat_interleave(kk)
     return aux, {"grad": a_grad, "lat": a_lat, "row": a_row, "coef": a_coef.reshape(-1),
                  "valid": valid.reshape(-1)}
+
