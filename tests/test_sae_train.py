@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -182,6 +183,17 @@ def test_topk_indices_takes_the_threshold_path_and_falls_back_on_ties() -> None:
     assert torch.equal(tied[0].gather(-1, got[0]), torch.ones(32))
     assert 5 in got[1].tolist()  # NaN ranks above every number, as in torch.topk
     assert set(range(100, 110)) <= set(got[2].tolist())
+
+
+def test_threshold_count_is_per_row_not_in_total() -> None:
+    """A row with a NaN (k - 1 entries reach its bound) beside a row with a tie (k + 1)
+    has k * R entries in all: the threshold step must still decline."""
+    k = 4
+    a = np.array([[9.0, 8.0, 7.0, np.nan, 1.0, 0.0],
+                  [9.0, 8.0, 7.0, 5.0, 5.0, 0.0]], dtype=np.float32)
+    assert sparse._at_least(a, sparse._kth_largest(a, k), k) is None
+    assert sparse._at_least(a[1:, [0, 1, 2, 3, 5]], np.array([5.0], dtype=np.float32),
+                            k).tolist() == [[0, 1, 2, 3]]
 
 
 @pytest.mark.parametrize("n_ids", [5000, 70000])

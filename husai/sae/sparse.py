@@ -200,13 +200,14 @@ def _kth_largest(a: np.ndarray, k: int) -> np.ndarray:
 def _at_least(a: np.ndarray, bound: np.ndarray, k: int) -> np.ndarray | None:
     """Column indices [R, k] (ascending) of the entries of a >= bound, where bound is each
     row's k-th largest value, or None unless every row has exactly k of them (a tie)."""
-    if np.isnan(bound).any():
+    if np.isnan(a.max()):  # NaN fails every comparison: a row could have fewer than k
         return None
     flat = np.flatnonzero(a >= bound[:, None])  # row-major: ascending within a row
-    # every row has >= k entries >= its k-th largest, so k * R in all means k in each
+    # without NaN every row has >= k entries >= its k-th largest, so k * R in all means
+    # exactly k in each
     if flat.size != a.shape[0] * k:
         return None
-    return flat.reshape(-1, k) - np.arange(0, flat.size // k * a.shape[1], a.shape[1])[:, None]
+    return flat.reshape(-1, k) - (np.arange(a.shape[0]) * a.shape[1])[:, None]
 
 
 def _topk_by_threshold(rows: torch.Tensor, k: int, c: int, n_chunks: int) -> torch.Tensor | None:
