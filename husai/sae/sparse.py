@@ -31,11 +31,11 @@ for the reconstruction, by latent (after one sort) for the weight gradients; and
 per step instead of B * d_sae * d_in, leaving the encoder matmul and the top-k
 selections as the bulk of a step.
 
-On 2 CPU cores memory traffic, not arithmetic, sets the pace, and the one large
-tensor of a step is the key h [S, B, d_sae]. So h comes straight out of the matmul
-(decoder norms folded into the encoder first), the selections read it through chunk
-maxima and exact thresholds instead of ``torch.topk`` (:func:`topk_indices`), and the
-entries are grouped by latent with a radix sort. Entries come in ascending latent
+The one large tensor of a step is the key h [S, B, d_sae]. It comes straight out of
+the matmul (decoder norms folded into the encoder first), the selections read it
+through chunk maxima and exact thresholds instead of ``torch.topk``, which on the CPU
+costs several times more per element (:func:`topk_indices`), and the entries are
+grouped by latent with a radix sort (``benchmarks/bench_sae_step.py`` times each part). Entries come in ascending latent
 order within each row, whatever method picked them: a seed's sums, and so its SAE,
 are the same whether it trains alone or batched (tests check this bit for bit).
 """
@@ -86,9 +86,9 @@ def selection_keys(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SA
 
     h is SAELens's ``hidden_pre``: ``pre * ||W_dec_i||`` when rescaling, else ``pre``.
     The norms are folded into the encoder's rows and bias first ([S, d_sae, d_in], small),
-    so h comes straight out of the one batched matmul: [S, B, d_sae] is the largest
-    tensor of a step and every pass over it costs more than the arithmetic. The
-    pre-activations are only needed at the chosen entries: ``pre = h / ||W_dec_i||``.
+    so h comes straight out of the one batched matmul, without a further pass over
+    [S, B, d_sae], the largest tensor of a step. The pre-activations are only needed at
+    the chosen entries: ``pre = h / ||W_dec_i||``.
     """
     xc = xb - params["b_dec"].unsqueeze(1)
     w, b = params["W_enc_rows"], params["b_enc"]
