@@ -35,9 +35,10 @@ The one large tensor of a step is the key h [S, B, d_sae]. It comes straight out
 the matmul (decoder norms folded into the encoder first), the selections read it
 through chunk maxima and exact thresholds instead of ``torch.topk``, which on the CPU
 costs several times more per element (:func:`topk_indices`), and the entries are
-grouped by latent with a radix sort (``benchmarks/bench_sae_step.py`` times each part). Entries come in ascending latent
-order within each row, whatever method picked them: a seed's sums, and so its SAE,
-are the same whether it trains alone or batched (tests check this bit for bit).
+grouped by latent with a radix sort (``benchmarks/bench_sae_step.py`` times each
+part). Entries come in ascending latent order within each row, whatever method
+picked them: a seed's sums, and so its SAE, are the same whether it trains alone or
+batched (tests check this bit for bit).
 """
 
 from __future__ import annotations
@@ -332,10 +333,10 @@ def _auxk(h: torch.Tensor, norm: torch.Tensor | None, err: torch.Tensor, w_dec: 
     output gradient table [S, B, d_in]).
 
     Works on the dead columns: gathered into [S, B, n] (n >= the most dead latents of
-    any seed; the columns after a seed's dead latents are set to -inf). Each row's picks come in ascending
-    latent order, the padding (only when a seed has fewer than kk dead latents) after
-    its valid picks, so padding appends exact zeros to a seed's sums and a seed gets
-    the same picks, in the same order, as when it trains alone.
+    any seed; the columns after a seed's dead latents are set to -inf). Each row's
+    picks come in ascending latent order, the padding (only when a seed has fewer than
+    kk dead latents) after its valid picks, so padding appends exact zeros to a seed's
+    sums and a seed gets the same picks, in the same order, as when it trains alone.
     """
     S, B, D = err.shape
     N = config.d_sae
