@@ -341,10 +341,11 @@ def _auxk(h: torch.Tensor, norm: torch.Tensor | None, err: torch.Tensor, w_dec: 
     S, B, D = err.shape
     N = config.d_sae
     k_aux = D // 2
-    kk = min(k_aux, int(n_dead.max()))
+    most = int(n_dead.max())
+    kk = min(k_aux, most)
     # dead latent ids per seed, ascending, then live ones as padding, up to a multiple
     # of 16 columns so that topk_indices' chunks need no further padding
-    n = min(N, -(-int(n_dead.max()) // 16) * 16)
+    n = min(N, -(-most // 16) * 16)
     cols = torch.sort(dead.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :n]
     key = h.gather(2, cols.unsqueeze(1).expand(S, B, n))
     for s, count in enumerate(n_dead.tolist()):
@@ -368,4 +369,3 @@ def _auxk(h: torch.Tensor, norm: torch.Tensor | None, err: torch.Tensor, w_dec: 
     a_row = torch.arange(S * B).repeat_interleave(kk)
     return aux, {"grad": a_grad, "lat": a_lat, "row": a_row, "coef": a_coef.reshape(-1),
                  "valid": valid.reshape(-1)}
-
