@@ -230,7 +230,8 @@ class SAEParams(SAEHyperparams):
 
     def check_as(self, key: typing.Callable[[str], str]) -> None:
         self.validate(key)
-        require(len(self.seeds) >= 1, key("seeds"), list(self.seeds), "must list at least one seed")
+        require(len(self.seeds) >= 2, key("seeds"), list(self.seeds),
+                "must list at least 2 seeds (stability compares seeds)")
         require(len(set(self.seeds)) == len(self.seeds), key("seeds"), list(self.seeds),
                 "must not repeat a seed")
         require(all(s >= 0 for s in self.seeds), key("seeds"), list(self.seeds),

@@ -24,3 +24,14 @@ class ParamError(HusaiError):
         self.reason = reason
         shown = f"{key}" if value is MISSING else f"{key} = {value!r}"
         super().__init__(f"{shown}: {reason}")
+
+
+class DivergedError(HusaiError):
+    """Training of one SAE diverged: a non-finite loss, weight or metric, or a
+    reconstruction far worse than predicting the mean. A result is never written."""
+
+    def __init__(self, what: str, seed: int, step: int, total: int, reason: str) -> None:
+        self.seed = seed
+        self.step = step
+        super().__init__(f"{what} seed {seed} diverged at step {step} of {total}: {reason} "
+                         "(lower the learning rate, or check the activations); nothing was written")

@@ -11,10 +11,51 @@ import torch
 from husai.errors import HusaiError
 from husai.serialize import from_bytes, to_bytes
 from husai.task import ModularAddition
-from stages._common import require_inputs, write_bytes, write_dir
+from stages._common import write_bytes, write_dir
+from stages._inputs import read_input, require_input, restore_hint
 
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
+
+
+# ----------------------------------------------------------------------------- checked reading
+
+
+def _corrupt(path: Path, what: str) -> HusaiError:
+    return HusaiError(f"{path} {what}: {restore_hint(path)}")
+
+
+def load_tensors(path: Path, names: tuple[str, ...], meta_keys: tuple[str, ...] = (),
+                 finite: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and metadata of safetensors file ``path``, checked: readable, not
+    truncated, holding ``names`` and ``meta_keys``, and (``finite``) no NaN or inf."""
+    from safetensors import SafetensorError
+
+    data = read_input(path)
+    try:
+        tensors, meta = from_bytes(data)
+    except (SafetensorError, ValueError, OverflowError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise _corrupt(path, f"is not a readable safetensors file ({reason})") from None
+    missing = [n for n in names if n not in tensors] + [k for k in meta_keys if k not in meta]
+    if missing:
+        raise _corrupt(path, f"lacks {', '.join(missing)} (not a file of this pipeline, or an "
+                             "old format)")
+    if finite:
+        for name, tensor in tensors.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise HusaiError(f"{path}: tensor {name} holds {bad} NaN or inf values (a "
+                                 f"diverged or corrupt result); {restore_hint(path)}")
+    return tensors, meta
+
+
+def read_json(path: Path):
+    """A JSON input file, checked (a one-line error names a missing or corrupt file)."""
+    try:
+        return json.loads(read_input(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _corrupt(path, f"is not valid JSON ({err})") from None
 
 
 # ----------------------------------------------------------------------------- task
@@ -27,8 +68,7 @@ def save_task(path: Path, task: ModularAddition, frac_train: float, seed: int) -
 
 
 def load_task(path: Path) -> ModularAddition:
-    require_inputs(path)
-    tensors, meta = from_bytes(path.read_bytes())
+    tensors, meta = load_tensors(path, ("tokens", "labels", "train_idx", "test_idx"), ("p",))
     return ModularAddition(meta["p"], tensors["tokens"], tensors["labels"],
                            tensors["train_idx"], tensors["test_idx"])
 
@@ -57,13 +97,25 @@ def load_transformer(path: Path, device: torch.device | str = "cpu"):
     """The saved ``HookedTransformer`` (eval mode) and its spec."""
     from husai.transformer import build_model, model_config
 
-    require_inputs(path / MODEL_CONFIG, path / MODEL_WEIGHTS)
-    raw = json.loads((path / MODEL_CONFIG).read_text())
+    raw = read_json(path / MODEL_CONFIG)
+    if not isinstance(raw, dict):
+        raise _corrupt(path / MODEL_CONFIG, "is not a transformer config")
     raw.pop("format", None)
-    spec = ModelSpec(**raw)
+    try:
+        spec = ModelSpec(**raw)
+    except TypeError:
+        raise _corrupt(path / MODEL_CONFIG, f"does not hold the keys {list(ModelSpec.__annotations__)}") from None
     model = build_model(model_config(device=str(device), **asdict(spec)))
-    state, _ = from_bytes((path / MODEL_WEIGHTS).read_bytes())
-    model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=True)
+    # TransformerLens's attention buffers hold -inf on purpose: check the parameters only
+    state, _ = load_tensors(path / MODEL_WEIGHTS, (), finite=False)
+    try:
+        model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=True)
+    except RuntimeError:
+        raise _corrupt(path / MODEL_WEIGHTS, "does not match the model of its config.json") from None
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            raise HusaiError(f"{path / MODEL_WEIGHTS}: parameter {name} holds NaN or inf values; "
+                             f"{restore_hint(path / MODEL_WEIGHTS)}")
     model.eval()
     return model, spec
 
@@ -107,16 +159,11 @@ def save_activations(path: Path, acts: Activations) -> None:
 
 
 def load_activations(path: Path) -> Activations:
-    require_inputs(path)
-    t, meta = from_bytes(path.read_bytes())
+    t, meta = load_tensors(path, ("x", "a", "b", "gt_directions", "gt_frequency", "gt_u", "gt_v",
+                                  "gt_energy_share"), ("p", "hook", "position", "key_frequencies"))
     if t["x"].ndim != 2 or t["x"].shape[0] != meta["p"] ** 2:
         raise HusaiError(f"{path}: expected activations of shape [p*p, d], got {tuple(t['x'].shape)}")
     return Activations(**t, **meta)
-
-
-def read_json(path: Path):
-    require_inputs(path)
-    return json.loads(path.read_text())
 
 
 # ----------------------------------------------------------------------------- SAEs
@@ -146,23 +193,27 @@ def load_sae(path: Path, d_in: int | None = None):
     """One SAELens checkpoint folder as a batch of one SAE; ``d_in`` checks the width."""
     from husai.sae.saelens import from_saelens
 
-    require_inputs(path / SAE_CONFIG, path / SAE_WEIGHTS)
-    try:
-        cfg = json.loads((path / SAE_CONFIG).read_text())
-    except json.JSONDecodeError as err:
-        raise HusaiError(f"{path / SAE_CONFIG} is not valid JSON: {err}") from None
+    cfg = read_json(path / SAE_CONFIG)
+    if not isinstance(cfg, dict):
+        raise _corrupt(path / SAE_CONFIG, "is not an SAE config")
     if d_in is not None and int(cfg.get("d_in", -1)) != d_in:
         raise HusaiError(f"{path}: checkpoint has d_in = {cfg.get('d_in')} but the activations "
                          f"have width {d_in}")
-    state, _ = from_bytes((path / SAE_WEIGHTS).read_bytes())
-    return from_saelens(cfg, state)
+    state, _ = load_tensors(path / SAE_WEIGHTS, ())
+    try:
+        return from_saelens(cfg, state)
+    except HusaiError as err:
+        raise HusaiError(f"{path}: {err}") from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise _corrupt(path / SAE_CONFIG, f"is not a valid SAE config ({type(err).__name__}: "
+                                          f"{err})") from None
 
 
 def load_saes(path: Path, d_in: int | None = None):
     """Every ``seed*`` checkpoint under folder ``path`` (one configuration), stacked by seed."""
     from husai.sae import BatchedSAE
 
-    require_inputs(path)
+    require_input(path)
     folders = sorted((p for p in path.iterdir() if p.is_dir() and p.name.startswith("seed")),
                      key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
     if not folders:

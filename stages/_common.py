@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import platform
 import shutil
@@ -24,12 +23,12 @@ from rich.console import Console
 
 from husai.config import Params, parse_params
 from husai.errors import HusaiError
+from husai.serialize import csv_bytes, json_bytes
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
 
 TIMINGS_LOG = Path("logs/timings.jsonl")
-SIGNIFICANT_DIGITS = 6
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +50,11 @@ def read_yaml(path: Path) -> Any:
 
 def load_params(path: Path) -> Params:
     """Read and validate params.yaml (every section, so a bad value fails at once)."""
-    return parse_params(read_yaml(path))
+    raw = read_yaml(path)
+    if raw is None:
+        raise HusaiError(f"{path} is empty: it must hold the pipeline's params (start from the "
+                         "repository's params.yaml)")
+    return parse_params(raw)
 
 
 def setup(params: Params):
@@ -59,12 +62,6 @@ def setup(params: Params):
     from husai.determinism import configure
 
     return configure(params.runtime.device, params.runtime.threads)
-
-
-def require_inputs(*paths: Path) -> None:
-    for path in paths:
-        if not path.exists():
-            raise HusaiError(f"input not found: {path} (run the stage that makes it, or `dvc repro`)")
 
 
 # ----------------------------------------------------------------------------- atomic output
@@ -92,42 +89,14 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode())
 
 
-def clean_numbers(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
-    """Round floats to ``digits`` significant digits and map NaN/inf to None, recursively."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
-        return obj
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            return None
-        return float(f"{obj:.{digits}g}")
-    if isinstance(obj, Mapping):
-        return {str(k): clean_numbers(v, digits) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [clean_numbers(v, digits) for v in obj]
-    if hasattr(obj, "item"):  # numpy / torch scalar
-        return clean_numbers(obj.item(), digits)
-    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
-
-
-def json_bytes(obj: Any) -> bytes:
-    """Deterministic JSON: rounded floats, insertion-ordered keys, trailing newline."""
-    return (json.dumps(clean_numbers(obj), indent=2, allow_nan=False) + "\n").encode()
-
-
 def write_json(path: Path, obj: Any) -> None:
-    """:func:`json_bytes` of ``obj`` written atomically to ``path``."""
+    """:func:`husai.serialize.json_bytes` of ``obj`` written atomically to ``path``."""
     write_bytes(path, json_bytes(obj))
 
 
 def write_csv(path: Path, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
-    """A small CSV for ``dvc plots``: header plus rows, floats rounded like the metrics."""
-    lines = [",".join(columns)]
-    for row in rows:
-        cells = []
-        for value in clean_numbers(list(row)):
-            cells.append("" if value is None else str(value))
-        lines.append(",".join(cells))
-    write_text(path, "\n".join(lines) + "\n")
+    """:func:`husai.serialize.csv_bytes` (a small CSV for ``dvc plots``), atomically."""
+    write_bytes(path, csv_bytes(columns, rows))
 
 
 def write_dir(path: Path, files: Mapping[str, bytes]) -> None:

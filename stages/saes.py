@@ -29,7 +29,7 @@ def main(
 ) -> None:
     """Train the SAE configurations of params.yaml `saes` and write SAELens checkpoints."""
     from husai.errors import HusaiError
-    from husai.sae import SAEConfig, evaluate, steps_per_epoch, train_saes
+    from husai.sae import SAEConfig, steps_per_epoch, train_saes
 
     prm = load_params(params)
     configs = prm.sae_configs()
@@ -59,9 +59,9 @@ def main(
             def on_progress(step: int, _total: int, base: int = done, s: int = n_seeds) -> None:
                 progress.update(bar, completed=base + step * s)
 
-            sae, history = train_saes(config, x, hp.seeds, on_progress=on_progress)
+            sae, history = train_saes(config, x, hp.seeds, on_progress=on_progress, name=name)
             done += history.steps * n_seeds
-            results = evaluate(sae, x)
+            results = history.final_metrics
             files.update(sae_files(sae, name, meta))
             for i, seed in enumerate(sae.seeds):
                 entries[f"{name}/seed{seed}"] = {

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import typer
 
+from husai.serialize import json_bytes
 from stages._artifacts import load_activations
-from stages._common import PARAMS_OPTION, console, json_bytes, load_params, setup, stage, write_dir
+from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_dir
 
 
 def cell_name(architecture: str, d_sae: int) -> str:
@@ -54,7 +55,7 @@ def main(
 ) -> None:
     """Train and analyse every sparsity level of one (architecture, d_sae) cell."""
     from husai.analysis import baseline_matrices, recovery_summary, stability_summary
-    from husai.sae import METRICS, SAEConfig, evaluate, train_saes
+    from husai.sae import METRICS, SAEConfig, train_saes
     from stages._analysis import analysis_options, ground_truth, subspace_basis
 
     prm = load_params(params)
@@ -75,8 +76,8 @@ def main(
             files[f"{name}.json"] = json_bytes({**entry, "skipped": True, "reason": hp})
             continue
         config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
-        sae, history = train_saes(config, acts.x, hp.seeds)
-        per_seed = evaluate(sae, acts.x)
+        sae, history = train_saes(config, acts.x, hp.seeds, name=name)
+        per_seed = history.final_metrics
         if baselines is None:  # same architecture, shape and seeds for every level
             baselines = baseline_matrices(sae, options, basis=basis)
         metrics = {m: sum(r[m] for r in per_seed) / len(per_seed) for m in METRICS}

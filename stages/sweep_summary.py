@@ -52,7 +52,6 @@ Schema of ``metrics/sweep.json``::
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -245,7 +244,7 @@ def main(
     """Summarise the research grid: best stability ratios, matched-L0 comparison, Goldilocks."""
     from husai.config import SWEEP_KNOBS
     from husai.errors import HusaiError
-    from stages._artifacts import require_inputs
+    from stages._artifacts import read_json
     from stages.sweep import cell_name
 
     prm = load_params(params)
@@ -257,11 +256,7 @@ def main(
         for d in sw.d_sae:
             for name in prm.sweep_configs(arch, d):
                 path = sweep_dir / cell_name(arch, d) / f"{name}.json"
-                require_inputs(path)
-                try:
-                    entries.append(json.loads(path.read_text()))
-                except json.JSONDecodeError as err:
-                    raise HusaiError(f"{path} is not valid JSON: {err}") from None
+                entries.append(read_json(path))
     targets = sorted({float(v) for a in sw.architectures if SWEEP_KNOBS[a] == "k"
                       for v in sw.sparsity[a]})
     summary = summarise(entries, sw.stable_ratio, list(sw.seeds), sw.epochs, targets)

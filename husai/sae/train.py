@@ -26,9 +26,16 @@ from dataclasses import dataclass
 
 import torch
 
-from husai.errors import HusaiError
+from husai.errors import DivergedError, HusaiError
 from husai.sae.base import BatchedSAE, seed_generator
 from husai.sae.config import SAEConfig
+from husai.sae.metrics import evaluate
+
+DIVERGED_EXPLAINED_VARIANCE = -1.0
+"""Training that ends with explained variance below this (a reconstruction error over
+twice the data's variance about its mean) has diverged: it is an error, not a result.
+SAEs that reconstruct poorly but above it (e.g. EV 0.05) are results, to be reported as
+such. Defined in docs/SCIENCE.md section 6."""
 
 CheckpointFn = Callable[[int, BatchedSAE], None]
 ProgressFn = Callable[[int, int], None]
@@ -37,7 +44,9 @@ ProgressFn = Callable[[int, int], None]
 @dataclass(frozen=True)
 class TrainHistory:
     """Per-epoch, per-seed training curves, each [epochs, S] (means over the epoch's steps);
-    ``dead`` counts latents that did not fire on any input during the epoch."""
+    ``dead`` counts latents that did not fire on any input during the epoch;
+    ``final_metrics`` are :func:`husai.sae.metrics.evaluate` of the returned SAEs on the
+    training activations, one dict per seed."""
 
     loss: torch.Tensor
     mse: torch.Tensor
@@ -45,6 +54,7 @@ class TrainHistory:
     dead: torch.Tensor
     scale: float
     steps: int
+    final_metrics: list[dict[str, float]]
 
 
 def activation_scale(x: torch.Tensor, config: SAEConfig) -> float:
@@ -52,6 +62,9 @@ def activation_scale(x: torch.Tensor, config: SAEConfig) -> float:
     if config.normalize_activations == "none":
         return 1.0
     mean_norm = float(x.to(torch.float64).norm(dim=-1).mean())
+    if not math.isfinite(mean_norm):
+        bad = int((~torch.isfinite(x)).any(dim=-1).sum())
+        raise HusaiError(f"the activations hold NaN or inf values ({bad} of {x.shape[0]} rows)")
     if not mean_norm > 0:
         raise HusaiError("cannot normalise activations whose mean norm is 0")
     return math.sqrt(config.d_in) / mean_norm
@@ -109,15 +122,53 @@ def _clip_per_seed(grads: list[torch.Tensor], max_norm: float) -> None:
             g.mul_(coef.view(s, *([1] * (g.ndim - 1))))
 
 
+def describe(config: SAEConfig) -> str:
+    """A short name of a configuration for messages, e.g. ``topk SAE (d_sae 1024, lr 0.0003)``."""
+    return f"{config.architecture} SAE (d_sae {config.d_sae}, lr {config.lr:g})"
+
+
+def check_finite_loss(loss: torch.Tensor, seeds: tuple[int, ...], step: int, total: int,
+                      what: str) -> None:
+    """Raise :class:`DivergedError` for the first seed whose loss [S] is NaN or inf."""
+    ok = torch.isfinite(loss)
+    if not bool(ok.all()):
+        i = int((~ok).nonzero()[0, 0])
+        raise DivergedError(what, seeds[i], step, total, f"loss is {float(loss[i])}")
+
+
+def check_trained(sae: BatchedSAE, metrics: list[dict[str, float]], step: int, total: int,
+                  what: str) -> None:
+    """Raise :class:`DivergedError` for the first seed whose weights or metrics are not
+    finite, or whose explained variance is below :data:`DIVERGED_EXPLAINED_VARIANCE`."""
+    for i, seed in enumerate(sae.seeds):
+        for name, tensor in sae.params.items():
+            if not bool(torch.isfinite(tensor[i]).all()):
+                raise DivergedError(what, seed, step, total, f"{name} holds NaN or inf")
+        for name, value in metrics[i].items():
+            if not math.isfinite(value):
+                raise DivergedError(what, seed, step, total, f"{name} is {value}")
+        ev = metrics[i]["explained_variance"]
+        if ev < DIVERGED_EXPLAINED_VARIANCE:
+            raise DivergedError(what, seed, step, total,
+                                f"explained variance {ev:.4g} is below the floor "
+                                f"{DIVERGED_EXPLAINED_VARIANCE:g}")
+
+
 def train_saes(config: SAEConfig, x: torch.Tensor, seeds: Iterable[int], *,
                checkpoint_steps: Iterable[int] = (),
                on_checkpoint: CheckpointFn | None = None,
-               on_progress: ProgressFn | None = None) -> tuple[BatchedSAE, TrainHistory]:
+               on_progress: ProgressFn | None = None,
+               name: str | None = None) -> tuple[BatchedSAE, TrainHistory]:
     """Train one SAE per seed on activations x [N, d_in]; return them (canonical form) and curves.
 
     ``on_checkpoint(step, sae)`` receives a canonical copy at each step listed in
     ``checkpoint_steps`` (0 = the initialisation; the last is ``epochs * steps_per_epoch``).
     ``on_progress(step, total)`` is called after every step.
+
+    Diverging training raises :class:`~husai.errors.DivergedError` naming the seed and
+    step (``name``, e.g. the params configuration, prefixes the message): a non-finite
+    loss at any step, or non-finite weights or metrics, or explained variance below
+    :data:`DIVERGED_EXPLAINED_VARIANCE` at the end.
     """
     from husai.sae import architecture
 
@@ -129,6 +180,7 @@ def train_saes(config: SAEConfig, x: torch.Tensor, seeds: Iterable[int], *,
         raise HusaiError(f"activations have shape {tuple(x.shape)} but the SAE config has "
                          f"d_in = {config.d_in}")
     arch = architecture(config.architecture)
+    what = describe(config) if name is None else f"configuration {name!r}: {describe(config)}"
     n_rows, d_in = x.shape
     S, B = len(seeds), config.batch_size
     total = steps_per_epoch(n_rows, B) * config.epochs
@@ -163,6 +215,7 @@ def train_saes(config: SAEConfig, x: torch.Tensor, seeds: Iterable[int], *,
             xb = xs.index_select(0, idx.reshape(-1)).view(S, idx.shape[1], d_in)
             dead = since_fired > config.dead_feature_window
             result, grads = arch.step(params, buffers, xb, config, step, dead)
+            check_finite_loss(result.loss, seeds, step + 1, total, what)
             since_fired += 1
             since_fired.masked_fill_(result.fired, 0)
             fired_epoch |= result.fired
@@ -183,5 +236,7 @@ def train_saes(config: SAEConfig, x: torch.Tensor, seeds: Iterable[int], *,
         curves["dead"][epoch] = (~fired_epoch).sum(1).to(torch.float32)
 
     final = BatchedSAE(config, seeds, arch.to_inference(params, buffers, config, scale))
-    history = TrainHistory(scale=scale, steps=total, **curves)
+    metrics = evaluate(final, x)
+    check_trained(final, metrics, total, total, what)
+    history = TrainHistory(scale=scale, steps=total, final_metrics=metrics, **curves)
     return final, history
