@@ -34,6 +34,7 @@ def test_every_list_of_architectures_is_the_registry() -> None:
     literal = get_type_hints(hc.SAEParams)["architecture"]  # what params validation accepts
     assert get_args(literal) == names
     assert tuple(hs.INFERENCE_KIND) == tuple(hc.SWEEP_KNOBS) == names
+    assert tuple(base.INFERENCE_PARAMS) == registry.INFERENCE_KINDS
     for name in names:
         arch = hs.architecture(name)
         assert arch.spec is registry.spec(name) and arch.name == name
