@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from husai.errors import MISSING, ParamError
 from husai.sae.config import SAEHyperparams
+from husai.sae.registry import sweep_knobs, sweep_labels
 from husai.task import N_CTX
 
 # ----------------------------------------------------------------------------- helpers
@@ -285,10 +286,8 @@ class AnalysisParams:
         require(self.boot_seed >= 0, f"{at}.boot_seed", self.boot_seed, "must be >= 0")
 
 
-SWEEP_KNOBS = {"topk": "k", "batchtopk": "k", "matryoshka_batchtopk": "k",
-               "standard": "l1_coefficient", "gated": "l1_coefficient",
-               "jumprelu": "l0_coefficient"}
-"""The sparsity hyperparameter that a sweep varies for each architecture."""
+SWEEP_KNOBS = sweep_knobs()
+"""The sparsity hyperparameter that a sweep varies for each architecture (its spec's knob)."""
 
 
 @dataclass(frozen=True)
@@ -445,7 +444,7 @@ class Params:
         out: dict[str, tuple[str, float, SAEParams | str]] = {}
         for level in sw.sparsity[architecture]:
             value: int | float = int(level) if knob == "k" else float(level)
-            short = {"k": "k", "l1_coefficient": "l1c", "l0_coefficient": "l0c"}[knob]
+            short = sweep_labels()[architecture]
             name = f"{architecture}-d{d_sae}-{short}{value:g}"
             try:
                 hp = dataclasses.replace(self.sae, architecture=architecture, d_sae=d_sae,

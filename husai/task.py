@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from husai.determinism import generator
+# torch is imported where it is used: params validation (husai.config reads N_CTX)
+# must not load it
+if TYPE_CHECKING:
+    import torch
 
 N_CTX = 3
 """Tokens per example: ``[a, b, =]``."""
@@ -42,6 +44,8 @@ class ModularAddition:
 
 def all_pairs(p: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens ``[p*p, 3]`` and labels ``[p*p]`` for every pair, row ``a * p + b``."""
+    import torch
+
     a = torch.arange(p).repeat_interleave(p)
     b = torch.arange(p).repeat(p)
     tokens = torch.stack([a, b, torch.full_like(a, p)], dim=1)
@@ -55,6 +59,10 @@ def split_indices(n: int, frac_train: float, seed: int) -> tuple[torch.Tensor, t
     ``torch.randperm`` on a CPU generator seeded with ``seed``, so the split
     depends on nothing but (n, frac_train, seed).
     """
+    import torch
+
+    from husai.determinism import generator
+
     perm = torch.randperm(n, generator=generator(seed))
     n_train = round(frac_train * n)
     return perm[:n_train].sort().values, perm[n_train:].sort().values

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import husai.sae as hs
+from husai.sae import registry
 from husai.sae.saelens import from_saelens, to_saelens
 from husai.serialize import to_bytes
 
@@ -72,10 +73,21 @@ def saelens_training_sae(cfg: hs.SAEConfig):
             return GatedTrainingSAE(GatedTrainingSAEConfig(
                 l1_coefficient=cfg.l1_coefficient, l1_warm_up_steps=cfg.l1_warm_up_steps,
                 **common))
-        return JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(
-            l0_coefficient=cfg.l0_coefficient, l0_warm_up_steps=cfg.l0_warm_up_steps,
-            jumprelu_bandwidth=cfg.jumprelu_bandwidth,
-            jumprelu_init_threshold=cfg.jumprelu_init_threshold, **common))
+        if arch == "jumprelu":
+            return JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(
+                l0_coefficient=cfg.l0_coefficient, l0_warm_up_steps=cfg.l0_warm_up_steps,
+                jumprelu_bandwidth=cfg.jumprelu_bandwidth,
+                jumprelu_init_threshold=cfg.jumprelu_init_threshold, **common))
+    raise KeyError(f"no SAELens training SAE for architecture {arch!r}: add a case here")
+
+
+@pytest.mark.parametrize("arch_name", hs.ARCHITECTURES)
+def test_saelens_knows_each_architecture_by_its_name_and_inference_kind(arch_name) -> None:
+    """Every registered architecture has a SAELens counterpart here, which the tests below
+    compare it with: same training name, saved as the inference kind its spec says."""
+    cfg = saelens_training_sae(make_config(arch_name)).cfg
+    assert cfg.architecture() == arch_name
+    assert cfg.get_inference_config_class().architecture() == registry.spec(arch_name).inference_kind
 
 
 def load_into_saelens(sl, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],

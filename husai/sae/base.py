@@ -34,21 +34,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from husai.errors import HusaiError
+from husai.sae import registry
 from husai.sae.config import TOPK_FAMILY, SAEConfig
 
-INFERENCE_KIND = {
-    "standard": "standard",
-    "topk": "topk",
-    "batchtopk": "jumprelu",
-    "matryoshka_batchtopk": "jumprelu",
-    "jumprelu": "jumprelu",
-    "gated": "gated",
-}
-"""The SAELens inference architecture each training architecture is saved as."""
+INFERENCE_KIND = registry.inference_kinds()
+"""The SAELens inference architecture each training architecture is saved as (from its spec)."""
 
 INFERENCE_PARAMS = {
     "standard": ("W_enc", "b_enc", "W_dec", "b_dec"),
@@ -223,9 +218,22 @@ class Architecture:
     makes the sparse gradient a sum of rows. ``step`` returns the per-seed numbers and
     the gradient of the *sum over seeds* of the per-seed losses (so seeds never
     interact), and may update non-optimised ``buffers``.
+
+    A subclass describes itself through ``spec``, its torch-free
+    :class:`~husai.sae.registry.ArchitectureSpec` (name, inference kind, family, sweep
+    knob, hyperparameters read, validation); defining it registers it, ``name`` is
+    ``spec.name``. A subclass that inherits ``spec`` (a helper, not an architecture)
+    is not registered.
     """
 
-    name: str = ""
+    spec: ClassVar[type[registry.ArchitectureSpec]]
+    name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "spec" in cls.__dict__:
+            cls.name = cls.spec.name
+            registry.register_training(cls)
 
     def init_params(self, config: SAEConfig, seeds: tuple[int, ...]) -> tuple[
             dict[str, torch.Tensor], dict[str, torch.Tensor]]:

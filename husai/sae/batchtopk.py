@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from husai.sae import specs
 from husai.sae.base import Architecture
 from husai.sae.sparse import Selection, sparse_step, topk_indices
 
@@ -37,7 +38,7 @@ def update_threshold(threshold: torch.Tensor, acts: torch.Tensor, lr: float) -> 
 
 
 class BatchTopK(Architecture):
-    name = "batchtopk"
+    spec = specs.BatchTopK
 
     def init_params(self, config, seeds):
         params, buffers = super().init_params(config, seeds)

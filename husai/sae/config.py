@@ -17,19 +17,19 @@ naming the dotted params key, so ``saes.topk.k = 2000`` says which line to fix.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from husai.errors import ParamError
+from husai.sae import registry, specs  # noqa: F401  (specs: defining them registers them)
 
-Architecture = Literal["standard", "topk", "batchtopk", "jumprelu", "gated", "matryoshka_batchtopk"]
-ARCHITECTURES: tuple[str, ...] = ("standard", "topk", "batchtopk", "jumprelu", "gated",
-                                  "matryoshka_batchtopk")
-TOPK_FAMILY = frozenset({"topk", "batchtopk", "matryoshka_batchtopk"})
+ARCHITECTURES: tuple[str, ...] = registry.names()
+"""Every registered architecture (:mod:`husai.sae.registry`), in order of definition."""
+Architecture = Literal[ARCHITECTURES]  # type: ignore[valid-type]  # the registered names
+TOPK_FAMILY = registry.family(registry.TOPK)
 """Architectures whose sparsity is set by ``k`` and that train with the AuxK loss."""
-L1_FAMILY = frozenset({"standard", "gated"})
+L1_FAMILY = registry.family(registry.L1)
 """Architectures with an L1 penalty weighted by decoder row norms."""
 
 
@@ -42,8 +42,9 @@ def _require(ok: bool, key: str, value: object, reason: str) -> None:
 class SAEHyperparams:
     """Everything that defines how a batch of SAEs is built and trained, except d_in.
 
-    Each knob is used only by the architectures named in its comment; the others
-    ignore it (so one shared ``sae`` section can hold defaults for all of them).
+    Each knob is used only by the architectures named in its comment (whose specs,
+    :mod:`husai.sae.specs`, declare it and validate it); the others ignore it (so one
+    shared ``sae`` section can hold defaults for all of them).
     """
 
     architecture: Architecture = "topk"
@@ -98,27 +99,9 @@ class SAEHyperparams:
             need(0 <= getattr(self, name) < 1, name, "must lie in [0, 1)")
         need(self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 turns clipping off)")
         need(self.decoder_init_norm > 0, "decoder_init_norm", "must be > 0")
-        arch = self.architecture
-        if arch in TOPK_FAMILY:
-            need(self.k >= 1, "k", "must be >= 1")
-            need(self.k <= self.d_sae, "k", f"must be <= d_sae = {self.d_sae}")
-            need(self.aux_loss_coefficient >= 0, "aux_loss_coefficient", "must be >= 0")
-        if arch in ("batchtopk", "matryoshka_batchtopk"):
-            need(0 < self.topk_threshold_lr <= 1, "topk_threshold_lr", "must lie in (0, 1]")
-        if arch == "matryoshka_batchtopk":
-            widths = self.matryoshka_widths
-            need(len(widths) >= 1, "matryoshka_widths", "must list at least one width")
-            need(all(w >= 1 for w in widths), "matryoshka_widths", "widths must be >= 1")
-            need(all(a < b for a, b in itertools.pairwise(widths)),
-                 "matryoshka_widths", "must be strictly increasing")
-            need(widths[-1] <= self.d_sae, "matryoshka_widths",
-                 f"widths must be <= d_sae = {self.d_sae}")
-        if arch in L1_FAMILY:
-            need(self.l1_coefficient > 0, "l1_coefficient", "must be > 0")
-        if arch == "jumprelu":
-            need(self.l0_coefficient > 0, "l0_coefficient", "must be > 0")
-            need(self.jumprelu_bandwidth > 0, "jumprelu_bandwidth", "must be > 0")
-            need(self.jumprelu_init_threshold >= 0, "jumprelu_init_threshold", "must be >= 0")
+        spec = registry.specs().get(self.architecture)
+        if spec is not None:
+            spec.validate(self, need)
 
     @property
     def levels(self) -> tuple[int, ...]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import torch
 
-from husai.sae import dense
+from husai.sae import dense, specs
 from husai.sae.base import Architecture
 
 
 class Gated(Architecture):
-    name = "gated"
+    spec = specs.Gated
 
     def init_params(self, config, seeds):
         params, buffers = super().init_params(config, seeds)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from husai.sae import dense
+from husai.sae import dense, specs
 from husai.sae.base import Architecture
 
 
@@ -58,7 +58,7 @@ class _Step(torch.autograd.Function):
 
 
 class JumpReLU(Architecture):
-    name = "jumprelu"
+    spec = specs.JumpReLU
 
     def init_params(self, config, seeds):
         params, buffers = super().init_params(config, seeds)

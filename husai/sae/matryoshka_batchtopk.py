@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import torch
 
+from husai.sae import specs
 from husai.sae.batchtopk import BatchTopK, select_batchtopk
 from husai.sae.sparse import Selection
 
 
 class MatryoshkaBatchTopK(BatchTopK):
-    name = "matryoshka_batchtopk"
+    spec = specs.MatryoshkaBatchTopK
 
     def levels(self, config) -> tuple[int, ...]:
         return config.levels

@@ -9,12 +9,12 @@ the decoder, so the decoder is not renormalised (SAELens does not either).
 
 from __future__ import annotations
 
-from husai.sae import dense
+from husai.sae import dense, specs
 from husai.sae.base import Architecture
 
 
 class Standard(Architecture):
-    name = "standard"
+    spec = specs.Standard
 
     def step(self, params, buffers, xb, config, step, dead):
         coef = dense.warm_up(config.l1_coefficient, config.l1_warm_up_steps, step)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from husai.sae import specs
 from husai.sae.base import Architecture
 from husai.sae.sparse import Selection, sparse_step, topk_indices
 
@@ -27,7 +28,7 @@ def select_topk(h: torch.Tensor, k: int) -> Selection:
 
 
 class TopK(Architecture):
-    name = "topk"
+    spec = specs.TopK
 
     def step(self, params, buffers, xb, config, step, dead):
         result, grads, _ = sparse_step(params, xb, config, lambda h: select_topk(h, config.k),
