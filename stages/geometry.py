@@ -104,7 +104,7 @@ import typer
 
 from stages._artifacts import load_activations
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_csv, write_json
-from stages._pairs import load_config_saes, pair_matrix, pair_stats, per_seed_stats
+from stages._pairs import load_config_saes
 
 GROUP_METRICS = ("group_overlap", "atom_in_span", "atom_match", "null_overlap")
 GRAM_KEYS = ("effective_rank", "participation_ratio", "numerical_rank", "top_eigenvalue",
@@ -191,6 +191,7 @@ def _analyse(prm, acts, configs, saes) -> tuple[dict[str, Any], dict[str, list],
     )
     from husai.recovery import live_latents, present_directions
     from husai.stability import pwmcc
+    from husai.stats import pair_matrix, pair_stats, per_seed_stats
 
     geo = prm.geometry
     x = acts.x.to(torch.float64)

@@ -65,7 +65,7 @@ import typer
 
 from stages._artifacts import load_activations
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
-from stages._pairs import load_config_saes, per_seed_stats
+from stages._pairs import load_config_saes
 
 PREDICTORS = ("firing_frequency", "purity", "decoder_norm", "encoder_norm",
               "max_cos_ground_truth")
@@ -135,6 +135,7 @@ def main(
     from husai.geometry import one_thread
     from husai.predictors import min_shared, roc_auc, shared_counts
     from husai.recovery import present_directions
+    from husai.stats import per_seed_stats
 
     prm = load_params(params)
     pred = prm.predictors
