@@ -22,15 +22,47 @@ Conventions
 * Distribution (:func:`settle_summary`): quantiles use numpy's ``inverted_cdf``
   method, so each is an actual checkpoint: the q-quantile is the first checkpoint
   by which at least a share q of the latents had settled.
+* At each checkpoint (:func:`checkpoint_metrics`): the stability metrics of every
+  seed pair (:func:`husai.stability.seed_pair_metrics`, Paulo & Belrose threshold
+  ``threshold``, subspace ranks ``husai.stability.DEFAULT_RANKS``), each latent's best
+  match in every other seed, the number of other seeds it is shared with
+  (:func:`husai.predictors.count_shared`) and the SAE metrics of
+  :func:`husai.sae.evaluate`. Over the checkpoints (:func:`dynamics_summary`):
+  ``cos_to_final`` (per seed, mean over latents of ``|cos|`` between the latent's atom
+  at the step and at the last step), ``settled_fraction`` (share of latents whose settle
+  step is ``<=`` the step), ``match_agreement_live`` (share of (live latent, other
+  seed) pairs whose best match at the step is already the final one; live = non-zero
+  on at least one input at the last step) and the settle-step distributions of every,
+  live, shared (with a majority of the other seeds at the last step,
+  :func:`husai.predictors.min_shared`) and live unshared latents.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from husai.baselines import isotropic_baseline
+from husai.geometry import one_thread
+from husai.predictors import count_shared, min_shared
+from husai.recovery import live_latents
+from husai.stability import (
+    DEFAULT_RANKS,
+    Atoms,
+    PairMetrics,
+    best_matches,
+    metric_matrices,
+    seed_pair_metrics,
+    subspace_random_expectation,
+)
+from husai.stats import seed_stats, value_stats
+
+if TYPE_CHECKING:
+    from husai.sae import BatchedSAE, SAEConfig
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -97,3 +129,165 @@ def settle_summary(settle: torch.Tensor | np.ndarray, steps: Sequence[int]) -> d
     out["mean_log2_step"] = float(np.log2(1.0 + v).mean())
     out["fraction_settled_by_step"] = {str(int(s)): float((v <= s).mean()) for s in steps}
     return out
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_schedule(config: SAEConfig, n_rows: int, base: int = 2) -> list[int]:
+    """The checkpoint steps of training ``config`` on ``n_rows`` rows:
+    :func:`log_checkpoints` of its total number of optimiser steps."""
+    from husai.sae import steps_per_epoch
+
+    return log_checkpoints(steps_per_epoch(n_rows, config.batch_size) * config.epochs, base)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What :func:`checkpoint_metrics` keeps of one checkpoint of n seeds' SAEs."""
+
+    matrices: dict[str, np.ndarray]  # husai.stability.pairwise_metrics format
+    matches: torch.Tensor  # [S, d_sae, S-1] best match in each other seed (in seed order)
+    shared: torch.Tensor  # [S, d_sae] number of other seeds the latent is shared with
+    evaluation: list[dict[str, float]]  # husai.sae.evaluate, one dict per seed
+    decoder: torch.Tensor  # [S, d_sae, d_in] unit decoder atoms
+
+
+def best_match_table(decoders: Sequence[Atoms],
+                     pairs: Mapping[tuple[int, int], PairMetrics]) -> torch.Tensor:
+    """``[S, d_sae, S-1]`` int64: for latent l of seed i, its best match
+    (:func:`husai.stability.best_matches`) in each other seed, the other seeds in
+    increasing order. Pair (i, j) gives i's matches in j (``pairs[i, j].best_match_a``);
+    j's in i are computed here."""
+    n = len(decoders)
+    d_sae = int(np.shape(decoders[0])[0])
+    matches = torch.zeros(n, d_sae, n - 1, dtype=torch.int64)
+    for i in range(n):
+        for j in range(i + 1, n):
+            matches[i, :, j - 1] = pairs[i, j].best_match_a.index
+            matches[j, :, i] = best_matches(decoders[j], decoders[i]).index
+    return matches
+
+
+def checkpoint_metrics(sae: BatchedSAE, x: torch.Tensor, threshold: float) -> Checkpoint:
+    """Pairwise stability, best matches and sharing counts (one pass over every pair, on
+    one torch thread), and the SAE metrics on ``x``, of one checkpoint."""
+    from husai.sae import evaluate
+
+    dec, enc = sae.decoder_atoms(), sae.encoder_atoms()
+    n, d_sae = sae.n_seeds, sae.config.d_sae
+    with one_thread():  # small eigh / matching work (husai.geometry.one_thread)
+        pairs = seed_pair_metrics(list(dec), list(enc), threshold=threshold,
+                                  ranks=DEFAULT_RANKS)
+        matrices = metric_matrices(pairs, n)
+        matches = best_match_table(list(dec), pairs)
+        shared = count_shared(pairs, n, d_sae)
+    return Checkpoint(matrices, matches, shared, evaluate(sae, x), dec.clone())
+
+
+def stability_stats(matrices: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """:meth:`husai.stats.SeedStats.to_dict` of every measured pair matrix (the
+    ``subspace_random_r*`` expectations are constants and are left out)."""
+    return {k: seed_stats(m).to_dict() for k, m in matrices.items()
+            if not k.startswith("subspace_random")}
+
+
+def isotropic_stats(d_sae: int, d_in: int, seeds: Sequence[int],
+                    threshold: float) -> dict[str, dict[str, Any]]:
+    """:func:`stability_stats` of isotropic dictionaries of the same shape, one per
+    seed (:func:`husai.baselines.isotropic_baseline`, on one torch thread)."""
+    with one_thread():
+        iso = isotropic_baseline(d_sae, d_in, seeds, threshold=threshold)
+    return stability_stats(iso)
+
+
+def dynamics_summary(steps: Sequence[int], checkpoints: Mapping[int, Checkpoint],
+                     live: torch.Tensor,
+                     isotropic: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Stability by checkpoint and settle steps (module docstring) from the
+    :class:`Checkpoint` of every step of ``steps`` (increasing; the last is the end of
+    training), ``live`` ``[S, d_sae]`` at the last step and the :func:`isotropic_stats`
+    of the same shape: ``checkpoints`` (one dict per step), ``settle``,
+    ``settle_per_pair``, ``final_live`` and ``final_shared_with_majority``, as in
+    ``metrics/dynamics.json`` (stage ``dynamics``)."""
+    final = checkpoints[steps[-1]]
+    n_seeds = final.shared.shape[0]
+    shared_final = final.shared >= min_shared(n_seeds, "majority")  # [S, d_sae]
+    matches = torch.stack([checkpoints[s].matches for s in steps])  # [T, S, d_sae, S-1]
+    settle = torch.stack([settle_steps(steps, matches[:, i]) for i in range(n_seeds)])
+    # per (latent, other seed): [S, d_sae, S-1]
+    settle_pair = torch.stack([settle_steps(steps, matches[:, i].flatten(1)).view(
+        -1, n_seeds - 1) for i in range(n_seeds)])
+    live_pairs = live[:, :, None].expand_as(settle_pair)
+    out = []
+    for step in steps:
+        c = checkpoints[step]
+        stab = stability_stats(c.matrices)
+        cos_final = (c.decoder * final.decoder).sum(-1).abs().mean(-1).tolist()
+        agree = (c.matches == final.matches)[live_pairs]
+        out.append({
+            "step": step,
+            "stability": stab,
+            "ratio_to_isotropic": {
+                k: (v["mean"] / isotropic[k]["mean"] if isotropic[k]["mean"] else None)
+                for k, v in stab.items()},
+            "explained_variance": value_stats(
+                [e["explained_variance"] for e in c.evaluation]).to_dict(),
+            "l0": value_stats([e["l0"] for e in c.evaluation]).to_dict(),
+            "frac_alive": value_stats([e["frac_alive"] for e in c.evaluation]).to_dict(),
+            "cos_to_final": value_stats(cos_final).to_dict(),
+            "settled_fraction": float((settle <= step).to(torch.float64).mean()),
+            "match_agreement_live": (float(agree.to(torch.float64).mean()) if agree.numel()
+                                     else None),
+        })
+    return {
+        "checkpoints": out,
+        "settle": {"all": settle_summary(settle, steps),
+                   "live": settle_summary(settle[live], steps),
+                   "shared": settle_summary(settle[shared_final], steps),
+                   "not_shared_live": settle_summary(settle[~shared_final & live], steps)},
+        "settle_per_pair": {
+            "all": settle_summary(settle_pair, steps),
+            "live": settle_summary(settle_pair[live_pairs], steps),
+            "shared": settle_summary(
+                settle_pair[shared_final[:, :, None].expand_as(settle_pair)], steps)},
+        "final_live": float(live.to(torch.float64).mean()),
+        "final_shared_with_majority": float(shared_final.to(torch.float64).mean()),
+    }
+
+
+def train_dynamics(config: SAEConfig, x: torch.Tensor, seeds: Sequence[int],
+                   steps: Sequence[int], threshold: float) -> dict[str, Any]:
+    """Train ``config`` at ``seeds`` on ``x`` (:func:`husai.sae.train_saes`), measure it at
+    every step of ``steps`` (:func:`checkpoint_schedule`; the last is the end of
+    training) and summarise: the configuration entry of ``metrics/dynamics.json``
+    (architecture, hyperparameters, seeds, sizes, steps, the isotropic reference and
+    :func:`dynamics_summary`)."""
+    from husai.sae import train_saes
+
+    steps = list(steps)
+    seen: dict[int, Checkpoint] = {}
+
+    def on_checkpoint(step: int, sae: BatchedSAE) -> None:
+        seen[step] = checkpoint_metrics(sae, x, threshold)
+
+    final_sae, _ = train_saes(config, x, seeds, checkpoint_steps=steps,
+                              on_checkpoint=on_checkpoint)
+    live = torch.stack([live_latents(final_sae.select(i).encode(x)[0])
+                        for i in range(len(seeds))])  # [S, d_sae] at the last step
+    d_in = int(x.shape[1])
+    iso = isotropic_stats(config.d_sae, d_in, seeds, threshold)
+    ranks = [r for r in DEFAULT_RANKS if r <= min(config.d_sae, d_in)]
+    return {
+        "architecture": config.architecture,
+        "hyperparameters": config.hyperparams(),
+        "seeds": list(seeds),
+        "d_sae": config.d_sae,
+        "d_in": d_in,
+        "total_steps": steps[-1],
+        "checkpoint_steps": steps,
+        "random": {"isotropic": iso,
+                   "subspace_random": {str(r): v for r, v in
+                                       subspace_random_expectation(ranks, d_in).items()}},
+        **dynamics_summary(steps, seen, live, iso),
+    }

@@ -62,16 +62,23 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from husai.baselines import isotropic_dictionary
 from husai.determinism import generator
-from husai.fourier import effective_rank
-from husai.stability import Atoms, as_atoms, unit_rows
+from husai.errors import HusaiError
+from husai.fourier import GroundTruth, effective_rank
+from husai.recovery import live_latents, present_directions
+from husai.stability import Atoms, as_atoms, pwmcc, unit_rows
+from husai.stats import pair_matrix, pair_stats, per_seed_stats
+
+if TYPE_CHECKING:
+    from husai.sae import BatchedSAE
 
 RANK_TOL = 1e-8
 
@@ -371,3 +378,249 @@ def finite_mean(values: Sequence[float | None]) -> float | None:
     """Mean of the values that are not None/NaN (None if there are none)."""
     v = [x for x in values if x is not None and math.isfinite(x)]
     return float(np.mean(v)) if v else None
+
+
+# ----------------------------------------------------------------------------- one configuration
+
+GROUP_METRICS = ("group_overlap", "atom_in_span", "atom_match", "null_overlap")
+"""The per-pair group measures of :class:`GroupPair` summarised over seed pairs."""
+GRAM_KEYS = ("effective_rank", "participation_ratio", "numerical_rank", "top_eigenvalue",
+             "self_max_cos")
+"""The :func:`gram_summary` entries summarised over seeds."""
+
+
+def data_sample_dictionary(x: torch.Tensor, n_atoms: int, seed: int) -> torch.Tensor:
+    """``n_atoms`` rows of the mean-centred activations ``x [N, d_in]`` drawn at random
+    from ``generator(seed)`` (without replacement when ``n_atoms <= N``, with replacement
+    otherwise), as unit atoms ``[n_atoms, d_in]`` float64: the dictionary the
+    activations' own geometry gives without any learning."""
+    xc = x.to(torch.float64) - x.to(torch.float64).mean(dim=0, keepdim=True)
+    g = generator(seed)
+    n = xc.shape[0]
+    idx = (torch.randperm(n, generator=g)[:n_atoms] if n_atoms <= n
+           else torch.randint(0, n, (n_atoms,), generator=g))
+    return unit_rows(xc[idx])
+
+
+@dataclass(frozen=True)
+class GeometryOptions:
+    """How :func:`config_geometry` runs (params ``geometry``)."""
+
+    ranks: tuple[int, ...] = (4, 8, 16, 32, 64)  # subspace ranks of the summary
+    group_min_share: float = 0.5  # an atom joins a group at this share of its norm^2
+    null_rounds: int = 20  # label shuffles per dictionary for the group null
+    seed: int = 0  # reference dictionaries from seed and seed + 1; shuffles of seed i from seed + i
+    live_only: bool = True  # analyse the atoms of live latents only
+
+
+class FewLiveLatents(HusaiError):
+    """With ``live_only``, a seed has fewer than 2 live latents: nothing to analyse."""
+
+    def __init__(self, seed: int, n_live: int) -> None:
+        self.seed = seed
+        self.n_live = n_live
+        super().__init__(f"seed {seed} has {n_live} live latents (at least 2 are needed to "
+                         "analyse the live atoms alone)")
+
+
+@dataclass(frozen=True)
+class ActivationGeometry:
+    """The activations' side of the geometry, computed once for every configuration."""
+
+    x: torch.Tensor  # [N, d_in] the activations as given (the SAEs' input)
+    spectrum: dict[str, Any]  # activation_spectrum(x)
+    pcs: torch.Tensor  # [d_in, d_in] principal components of the centred activations
+    key_frequencies: list[int]
+    bases: list[torch.Tensor]  # per key frequency, group_bases of its present directions
+    dims: list[int]  # their dimensions
+    variance_share_in_span: float  # centred variance in the span of all present directions
+
+    @property
+    def d_in(self) -> int:
+        return int(self.x.shape[1])
+
+    def summary(self, group_min_share: float) -> dict[str, Any]:
+        """``{"activations": ..., "ground_truth": ...}`` of ``metrics/geometry.json``."""
+        spec = self.spectrum
+        return {
+            "activations": {"n": int(self.x.shape[0]), "d_in": self.d_in,
+                            "effective_rank": spec["effective_rank"],
+                            "participation_ratio": spec["participation_ratio"],
+                            "dims_for_variance": spec["dims_for_variance"],
+                            "variance_share_top": spec["variance_share"][:16]},
+            "ground_truth": {"key_frequencies": self.key_frequencies,
+                             "subspace_dims": {str(k): d for k, d in
+                                               zip(self.key_frequencies, self.dims, strict=True)},
+                             "variance_share_in_span": self.variance_share_in_span,
+                             "group_min_share": group_min_share},
+        }
+
+
+def activation_geometry(x: torch.Tensor, gt: GroundTruth,
+                        key_frequencies: Sequence[int]) -> ActivationGeometry:
+    """Spectrum, principal components and ground-truth group subspaces of the
+    activations ``x [N, d_in]`` (present directions only: non-zero and above
+    ``husai.recovery.MIN_ENERGY_SHARE`` of the energy); one torch thread."""
+    with one_thread():
+        x64 = x.to(torch.float64)
+        keys = [int(k) for k in key_frequencies]
+        present = present_directions(gt.directions, gt.energy_share)
+        bases = group_bases(gt.directions, gt.frequency, keys, present)
+        xc = x64 - x64.mean(dim=0, keepdim=True)
+        span = group_bases(gt.directions, torch.zeros_like(gt.frequency), [0], present)[0]
+        total_var = float(xc.pow(2).sum())
+        in_span = float((xc @ span).pow(2).sum()) / total_var if total_var > 0 else 0.0
+        return ActivationGeometry(
+            x=x, spectrum=activation_spectrum(x64), pcs=principal_directions(x64, centre=True),
+            key_frequencies=keys, bases=bases, dims=[q.shape[1] for q in bases],
+            variance_share_in_span=in_span)
+
+
+@dataclass(frozen=True)
+class ConfigGeometry:
+    """:func:`config_geometry` of one configuration: its ``metrics/geometry.json`` entry
+    and its curves (one value per index / rank from 1)."""
+
+    summary: dict[str, Any]
+    spectra: dict[str, list[float]]  # gram_eigenvalue (mean over seeds), isotropic_..., data_sample_...
+    overlaps: dict[str, list[float | None]]  # subspace_overlap (mean over pairs), data_sample_...,
+    # activation_pca_overlap (mean over seeds), ranks 1..min(n_atoms of a seed, d_in)
+
+
+def analysed_atoms(sae: BatchedSAE, x: torch.Tensor,
+                   live_only: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per seed: the live mask ``[d_sae]`` (non-zero on some row of ``x``) and the
+    unit decoder atoms analysed (float64; the live ones with ``live_only``). Raises
+    :class:`FewLiveLatents` when ``live_only`` leaves a seed fewer than 2 atoms."""
+    full = sae.decoder_atoms().to(torch.float64)  # [S, d_sae, d_in]
+    live = [live_latents(sae.select(i).encode(x)[0]) for i in range(sae.n_seeds)]
+    if live_only:
+        for seed, mask in zip(sae.seeds, live, strict=True):
+            if int(mask.sum()) < 2:
+                raise FewLiveLatents(seed, int(mask.sum()))
+    return live, [full[i][live[i]] if live_only else full[i] for i in range(sae.n_seeds)]
+
+
+def pair_fill(n: int, value: Callable[[int, int], float | None]) -> np.ndarray:
+    """The ``[n, n]`` pair matrix of ``value(i, j)`` for every pair ``i < j`` (NaN on the
+    diagonal and where the value is None), the input of :func:`husai.stats.pair_stats`."""
+    m = pair_matrix(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            v = value(i, j)
+            m[i, j] = m[j, i] = float("nan") if v is None else v
+    return m
+
+
+def _pairs(n: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+def config_geometry(sae: BatchedSAE, acts: ActivationGeometry,
+                    options: GeometryOptions) -> ConfigGeometry:
+    """Gram spectra, subspace overlaps and atom groups of one configuration's seeds,
+    beside an isotropic and a data-sample reference pair of ``n_ref`` atoms (the mean
+    number of analysed atoms per seed); one torch thread. The layout of ``summary``
+    is the configuration entry of ``metrics/geometry.json`` (stage ``geometry``)."""
+    with one_thread():
+        return _config_geometry(sae, acts, options)
+
+
+def _config_geometry(sae: BatchedSAE, acts: ActivationGeometry,
+                     opt: GeometryOptions) -> ConfigGeometry:
+    n, d_in, keys, dims = sae.n_seeds, acts.d_in, acts.key_frequencies, acts.dims
+    live, dec = analysed_atoms(sae, acts.x, opt.live_only)
+    n_atoms = [len(a) for a in dec]
+    n_ref = round(sum(n_atoms) / n)
+    max_rank = min(*n_atoms, d_in)
+    all_ranks = list(range(1, max_rank + 1))
+    ranks = [r for r in opt.ranks if r <= max_rank]
+    iso = [isotropic_dictionary(n_ref, d_in, opt.seed + i).to(torch.float64) for i in (0, 1)]
+    sample = [data_sample_dictionary(acts.x, n_ref, opt.seed + i) for i in (0, 1)]
+
+    # Gram spectra
+    lams = [gram_spectrum(d) for d in dec]
+    iso_lam, sample_lam = gram_spectrum(iso[0]), gram_spectrum(sample[0])
+    summaries = [gram_summary(d) for d in dec]
+    # single atoms and subspaces, every pair
+    dirs = [principal_directions(d) for d in dec]
+    curve = {(i, j): overlap_curve(dirs[i], dirs[j], all_ranks) for i, j in _pairs(n)}
+    # atom groups, every pair
+    labels = [assign_groups(d, acts.bases, opt.group_min_share) for d in dec]
+    spans = [group_spans(dec[i], labels[i], dims, null_rounds=opt.null_rounds,
+                         seed=opt.seed + i) for i in range(n)]
+    gp = {(i, j): compare_group_spans(spans[i], spans[j], dims) for i, j in _pairs(n)}
+    group_rank = [[gp[ij][g].rank for ij in _pairs(n)] for g in range(len(keys))]
+    sample_pairs = compare_group_spans(*[
+        group_spans(sample[i], assign_groups(sample[i], acts.bases, opt.group_min_share), dims,
+                    null_rounds=opt.null_rounds, seed=opt.seed + i) for i in (0, 1)], dims)
+    pca_overlap = [overlap_curve(dirs[i], acts.pcs, all_ranks) for i in range(n)]
+    iso_curve = overlap_curve(principal_directions(iso[0]), principal_directions(iso[1]),
+                              all_ranks)
+    sample_curve = overlap_curve(principal_directions(sample[0]),
+                                 principal_directions(sample[1]), all_ranks)
+    random_overlap = [finite_mean([r_ / d_in if r_ else None for r_ in group_rank[g]])
+                      for g in range(len(keys))]
+    overlap = {r: pair_fill(n, lambda i, j, r=r: curve[i, j][r]) for r in all_ranks}
+
+    def group_matrix(m: str, g: int) -> np.ndarray:
+        return pair_fill(n, lambda i, j: getattr(gp[i, j][g], m))
+
+    def group_mean(m: str) -> np.ndarray:
+        return pair_fill(n, lambda i, j: finite_mean([getattr(p, m) for p in gp[i, j]]))
+
+    summary = {
+        "architecture": sae.config.architecture,
+        "seeds": list(sae.seeds),
+        "d_sae": sae.config.d_sae,
+        "live_only": opt.live_only,
+        "n_live": per_seed_stats([float(m.sum()) for m in live]),
+        "n_atoms_analysed": n_atoms,
+        "n_reference_atoms": n_ref,
+        "d_in": d_in,
+        "pwmcc": pair_stats(pair_fill(n, lambda i, j: pwmcc(dec[i], dec[j]))),
+        "gram": {
+            "summary": {k: per_seed_stats([s[k] for s in summaries]) for k in GRAM_KEYS},
+            "seed_distance": pair_stats(pair_fill(
+                n, lambda i, j: spectrum_distance(lams[i], lams[j]))),
+            "distance_to_isotropic": per_seed_stats(
+                [spectrum_distance(lam, iso_lam) for lam in lams]),
+            "distance_to_data_sample": per_seed_stats(
+                [spectrum_distance(lam, sample_lam) for lam in lams]),
+            "isotropic": gram_summary(iso[0]),
+            "isotropic_pair_distance": spectrum_distance(iso_lam, gram_spectrum(iso[1])),
+            "data_sample": gram_summary(sample[0]),
+            "data_sample_pair_distance": spectrum_distance(sample_lam, gram_spectrum(sample[1])),
+        },
+        "subspace": {
+            "overlap": {str(r): pair_stats(overlap[r]) for r in ranks},
+            "random_expectation": {str(r): r / d_in for r in ranks},
+            "isotropic_overlap": {str(r): iso_curve[r] for r in ranks},
+            "data_sample_overlap": {str(r): sample_curve[r] for r in ranks},
+            "activation_pca_overlap": {
+                str(r): per_seed_stats([c[r] for c in pca_overlap]) for r in ranks},
+        },
+        "groups": {
+            "fraction_grouped": per_seed_stats(
+                [float((lab >= 0).to(torch.float64).mean()) for lab in labels]),
+            "sizes": {str(k): per_seed_stats([float((lab == g).sum()) for lab in labels])
+                      for g, k in enumerate(keys)},
+            "per_frequency": {
+                str(k): {"rank": finite_mean([float(r_) for r_ in group_rank[g]]),
+                         **{m: pair_stats(group_matrix(m, g)) for m in GROUP_METRICS},
+                         "random_overlap": random_overlap[g]}
+                for g, k in enumerate(keys)},
+            "all": {**{m: pair_stats(group_mean(m)) for m in GROUP_METRICS},
+                    "random_overlap": finite_mean(random_overlap)},
+            "data_sample": {m: finite_mean([getattr(p, m) for p in sample_pairs])
+                            for m in GROUP_METRICS},
+        },
+    }
+    spectra = {"gram_eigenvalue": torch.stack(lams).mean(0).tolist(),
+               "isotropic_gram_eigenvalue": iso_lam.tolist(),
+               "data_sample_gram_eigenvalue": sample_lam.tolist()}
+    overlaps = {"subspace_overlap": [pair_stats(overlap[r])["mean"] for r in all_ranks],
+                "data_sample_overlap": [sample_curve[r] for r in all_ranks],
+                "activation_pca_overlap": [sum(c[r] for c in pca_overlap) / n
+                                           for r in all_ranks]}
+    return ConfigGeometry(summary, spectra, overlaps)

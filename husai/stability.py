@@ -39,7 +39,7 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -467,6 +467,57 @@ def pair_metrics(
     )
 
 
+def seed_pair_metrics(
+    decoders: Sequence[Atoms],
+    encoders: Sequence[Atoms] | None = None,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    ranks: Sequence[int] = DEFAULT_RANKS,
+    absolute: bool = True,
+    hungarian: bool = True,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> dict[tuple[int, int], PairMetrics]:
+    """:func:`pair_metrics` for all ``n(n-1)/2`` pairs ``i < j`` of n seeds' SAEs, keyed
+    ``(i, j)`` in row-major order, per-latent results included (best matches, the
+    decoder matching, the shared latents): the one pass over every pair that
+    :func:`pairwise_metrics` (the matrices) and per-latent analyses (e.g.
+    :func:`husai.predictors.count_shared`) can share."""
+    n = len(decoders)
+    if n < 2:
+        raise ValueError(f"need at least 2 seeds' dictionaries, got {n}")
+    if encoders is not None and len(encoders) != n:
+        raise ValueError(f"{len(encoders)} encoders for {n} decoders")
+    return {
+        (i, j): pair_metrics(
+            decoders[i],
+            decoders[j],
+            None if encoders is None else encoders[i],
+            None if encoders is None else encoders[j],
+            threshold=threshold,
+            ranks=ranks,
+            absolute=absolute,
+            hungarian=hungarian,
+            chunk_size=chunk_size,
+        )
+        for i in range(n)
+        for j in range(i + 1, n)
+    }
+
+
+def metric_matrices(
+    pairs: Mapping[tuple[int, int], PairMetrics], n_seeds: int
+) -> dict[str, np.ndarray]:
+    """Per metric name of :meth:`PairMetrics.to_dict`, the ``[n, n]`` float64 matrix with
+    pair (i, j) at ``[i, j]`` and ``[j, i]`` and NaN on the diagonal (and for a pair not
+    in ``pairs``): the input of :func:`husai.stats.seed_stats`."""
+    out: dict[str, np.ndarray] = {}
+    for (i, j), m in pairs.items():
+        for key, value in m.to_dict().items():
+            mat = out.setdefault(key, np.full((n_seeds, n_seeds), np.nan))
+            mat[i, j] = mat[j, i] = value
+    return out
+
+
 def pairwise_metrics(
     decoders: Sequence[Atoms],
     encoders: Sequence[Atoms] | None = None,
@@ -481,28 +532,16 @@ def pairwise_metrics(
 
     Returns, per metric name of :meth:`PairMetrics.to_dict`, an ``[n, n]`` float64
     matrix with the pair (i, j) at ``[i, j]`` and ``[j, i]`` and NaN on the
-    diagonal: the input of :func:`husai.stats.seed_stats`.
+    diagonal: the input of :func:`husai.stats.seed_stats`
+    (:func:`metric_matrices` of :func:`seed_pair_metrics`).
     """
-    n = len(decoders)
-    if n < 2:
-        raise ValueError(f"need at least 2 seeds' dictionaries, got {n}")
-    if encoders is not None and len(encoders) != n:
-        raise ValueError(f"{len(encoders)} encoders for {n} decoders")
-    out: dict[str, np.ndarray] = {}
-    for i in range(n):
-        for j in range(i + 1, n):
-            m = pair_metrics(
-                decoders[i],
-                decoders[j],
-                None if encoders is None else encoders[i],
-                None if encoders is None else encoders[j],
-                threshold=threshold,
-                ranks=ranks,
-                absolute=absolute,
-                hungarian=hungarian,
-                chunk_size=chunk_size,
-            )
-            for key, value in m.to_dict().items():
-                mat = out.setdefault(key, np.full((n, n), np.nan))
-                mat[i, j] = mat[j, i] = value
-    return out
+    pairs = seed_pair_metrics(
+        decoders,
+        encoders,
+        threshold=threshold,
+        ranks=ranks,
+        absolute=absolute,
+        hungarian=hungarian,
+        chunk_size=chunk_size,
+    )
+    return metric_matrices(pairs, len(decoders))

@@ -28,7 +28,9 @@ Conventions
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -249,3 +251,42 @@ def ratio_stats_all(
         )
         for k in keys
     }
+
+
+# ----------------------------------------------------------------------------- partial pairs
+
+
+def pair_matrix(n: int) -> np.ndarray:
+    """An ``[n, n]`` matrix of NaN, to fill pair by pair (``m[i, j] = m[j, i] = v``)."""
+    return np.full((n, n), np.nan)
+
+
+def pair_stats(matrix: np.ndarray) -> dict[str, Any]:
+    """:func:`seed_stats` of an ``[n, n]`` pair matrix as a dict, tolerating undefined pairs.
+
+    When every pair above the diagonal is finite: ``seed_stats(matrix).to_dict()``.
+    Otherwise (some pairs NaN, e.g. an empty atom group): the mean and sample std of
+    the defined pairs (None for none, std None for one), no interval (``ci_low``,
+    ``ci_high`` None: the seed bootstrap needs every pair), ``n_seeds`` n and
+    ``n_pairs`` the number of defined pairs.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    n = m.shape[0]
+    values = m[np.triu_indices(n, k=1)]
+    ok = np.isfinite(values)
+    if ok.all():
+        return seed_stats(m).to_dict()
+    v = values[ok]
+    return {"mean": float(v.mean()) if len(v) else None,
+            "std": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "ci_low": None, "ci_high": None, "n_seeds": n, "n_pairs": len(v)}
+
+
+def per_seed_stats(values: Sequence[float | None]) -> dict[str, Any]:
+    """:func:`value_stats` of per-seed values as a dict, skipping undefined ones (None or
+    not finite); every entry None and ``n_seeds`` 0 when none is defined."""
+    v = [float(x) for x in values if x is not None and np.isfinite(x)]
+    if not v:
+        return {"mean": None, "std": None, "ci_low": None, "ci_high": None,
+                "n_seeds": 0, "n_pairs": None}
+    return value_stats(v).to_dict()

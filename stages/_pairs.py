@@ -1,12 +1,10 @@
-"""Helpers shared by the analysis stages dynamics, geometry and predictors:
-loading one configuration's SAEs and summarising per-pair and per-seed values."""
+"""Loading one configuration's SAEs for the analysis stages geometry and predictors
+(the statistics over pairs and seeds are :func:`husai.stats.pair_stats` and
+:func:`husai.stats.per_seed_stats`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from husai.errors import HusaiError
 
@@ -25,37 +23,3 @@ def load_config_saes(models: Path, name: str, seeds: tuple[int, ...], d_in: int)
     from husai.sae import BatchedSAE
 
     return BatchedSAE.stack([sae.select(i) for i in order])
-
-
-def pair_stats(matrix: np.ndarray) -> dict[str, Any]:
-    """:func:`husai.stats.seed_stats` of an ``[n, n]`` pair matrix; where some pairs are
-    undefined (NaN) the mean and std of the defined ones, without an interval."""
-    from husai.stats import seed_stats
-
-    m = np.asarray(matrix, dtype=np.float64)
-    n = m.shape[0]
-    values = m[np.triu_indices(n, k=1)]
-    ok = np.isfinite(values)
-    if ok.all():
-        return seed_stats(m).to_dict()
-    v = values[ok]
-    return {"mean": float(v.mean()) if len(v) else None,
-            "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "ci_low": None, "ci_high": None, "n_seeds": n, "n_pairs": len(v)}
-
-
-def per_seed_stats(values: list[float | None]) -> dict[str, Any]:
-    """:func:`husai.stats.value_stats` of per-seed values, skipping undefined ones
-    (None everywhere when none is defined)."""
-    from husai.stats import value_stats
-
-    v = [float(x) for x in values if x is not None and np.isfinite(x)]
-    if not v:
-        return {"mean": None, "std": None, "ci_low": None, "ci_high": None,
-                "n_seeds": 0, "n_pairs": None}
-    return value_stats(v).to_dict()
-
-
-def pair_matrix(n: int) -> np.ndarray:
-    """An ``[n, n]`` matrix of NaN to fill pair by pair."""
-    return np.full((n, n), np.nan)

@@ -4,8 +4,9 @@ Retrains each configuration named in ``dynamics.configs`` (an entry of ``saes``,
 with the same hyperparameters and, unless ``dynamics.seeds`` overrides them, the
 same seeds, so the last checkpoint is bit for bit the SAE of stage ``saes``) and
 measures it at log-spaced checkpoints: steps 0 (initialisation), 1, b, b^2, ...
-and the last step (``dynamics.checkpoint_base`` b, default 2). Definitions:
-SCIENCE.md sections 4-6 and :mod:`husai.dynamics` (settle steps).
+and the last step (``dynamics.checkpoint_base`` b, default 2), by
+:func:`husai.dynamics.train_dynamics`. Definitions: SCIENCE.md sections 4-6 and
+:mod:`husai.dynamics` (settle steps, the per-checkpoint measures).
 
 ``metrics/dynamics.json``::
 
@@ -84,51 +85,21 @@ CSV_FIELDS = ("pwmcc", "pwmcc_ci_low", "pwmcc_ci_high", "hungarian_mcc", "shared
               "cos_to_final", "settled_fraction", "match_agreement_live")
 
 
-def _stats(matrices: dict) -> dict[str, dict]:
-    from husai.stats import seed_stats
-
-    return {k: seed_stats(m).to_dict() for k, m in matrices.items()
-            if not k.startswith("subspace_random")}
-
-
-def _checkpoint_metrics(sae, x, threshold: float) -> dict[str, Any]:
-    """Pairwise stability, per-latent best matches in every other seed and sharing counts."""
-    import numpy as np
-    import torch
-
-    from husai.geometry import one_thread
-    from husai.sae import evaluate
-
-    dec, enc = sae.decoder_atoms(), sae.encoder_atoms()
-    n, d_sae = sae.n_seeds, sae.config.d_sae
-    matrices: dict[str, np.ndarray] = {}
-    matches = torch.zeros(n, d_sae, n - 1, dtype=torch.int64)  # [seed, latent, other seed]
-    shared = torch.zeros(n, d_sae, dtype=torch.int64)
-    with one_thread():  # small eigh / matching work (husai.geometry.one_thread)
-        _pairs(dec, enc, threshold, matrices, matches, shared)
-    return {"matrices": matrices, "matches": matches, "shared": shared,
-            "eval": evaluate(sae, x), "decoder": dec.clone()}
-
-
-def _pairs(dec, enc, threshold, matrices, matches, shared) -> None:
-    import numpy as np
-    import torch
-
-    from husai.stability import DEFAULT_RANKS, best_matches, pair_metrics
-
-    n = dec.shape[0]
-    for i in range(n):
-        for j in range(i + 1, n):
-            m = pair_metrics(dec[i], dec[j], enc[i], enc[j], threshold=threshold,
-                             ranks=DEFAULT_RANKS)
-            for key, value in m.to_dict().items():
-                mat = matrices.setdefault(key, np.full((n, n), np.nan))
-                mat[i, j] = mat[j, i] = value
-            matches[i, :, j - 1] = m.best_match_a.index
-            matches[j, :, i] = best_matches(dec[j], dec[i]).index
-            assert m.shared_a is not None and m.decoder_matching is not None
-            shared[i] += m.shared_a.to(torch.int64)
-            shared[j, m.decoder_matching.partner[m.shared_a]] += 1
+def _csv_row(entry: dict[str, Any], checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`CSV_FIELDS` of one checkpoint of a configuration's JSON entry."""
+    stab, iso = checkpoint["stability"], entry["random"]["isotropic"]
+    return {"pwmcc": stab["pwmcc"]["mean"],
+            "pwmcc_ci_low": stab["pwmcc"]["ci_low"],
+            "pwmcc_ci_high": stab["pwmcc"]["ci_high"],
+            "hungarian_mcc": stab["hungarian_mcc"]["mean"],
+            "shared_fraction": stab["shared_fraction"]["mean"],
+            "random_pwmcc": iso["pwmcc"]["mean"],
+            "random_hungarian_mcc": iso["hungarian_mcc"]["mean"],
+            "explained_variance": checkpoint["explained_variance"]["mean"],
+            "l0": checkpoint["l0"]["mean"],
+            "cos_to_final": checkpoint["cos_to_final"]["mean"],
+            "settled_fraction": checkpoint["settled_fraction"],
+            "match_agreement_live": checkpoint["match_agreement_live"]}
 
 
 @stage("dynamics")
@@ -140,16 +111,8 @@ def main(
     curve: Path = typer.Option(Path("metrics/curves/dynamics.csv"), help="CSV for dvc plots."),
 ) -> None:
     """Retrain the configurations of params.yaml `dynamics` with checkpoints; stability by step."""
-    import torch
-
-    from husai.baselines import isotropic_baseline
-    from husai.dynamics import log_checkpoints, settle_steps, settle_summary
-    from husai.geometry import one_thread
-    from husai.predictors import min_shared
-    from husai.recovery import live_latents
-    from husai.sae import SAEConfig, steps_per_epoch, train_saes
-    from husai.stability import DEFAULT_RANKS, subspace_random_expectation
-    from husai.stats import value_stats
+    from husai.dynamics import checkpoint_schedule, train_dynamics
+    from husai.sae import SAEConfig
 
     prm = load_params(params)
     dyn = prm.dynamics
@@ -164,97 +127,18 @@ def main(
     rows: dict[int, dict[str, Any]] = {}
     for name, hp in configs.items():
         config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
-        total = steps_per_epoch(x.shape[0], config.batch_size) * config.epochs
-        steps = log_checkpoints(total, dyn.checkpoint_base)
-        seen: dict[int, dict[str, Any]] = {}
-
-        def on_checkpoint(step: int, sae, seen: dict = seen) -> None:
-            seen[step] = _checkpoint_metrics(sae, x, dyn.threshold)
-
-        console.print(f"dynamics: {name}: {len(hp.seeds)} seeds, {total} steps, "
+        steps = checkpoint_schedule(config, x.shape[0], dyn.checkpoint_base)
+        console.print(f"dynamics: {name}: {len(hp.seeds)} seeds, {steps[-1]} steps, "
                       f"{len(steps)} checkpoints")
-        final_sae, _ = train_saes(config, x, hp.seeds, checkpoint_steps=steps,
-                                  on_checkpoint=on_checkpoint)
-        live = torch.stack([live_latents(final_sae.select(i).encode(x)[0])
-                            for i in range(len(hp.seeds))])  # [S, d_sae] at the last step
-
-        n_seeds = len(hp.seeds)
-        with one_thread():
-            iso = isotropic_baseline(config.d_sae, acts.d_in, hp.seeds, threshold=dyn.threshold)
-        iso_stats = _stats(iso)
-        final = seen[steps[-1]]
-        shared_final = final["shared"] >= min_shared(n_seeds, "majority")  # [S, d_sae]
-        matches = torch.stack([seen[s]["matches"] for s in steps])  # [T, S, d_sae, S-1]
-        settle = torch.stack([settle_steps(steps, matches[:, i]) for i in range(n_seeds)])
-        # per (latent, other seed): [S, d_sae, S-1]
-        settle_pair = torch.stack([settle_steps(steps, matches[:, i].flatten(1)).view(
-            -1, n_seeds - 1) for i in range(n_seeds)])
-        live_pairs = live[:, :, None].expand_as(settle_pair)
-        checkpoints = []
-        for step in steps:
-            c = seen[step]
-            stab = _stats(c["matrices"])
-            ev = [e["explained_variance"] for e in c["eval"]]
-            cos_final = (c["decoder"] * final["decoder"]).sum(-1).abs().mean(-1).tolist()
-            settled = float((settle <= step).to(torch.float64).mean())
-            agree = (c["matches"] == final["matches"])[live_pairs]
-            agreement = float(agree.to(torch.float64).mean()) if agree.numel() else None
-            checkpoints.append({
-                "step": step,
-                "stability": stab,
-                "ratio_to_isotropic": {
-                    k: (v["mean"] / iso_stats[k]["mean"] if iso_stats[k]["mean"] else None)
-                    for k, v in stab.items()},
-                "explained_variance": value_stats(ev).to_dict(),
-                "l0": value_stats([e["l0"] for e in c["eval"]]).to_dict(),
-                "frac_alive": value_stats([e["frac_alive"] for e in c["eval"]]).to_dict(),
-                "cos_to_final": value_stats(cos_final).to_dict(),
-                "settled_fraction": settled,
-                "match_agreement_live": agreement,
-            })
-            row = rows.setdefault(step, {})
-            row |= {f"{name}_pwmcc": stab["pwmcc"]["mean"],
-                    f"{name}_pwmcc_ci_low": stab["pwmcc"]["ci_low"],
-                    f"{name}_pwmcc_ci_high": stab["pwmcc"]["ci_high"],
-                    f"{name}_hungarian_mcc": stab["hungarian_mcc"]["mean"],
-                    f"{name}_shared_fraction": stab["shared_fraction"]["mean"],
-                    f"{name}_random_pwmcc": iso_stats["pwmcc"]["mean"],
-                    f"{name}_random_hungarian_mcc": iso_stats["hungarian_mcc"]["mean"],
-                    f"{name}_explained_variance": checkpoints[-1]["explained_variance"]["mean"],
-                    f"{name}_l0": checkpoints[-1]["l0"]["mean"],
-                    f"{name}_cos_to_final": checkpoints[-1]["cos_to_final"]["mean"],
-                    f"{name}_settled_fraction": settled,
-                    f"{name}_match_agreement_live": agreement}
-        ranks = [r for r in DEFAULT_RANKS if r <= min(config.d_sae, acts.d_in)]
-        out["configs"][name] = {
-            "architecture": config.architecture,
-            "hyperparameters": config.hyperparams(),
-            "seeds": list(hp.seeds),
-            "d_sae": config.d_sae,
-            "d_in": acts.d_in,
-            "total_steps": total,
-            "checkpoint_steps": steps,
-            "random": {"isotropic": iso_stats,
-                       "subspace_random": {str(r): v for r, v in
-                                           subspace_random_expectation(ranks, acts.d_in).items()}},
-            "checkpoints": checkpoints,
-            "settle": {"all": settle_summary(settle, steps),
-                       "live": settle_summary(settle[live], steps),
-                       "shared": settle_summary(settle[shared_final], steps),
-                       "not_shared_live": settle_summary(settle[~shared_final & live], steps)},
-            "settle_per_pair": {
-                "all": settle_summary(settle_pair, steps),
-                "live": settle_summary(settle_pair[live_pairs], steps),
-                "shared": settle_summary(
-                    settle_pair[shared_final[:, :, None].expand_as(settle_pair)], steps)},
-            "final_live": float(live.to(torch.float64).mean()),
-            "final_shared_with_majority": float(shared_final.to(torch.float64).mean()),
-        }
-        last = checkpoints[-1]["stability"]
+        out["configs"][name] = entry = train_dynamics(config, x, hp.seeds, steps, dyn.threshold)
+        for c in entry["checkpoints"]:
+            rows.setdefault(c["step"], {}).update(
+                {f"{name}_{k}": v for k, v in _csv_row(entry, c).items()})
+        last = entry["checkpoints"][-1]["stability"]
         console.print(f"  {name}: pwmcc {last['pwmcc']['mean']:.3f} (isotropic "
-                      f"{iso_stats['pwmcc']['mean']:.3f}), shared "
+                      f"{entry['random']['isotropic']['pwmcc']['mean']:.3f}), shared "
                       f"{last['shared_fraction']['mean']:.3f}, median settle step "
-                      f"{out['configs'][name]['settle']['all']['median']}")
+                      f"{entry['settle']['all']['median']}")
 
     columns = ["step"] + [f"{name}_{f}" for name in configs for f in CSV_FIELDS]
     table = [[step] + [rows[step].get(c) for c in columns[1:]] for step in sorted(rows)]

@@ -142,3 +142,35 @@ def test_all_metrics_helpers() -> None:
     ratios = stats.ratio_stats_all(trained, base)
     assert set(ratios) == {"pwmcc"}
     assert ratios["pwmcc"].ratio == pytest.approx(2.0, rel=0.3)
+
+
+def test_pair_matrix_is_all_undefined() -> None:
+    m = stats.pair_matrix(3)
+    assert m.shape == (3, 3) and np.isnan(m).all()
+
+
+def test_pair_stats_with_every_pair_is_seed_stats() -> None:
+    assert stats.pair_stats(HAND) == stats.seed_stats(HAND).to_dict()
+    assert stats.pair_stats(HAND)["ci_low"] is not None
+
+
+def test_pair_stats_with_undefined_pairs_by_hand() -> None:
+    # (0, 1) undefined: mean and sample std of 0.3 and 0.5, no interval
+    s = stats.pair_stats(pair_matrix(3, {(0, 1): np.nan, (0, 2): 0.3, (1, 2): 0.5}))
+    assert s["mean"] == pytest.approx(0.4, abs=1e-15)
+    assert s["std"] == pytest.approx(np.sqrt(0.02), abs=1e-15)
+    assert (s["ci_low"], s["ci_high"], s["n_seeds"], s["n_pairs"]) == (None, None, 3, 2)
+    one = stats.pair_stats(pair_matrix(3, {(0, 2): 0.3}))
+    assert (one["mean"], one["std"], one["n_pairs"]) == (0.3, None, 1)
+    none = stats.pair_stats(stats.pair_matrix(3))
+    assert (none["mean"], none["std"], none["n_pairs"]) == (None, None, 0)
+    assert list(none) == ["mean", "std", "ci_low", "ci_high", "n_seeds", "n_pairs"]
+    json.dumps(s, allow_nan=False)
+
+
+def test_per_seed_stats_skips_undefined_values() -> None:
+    assert stats.per_seed_stats([0.5, None, 0.7, float("nan"), 0.9]) == \
+        stats.value_stats([0.5, 0.7, 0.9]).to_dict()
+    empty = stats.per_seed_stats([None, float("nan")])
+    assert empty == {"mean": None, "std": None, "ci_low": None, "ci_high": None,
+                     "n_seeds": 0, "n_pairs": None}
