@@ -31,6 +31,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	ruff check husai stages tests benchmarks paper
+	ruff format --check husai stages tests benchmarks paper
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done
@@ -40,6 +41,6 @@ clean-env:
 
 # README "Artifact review with Docker": build the CPU image with buildah (root; no Docker
 # daemon needed), run the tiny profile twice in it and once on the host (.venv); fails
-# unless the three dvc.lock files are identical. 9 (base cached) to 17 minutes here (2 shared cores).
+# unless the three dvc.lock files are identical (its measured time: README, Artifact review).
 container-check: $(STAMP)
 	scripts/container-check

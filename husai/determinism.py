@@ -48,9 +48,9 @@ def _keep_freed_memory() -> None:
     """Stop glibc from returning each freed tensor buffer to the OS.
 
     By default buffers over 128 KiB are mmap'ed and unmapped on free, so every
-    training step page-faults its activations in again: measured, this makes a
-    full-batch transformer step 85 ms instead of 55 ms on 2 cores. Raising the
-    mmap and trim thresholds keeps them in the heap. Affects speed, not results.
+    training step page-faults its activations in again (the cost is measured in
+    benchmarks/RESULTS-defaults.md). Raising the mmap and trim thresholds keeps them
+    in the heap. Affects speed, not results.
     """
     name = ctypes.util.find_library("c")
     if name is None or "libc" not in name:

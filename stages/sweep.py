@@ -44,6 +44,15 @@ def cell_name(architecture: str, d_sae: int) -> str:
     return f"{architecture}-d{d_sae}"
 
 
+def used_hyperparams(config) -> dict[str, object]:
+    """The hyperparameters the configuration's architecture reads, and d_in: a cell depends
+    only on the params it uses (dvc.yaml), so it records only those."""
+    from husai.sae.registry import spec
+
+    reads = set(spec(config.architecture).reads()) | {"d_in"}
+    return {k: v for k, v in config.hyperparams().items() if k in reads}
+
+
 @stage("sweep")
 def main(
     arch: str = typer.Option(..., "--arch", help="Architecture of the cell."),
@@ -85,7 +94,7 @@ def main(
         stab = stability_summary(sae, options, baselines=baselines, basis=basis)
         rec = recovery_summary(sae, acts.x, gt, acts.key_frequencies, options)
         files[f"{name}.json"] = json_bytes({
-            **entry, "skipped": False, "hyperparameters": config.hyperparams(),
+            **entry, "skipped": False, "hyperparameters": used_hyperparams(config),
             "metrics": metrics,
             "training": {"steps": history.steps,
                          "final_epoch_loss": [float(v) for v in history.loss[-1]]},

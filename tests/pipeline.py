@@ -20,17 +20,21 @@ def tracked_files(root: Path) -> list[str]:
     return [f for f in out.split("\0") if f and (root / f).is_file()]
 
 
-def env_for(repo: Path) -> dict[str, str]:
+def env_for(repo: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(repo)  # the copy's own code, not the editable install's
     env["PYTHONHASHSEED"] = "0"
     env.pop("DVC_SITE_CACHE_DIR", None)
+    env.update(extra or {})
     return env
 
 
-def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(args), cwd=repo, env=env_for(repo), capture_output=True, text=True)
+def run(repo: Path, *args: str, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command in ``repo`` with the copy's own code on PYTHONPATH (``env`` adds to it)."""
+    proc = subprocess.run(list(args), cwd=repo, env=env_for(repo, env), capture_output=True,
+                          text=True)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -66,3 +70,10 @@ def wipe_outputs(repo: Path) -> None:
     for rel in ("data", "models", "metrics", "paper/figures", ".dvc/cache", ".dvc/tmp"):
         shutil.rmtree(repo / rel, ignore_errors=True)
     (repo / "dvc.lock").unlink(missing_ok=True)
+
+
+def traced_env(repo: Path, trace_dir: Path) -> dict[str, str]:
+    """Extra environment under which every DVC stage records the project functions it runs
+    into ``trace_dir`` (``tests/tracehook/sitecustomize.py``)."""
+    hook = repo / "tests" / "tracehook"
+    return {"HUSAI_TRACE_DIR": str(trace_dir), "PYTHONPATH": f"{repo}{os.pathsep}{hook}"}

@@ -81,3 +81,17 @@ def test_hook_list_matches_transformer_lens() -> None:
     from husai.transformer import hook_names
 
     assert hook_names() == ACTIVATION_HOOKS
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "tests/profiles/tiny.yaml"])
+def test_profiles_set_every_sae_key(repo_root, profile) -> None:
+    """DVC tracks single `sae` keys (the sweep stage), which must then be in the file;
+    and no SAE result may hang on a default hidden in code."""
+    import dataclasses
+
+    from ruamel.yaml import YAML
+
+    from husai.config import SAEParams
+
+    raw = YAML(typ="safe", pure=True).load((repo_root / profile).read_text())
+    assert [f.name for f in dataclasses.fields(SAEParams) if f.name not in raw["sae"]] == []

@@ -9,15 +9,48 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import TINY_PROFILE
+from tests.deps import uncovered
 from tests.paper_check import check_report
-from tests.pipeline import make_clone, run, wipe_outputs
+from tests.pipeline import make_clone, run, traced_env, wipe_outputs
 
 
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
+    """The tiny profile's pipeline, run from scratch; every stage records the project
+    functions it executes into ``<repo>/../traces`` (tests/tracehook)."""
     repo = make_clone(repo_root, tmp_path_factory.mktemp("tiny") / "repo", TINY_PROFILE)
-    run(repo, "dvc", "repro")
+    run(repo, "dvc", "repro", env=traced_env(repo, repo.parent / "traces"))
     return repo
+
+
+def _locked_stages(repo: Path) -> dict:
+    return YAML(typ="safe", pure=True).load((repo / "dvc.lock").read_text())["stages"]
+
+
+def test_stage_deps_cover_the_code_each_stage_runs(tiny_repo: Path) -> None:
+    """Every project file whose functions a stage executed is one of its dvc.yaml deps (or
+    lies in a folder dep), except the plumbing listed in tests/deps.py."""
+    missing = {}
+    for name, entry in _locked_stages(tiny_repo).items():
+        trace = json.loads((tiny_repo.parent / "traces" / f"{name}.json").read_text())
+        executed = [tuple(pair) for pair in trace["executed"]]
+        assert any(rel.startswith("stages/") for rel, _ in executed), name  # the hook ran
+        gaps = uncovered(executed, [d["path"] for d in entry.get("deps", [])])
+        if gaps:
+            missing[name] = {rel: names[:3] for rel, names in gaps.items()}
+    assert not missing, f"dvc.yaml deps miss code these stages run: {missing}"
+
+
+def test_the_deps_check_fails_when_a_dep_is_removed(tiny_repo: Path) -> None:
+    """The check above can fail: drop one code dep of stage saes and it is reported."""
+    entry = _locked_stages(tiny_repo)["saes"]
+    trace = json.loads((tiny_repo.parent / "traces" / "saes.json").read_text())
+    executed = [tuple(pair) for pair in trace["executed"]]
+    deps = [d["path"] for d in entry["deps"]]
+    assert uncovered(executed, deps) == {}
+    removed = "stages/saes.py"
+    gaps = uncovered(executed, [d for d in deps if d != removed])
+    assert list(gaps) == [removed] and "main" in gaps[removed]
 
 
 def test_repro_runs_every_stage(tiny_repo: Path) -> None:
@@ -27,6 +60,38 @@ def test_repro_runs_every_stage(tiny_repo: Path) -> None:
     assert stages <= {name.split("@")[0] for name in locked}
     status = run(tiny_repo, "dvc", "status", "--json")
     assert json.loads(status.stdout or "{}") == {}
+
+
+def test_inputs_match_the_hashes_dvc_records(tiny_repo: Path) -> None:
+    """stages/_inputs.py hashes files and folders exactly as DVC 3 does."""
+    from stages._inputs import dir_md5, file_md5
+
+    outs = [o for e in _locked_stages(tiny_repo).values() for o in e.get("outs", [])]
+    assert {"models/saes", "models/transformer", "data/activations.safetensors"} <= {
+        o["path"] for o in outs}
+    for out in outs:
+        path = tiny_repo / out["path"]
+        assert (dir_md5(path) if path.is_dir() else file_md5(path)) == out["md5"], out["path"]
+
+
+def test_params_changes_rerun_only_what_uses_them(tiny_repo: Path) -> None:
+    """A key every sweep cell overrides reruns no cell; a misspelt section fails the first
+    stage of `dvc repro` with the one-line error, and nothing else runs."""
+    params = tiny_repo / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("  k: 4\n", "  k: 3\n", 1))
+        changed = set(json.loads(run(tiny_repo, "dvc", "status", "--json").stdout))
+        assert {"data", "saes", "stability"} <= changed
+        assert not {name for name in changed if name.startswith("sweep")}, changed
+        params.write_text(original + "transformr:\n  epochs: 3\n")
+        proc = run(tiny_repo, "dvc", "repro", check=False)
+        assert proc.returncode != 0
+        assert "husai data: error: transformr = {'epochs': 3}: unknown key" in proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+    finally:
+        params.write_text(original)
+    assert json.loads(run(tiny_repo, "dvc", "status", "--json").stdout or "{}") == {}
 
 
 def test_tiny_transformer_groks_and_shows_fourier_structure(tiny_repo: Path) -> None:

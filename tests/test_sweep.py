@@ -137,3 +137,30 @@ def test_the_data_subspace_baseline_is_reported_beside_the_answer() -> None:
     assert (second["ratio_subspace_ci"], second["above_subspace"]) == ([0.8, 1.0], False)
     assert ("principal subspace, 1 of 2 configurations are above with their CI; the highest "
             "trained/subspace ratio is 1.10 [1.05, 1.15] (a16)") in s["goldilocks"]["answer"]
+
+
+def test_sweep_cells_depend_only_on_the_sae_params_a_sweep_reads(repo_root) -> None:
+    """dvc.yaml's sweep stage lists exactly the `sae` keys some architecture's cell reads
+    (husai.sae.registry.sweep_hyperparams), never a key every cell overrides."""
+    from ruamel.yaml import YAML
+
+    from husai.sae.config import ARCHITECTURES
+    from husai.sae.registry import sweep_hyperparams
+
+    stage = YAML(typ="safe", pure=True).load((repo_root / "dvc.yaml").read_text())["stages"]["sweep"]
+    listed = [p for p in stage["params"] if isinstance(p, str) and p.startswith("sae")]
+    assert listed == list(sweep_hyperparams(ARCHITECTURES))
+    for overridden in ("sae", "sae.k", "sae.l1_coefficient", "sae.l0_coefficient", "sae.lr",
+                       "sae.epochs", "sae.d_sae", "sae.seeds", "sae.architecture"):
+        assert overridden not in listed
+
+
+def test_a_cell_records_only_the_hyperparameters_it_reads() -> None:
+    from husai.sae import SAEConfig
+    from stages.sweep import used_hyperparams
+
+    topk = used_hyperparams(SAEConfig(architecture="topk", d_in=8, d_sae=16, k=2))
+    assert topk["k"] == 2 and topk["d_in"] == 8 and "aux_loss_coefficient" in topk
+    assert not {"l1_coefficient", "l0_coefficient", "jumprelu_bandwidth"} & set(topk)
+    standard = used_hyperparams(SAEConfig(architecture="standard", d_in=8, d_sae=16))
+    assert "l1_coefficient" in standard and "k" not in standard
