@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 reproduce: $(STAMP)
+	husai check-params
 	dvc repro
 	husai exp-summary
 	@echo "report: paper/report.md (figures: paper/figures/); all metrics: dvc metrics show"

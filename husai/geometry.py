@@ -88,10 +88,10 @@ def one_thread() -> Iterator[None]:
     """Run small dense linear algebra (eigh / SVD of ``d_in x d_in`` matrices) on one
     torch thread, then restore the thread count.
 
-    Measured on the 2-core machine while other jobs kept it busy: ``torch.linalg.eigh``
-    of a 128 x 128 matrix took about 1 s with 2 threads (each of its many parallel
-    regions waits for a descheduled thread) and about 1 ms with 1 thread. A fixed
-    thread count also keeps the results independent of ``runtime.threads``.
+    On a busy machine each of eigh's many parallel regions waits for a descheduled
+    thread, which makes small eigh calls orders of magnitude slower with 2 threads
+    than with 1 (measured: benchmarks/RESULTS-defaults.md). A fixed thread count also
+    keeps the results independent of ``runtime.threads``.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -432,8 +432,8 @@ def pair_metrics(
     are given, gives the second matching of the shared fraction. Peak memory is
     one dense float64 cost matrix (``n_a * n_b * 8`` bytes) plus two blocks.
     ``hungarian=False`` skips both matchings (Hungarian MCC and shared fraction),
-    which dominate the time for large dictionaries (about a minute each at
-    16384 x 16384 on 2 cores), e.g. for many training checkpoints.
+    which dominate the time for large dictionaries (benchmarks/RESULTS-stability.md),
+    e.g. for many training checkpoints.
     Ranks above ``min(n_a, n_b, d_in)`` are left out of the subspace overlap.
     """
     if (enc_a is None) != (enc_b is None):

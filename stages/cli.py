@@ -6,6 +6,7 @@ import typer
 
 from stages import (
     activations,
+    check_params,
     data,
     dynamics,
     exp,
@@ -29,6 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+app.command("check-params")(check_params.main)
 app.command("data")(data.main)
 app.command("transformer")(transformer.main)
 app.command("fourier")(fourier.main)

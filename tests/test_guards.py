@@ -234,3 +234,5 @@ def test_unusable_params_fail_in_the_first_stage(tiny_params_raw, tmp_path, monk
     line = one_line_error(invoke(tmp_path, monkeypatch, "data"))
     assert expected in line, line
     assert not (tmp_path / "data").exists()
+    line = one_line_error(invoke(tmp_path, monkeypatch, "check-params"))  # make reproduce
+    assert line.startswith("husai check-params: error: ") and expected in line, line
