@@ -72,7 +72,9 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if tp is int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        require(isinstance(value, int) and not isinstance(value, bool), key, value, "must be an integer")
+        require(
+            isinstance(value, int) and not isinstance(value, bool), key, value, "must be an integer"
+        )
         return value
     if tp is float:
         if isinstance(value, str):
@@ -80,7 +82,12 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                 value = float(value)
             except ValueError:
                 raise ParamError(key, value, "must be a number") from None
-        require(isinstance(value, int | float) and not isinstance(value, bool), key, value, "must be a number")
+        require(
+            isinstance(value, int | float) and not isinstance(value, bool),
+            key,
+            value,
+            "must be a number",
+        )
         return float(value)
     if tp is str:
         require(isinstance(value, str), key, value, "must be a string")
@@ -94,12 +101,18 @@ def _join(at: str, key: object) -> str:
 
 def parse_section(cls: type, raw: Any, at: str) -> Any:
     """Build dataclass ``cls`` from mapping ``raw`` found at dotted key ``at`` ('' = top)."""
-    require(isinstance(raw, Mapping), at or "params.yaml", raw, "must be a mapping of keys to values")
+    require(
+        isinstance(raw, Mapping), at or "params.yaml", raw, "must be a mapping of keys to values"
+    )
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
-        require(key in fields, _join(at, key), raw[key],
-                f"unknown key (known keys: {', '.join(fields)})")
+        require(
+            key in fields,
+            _join(at, key),
+            raw[key],
+            f"unknown key (known keys: {', '.join(fields)})",
+        )
     values = {}
     for name, f in fields.items():
         key = _join(at, name)
@@ -138,13 +151,25 @@ class TaskParams:
     seed: int
 
     def check(self, at: str) -> None:
-        require(self.p >= 3 and self.p % 2 == 1, f"{at}.p", self.p,
-                "must be an odd integer >= 3 (the Fourier basis needs odd p)")
-        require(0.0 < self.frac_train < 1.0, f"{at}.frac_train", self.frac_train,
-                "must lie strictly between 0 and 1")
+        require(
+            self.p >= 3 and self.p % 2 == 1,
+            f"{at}.p",
+            self.p,
+            "must be an odd integer >= 3 (the Fourier basis needs odd p)",
+        )
+        require(
+            0.0 < self.frac_train < 1.0,
+            f"{at}.frac_train",
+            self.frac_train,
+            "must lie strictly between 0 and 1",
+        )
         n_train = round(self.frac_train * self.p**2)
-        require(0 < n_train < self.p**2, f"{at}.frac_train", self.frac_train,
-                f"leaves an empty train or test set for p = {self.p}")
+        require(
+            0 < n_train < self.p**2,
+            f"{at}.frac_train",
+            self.frac_train,
+            f"leaves an empty train or test set for p = {self.p}",
+        )
 
 
 @dataclass(frozen=True)
@@ -185,20 +210,39 @@ class FourierParams:
     purity_threshold: float = 0.85
 
     def check(self, at: str) -> None:
-        require(0 < self.key_threshold <= 1, f"{at}.key_threshold", self.key_threshold,
-                "must lie in (0, 1]")
-        require(0 < self.purity_threshold <= 1, f"{at}.purity_threshold",
-                self.purity_threshold, "must lie in (0, 1]")
+        require(
+            0 < self.key_threshold <= 1,
+            f"{at}.key_threshold",
+            self.key_threshold,
+            "must lie in (0, 1]",
+        )
+        require(
+            0 < self.purity_threshold <= 1,
+            f"{at}.purity_threshold",
+            self.purity_threshold,
+            "must lie in (0, 1]",
+        )
 
 
-ACTIVATION_HOOKS = frozenset({
-    "hook_embed", "hook_pos_embed",
-    "blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post",
-    "blocks.0.hook_attn_out", "blocks.0.hook_mlp_out",
-    "blocks.0.attn.hook_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_v", "blocks.0.attn.hook_z",
-    "blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post",
-    "unembed.hook_in", "unembed.hook_out",
-})
+ACTIVATION_HOOKS = frozenset(
+    {
+        "hook_embed",
+        "hook_pos_embed",
+        "blocks.0.hook_resid_pre",
+        "blocks.0.hook_resid_mid",
+        "blocks.0.hook_resid_post",
+        "blocks.0.hook_attn_out",
+        "blocks.0.hook_mlp_out",
+        "blocks.0.attn.hook_q",
+        "blocks.0.attn.hook_k",
+        "blocks.0.attn.hook_v",
+        "blocks.0.attn.hook_z",
+        "blocks.0.mlp.hook_pre",
+        "blocks.0.mlp.hook_post",
+        "unembed.hook_in",
+        "unembed.hook_out",
+    }
+)
 """Hooks of the 1-layer model with one vector per position (``husai.transformer.hook_names``
 finds the same set from TransformerLens; a test keeps them equal). Listed here so that
 validating params does not import TransformerLens."""
@@ -212,10 +256,18 @@ class ActivationsParams:
     position: int = -1
 
     def check(self, at: str) -> None:
-        require(self.hook in ACTIVATION_HOOKS, f"{at}.hook", self.hook,
-                f"unknown hook name (known: {', '.join(sorted(ACTIVATION_HOOKS))})")
-        require(-N_CTX <= self.position < N_CTX, f"{at}.position", self.position,
-                f"must index one of the {N_CTX} token positions ({-N_CTX}..{N_CTX - 1})")
+        require(
+            self.hook in ACTIVATION_HOOKS,
+            f"{at}.hook",
+            self.hook,
+            f"unknown hook name (known: {', '.join(sorted(ACTIVATION_HOOKS))})",
+        )
+        require(
+            -N_CTX <= self.position < N_CTX,
+            f"{at}.position",
+            self.position,
+            f"must index one of the {N_CTX} token positions ({-N_CTX}..{N_CTX - 1})",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,12 +283,21 @@ class SAEParams(SAEHyperparams):
 
     def check_as(self, key: typing.Callable[[str], str]) -> None:
         self.validate(key)
-        require(len(self.seeds) >= 2, key("seeds"), list(self.seeds),
-                "must list at least 2 seeds (stability compares seeds)")
-        require(len(set(self.seeds)) == len(self.seeds), key("seeds"), list(self.seeds),
-                "must not repeat a seed")
-        require(all(s >= 0 for s in self.seeds), key("seeds"), list(self.seeds),
-                "seeds must be >= 0")
+        require(
+            len(self.seeds) >= 2,
+            key("seeds"),
+            list(self.seeds),
+            "must list at least 2 seeds (stability compares seeds)",
+        )
+        require(
+            len(set(self.seeds)) == len(self.seeds),
+            key("seeds"),
+            list(self.seeds),
+            "must not repeat a seed",
+        )
+        require(
+            all(s >= 0 for s in self.seeds), key("seeds"), list(self.seeds), "seeds must be >= 0"
+        )
 
 
 SAE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
@@ -248,9 +309,15 @@ def resolve_sae(defaults: SAEParams, name: str, overrides: Mapping[str, Any]) ->
     Errors name ``saes.<name>.<key>`` for an overridden key and ``sae.<key>`` otherwise.
     """
     at = f"saes.{name}"
-    require(bool(name) and set(name) <= SAE_NAME_CHARS, at, name,
-            "configuration names may hold only letters, digits, '_' and '-' (they name folders)")
-    require(isinstance(overrides, Mapping), at, overrides, "must be a mapping of sae keys to values")
+    require(
+        bool(name) and set(name) <= SAE_NAME_CHARS,
+        at,
+        name,
+        "configuration names may hold only letters, digits, '_' and '-' (they name folders)",
+    )
+    require(
+        isinstance(overrides, Mapping), at, overrides, "must be a mapping of sae keys to values"
+    )
     hints = get_type_hints(SAEParams)
     known = [f.name for f in dataclasses.fields(SAEParams)]
     values = {}
@@ -258,8 +325,9 @@ def resolve_sae(defaults: SAEParams, name: str, overrides: Mapping[str, Any]) ->
         require(key in hints, f"{at}.{key}", value, f"unknown key (known keys: {', '.join(known)})")
         values[key] = _coerce(hints[key], value, f"{at}.{key}")
     merged = dataclasses.replace(defaults, **values)
-    merged.check_as(lambda field_name: f"{at}.{field_name}" if field_name in values
-                    else f"sae.{field_name}")
+    merged.check_as(
+        lambda field_name: f"{at}.{field_name}" if field_name in values else f"sae.{field_name}"
+    )
     return merged
 
 
@@ -274,14 +342,30 @@ class AnalysisParams:
     subspace_variance: float = 0.99
 
     def check(self, at: str) -> None:
-        require(0 < self.subspace_variance <= 1, f"{at}.subspace_variance", self.subspace_variance,
-                "must lie in (0, 1]")
-        require(len(self.ranks) >= 1 and all(r >= 1 for r in self.ranks), f"{at}.ranks",
-                list(self.ranks), "must list at least one rank, each >= 1")
-        require(len(set(self.ranks)) == len(self.ranks), f"{at}.ranks", list(self.ranks),
-                "must not repeat a rank")
-        require(0 < self.shared_threshold <= 1, f"{at}.shared_threshold", self.shared_threshold,
-                "must lie in (0, 1]")
+        require(
+            0 < self.subspace_variance <= 1,
+            f"{at}.subspace_variance",
+            self.subspace_variance,
+            "must lie in (0, 1]",
+        )
+        require(
+            len(self.ranks) >= 1 and all(r >= 1 for r in self.ranks),
+            f"{at}.ranks",
+            list(self.ranks),
+            "must list at least one rank, each >= 1",
+        )
+        require(
+            len(set(self.ranks)) == len(self.ranks),
+            f"{at}.ranks",
+            list(self.ranks),
+            "must not repeat a rank",
+        )
+        require(
+            0 < self.shared_threshold <= 1,
+            f"{at}.shared_threshold",
+            self.shared_threshold,
+            "must lie in (0, 1]",
+        )
         require(self.n_boot >= 10, f"{at}.n_boot", self.n_boot, "must be >= 10")
         require(self.boot_seed >= 0, f"{at}.boot_seed", self.boot_seed, "must be >= 0")
 
@@ -306,38 +390,82 @@ class SweepParams:
     stable_ratio: float = 1.0
 
     def check(self, at: str) -> None:
-        require(len(self.architectures) >= 1, f"{at}.architectures", list(self.architectures),
-                "must list at least one architecture")
+        require(
+            len(self.architectures) >= 1,
+            f"{at}.architectures",
+            list(self.architectures),
+            "must list at least one architecture",
+        )
         for i, arch in enumerate(self.architectures):
-            require(arch in SWEEP_KNOBS, f"{at}.architectures[{i}]", arch,
-                    f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})")
-            require(arch in self.sparsity, f"{at}.sparsity", dict(self.sparsity),
-                    f"must list sparsity levels for architecture {arch}")
-        require(len(set(self.architectures)) == len(self.architectures), f"{at}.architectures",
-                list(self.architectures), "must not repeat an architecture")
-        require(len(self.d_sae) >= 1 and all(d >= 1 for d in self.d_sae), f"{at}.d_sae",
-                list(self.d_sae), "must list at least one size, each >= 1")
-        require(len(set(self.d_sae)) == len(self.d_sae), f"{at}.d_sae", list(self.d_sae),
-                "must not repeat a size")
+            require(
+                arch in SWEEP_KNOBS,
+                f"{at}.architectures[{i}]",
+                arch,
+                f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})",
+            )
+            require(
+                arch in self.sparsity,
+                f"{at}.sparsity",
+                dict(self.sparsity),
+                f"must list sparsity levels for architecture {arch}",
+            )
+        require(
+            len(set(self.architectures)) == len(self.architectures),
+            f"{at}.architectures",
+            list(self.architectures),
+            "must not repeat an architecture",
+        )
+        require(
+            len(self.d_sae) >= 1 and all(d >= 1 for d in self.d_sae),
+            f"{at}.d_sae",
+            list(self.d_sae),
+            "must list at least one size, each >= 1",
+        )
+        require(
+            len(set(self.d_sae)) == len(self.d_sae),
+            f"{at}.d_sae",
+            list(self.d_sae),
+            "must not repeat a size",
+        )
         for arch, levels in self.sparsity.items():
             key = f"{at}.sparsity.{arch}"
-            require(arch in SWEEP_KNOBS, key, list(levels),
-                    f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})")
+            require(
+                arch in SWEEP_KNOBS,
+                key,
+                list(levels),
+                f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})",
+            )
             require(len(levels) >= 1, key, list(levels), "must list at least one level")
             require(len(set(levels)) == len(levels), key, list(levels), "must not repeat a level")
             if SWEEP_KNOBS[arch] == "k":
-                require(all(float(v).is_integer() and v >= 1 for v in levels), key, list(levels),
-                        "k levels must be integers >= 1")
+                require(
+                    all(float(v).is_integer() and v >= 1 for v in levels),
+                    key,
+                    list(levels),
+                    "k levels must be integers >= 1",
+                )
             else:
-                require(all(v > 0 for v in levels), key, list(levels),
-                        f"{SWEEP_KNOBS[arch]} levels must be > 0")
+                require(
+                    all(v > 0 for v in levels),
+                    key,
+                    list(levels),
+                    f"{SWEEP_KNOBS[arch]} levels must be > 0",
+                )
         for name in ("epochs", "batch_size", "hungarian_max_d_sae"):
             require(getattr(self, name) >= 1, f"{at}.{name}", getattr(self, name), "must be >= 1")
         require(self.lr > 0, f"{at}.lr", self.lr, "must be > 0")
-        require(len(self.seeds) >= 2, f"{at}.seeds", list(self.seeds),
-                "must list at least two seeds (stability compares seeds)")
-        require(len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
-                f"{at}.seeds", list(self.seeds), "seeds must be distinct and >= 0")
+        require(
+            len(self.seeds) >= 2,
+            f"{at}.seeds",
+            list(self.seeds),
+            "must list at least two seeds (stability compares seeds)",
+        )
+        require(
+            len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
+            f"{at}.seeds",
+            list(self.seeds),
+            "seeds must be distinct and >= 0",
+        )
         require(self.stable_ratio > 0, f"{at}.stable_ratio", self.stable_ratio, "must be > 0")
 
 
@@ -355,8 +483,12 @@ class DynamicsParams:
         _check_config_names(self.configs, f"{at}.configs", allow_empty=False)
         if self.seeds is not None:
             _check_seeds(self.seeds, f"{at}.seeds")
-        require(self.checkpoint_base >= 2, f"{at}.checkpoint_base", self.checkpoint_base,
-                "must be an integer >= 2")
+        require(
+            self.checkpoint_base >= 2,
+            f"{at}.checkpoint_base",
+            self.checkpoint_base,
+            "must be an integer >= 2",
+        )
         require(0 < self.threshold <= 1, f"{at}.threshold", self.threshold, "must lie in (0, 1]")
 
 
@@ -374,10 +506,18 @@ class GeometryParams:
     def check(self, at: str) -> None:
         if self.configs is not None:
             _check_config_names(self.configs, f"{at}.configs", allow_empty=False)
-        require(len(self.ranks) >= 1 and all(r >= 1 for r in self.ranks), f"{at}.ranks",
-                list(self.ranks), "must list ranks >= 1")
-        require(0 < self.group_min_share <= 1, f"{at}.group_min_share", self.group_min_share,
-                "must lie in (0, 1]")
+        require(
+            len(self.ranks) >= 1 and all(r >= 1 for r in self.ranks),
+            f"{at}.ranks",
+            list(self.ranks),
+            "must list ranks >= 1",
+        )
+        require(
+            0 < self.group_min_share <= 1,
+            f"{at}.group_min_share",
+            self.group_min_share,
+            "must lie in (0, 1]",
+        )
         require(self.null_rounds >= 0, f"{at}.null_rounds", self.null_rounds, "must be >= 0")
         require(self.seed >= 0, f"{at}.seed", self.seed, "must be >= 0")
 
@@ -397,7 +537,9 @@ class PredictorsParams:
 
 
 def _check_config_names(names: tuple[str, ...], key: str, allow_empty: bool) -> None:
-    require(allow_empty or len(names) >= 1, key, list(names), "must name at least one configuration")
+    require(
+        allow_empty or len(names) >= 1, key, list(names), "must name at least one configuration"
+    )
     require(len(set(names)) == len(names), key, list(names), "must not repeat a configuration")
 
 
@@ -429,16 +571,21 @@ class Params:
         require(self.transformer is not None, "transformer", MISSING, "missing from params.yaml")
         self.sae_configs()
 
-    def sweep_configs(self, architecture: str, d_sae: int) -> dict[str, tuple[str, float,
-                                                                               SAEParams | str]]:
+    def sweep_configs(
+        self, architecture: str, d_sae: int
+    ) -> dict[str, tuple[str, float, SAEParams | str]]:
         """The sweep configurations of one (architecture, d_sae) cell of the grid:
         name -> (knob, level, resolved params), or (knob, level, reason) for a
         combination that is invalid (e.g. k > d_sae) and is skipped."""
         sw = self.sweep
         require(sw is not None, "sweep", MISSING, "missing from params.yaml")
         assert sw is not None
-        require(architecture in sw.architectures, "sweep.architectures", list(sw.architectures),
-                f"does not list architecture {architecture!r}")
+        require(
+            architecture in sw.architectures,
+            "sweep.architectures",
+            list(sw.architectures),
+            f"does not list architecture {architecture!r}",
+        )
         require(d_sae in sw.d_sae, "sweep.d_sae", list(sw.d_sae), f"does not list {d_sae}")
         knob = SWEEP_KNOBS[architecture]
         out: dict[str, tuple[str, float, SAEParams | str]] = {}
@@ -447,14 +594,20 @@ class Params:
             short = sweep_labels()[architecture]
             name = f"{architecture}-d{d_sae}-{short}{value:g}"
             try:
-                hp = dataclasses.replace(self.sae, architecture=architecture, d_sae=d_sae,
-                                         epochs=sw.epochs, lr=sw.lr, batch_size=sw.batch_size,
-                                         seeds=tuple(sw.seeds), **{knob: value})
+                hp = dataclasses.replace(
+                    self.sae,
+                    architecture=architecture,
+                    d_sae=d_sae,
+                    epochs=sw.epochs,
+                    lr=sw.lr,
+                    batch_size=sw.batch_size,
+                    seeds=tuple(sw.seeds),
+                    **{knob: value},
+                )
                 hp.check_as(lambda f, n=name: f"sweep[{n}].{f}")
                 out[name] = (knob, value, hp)
             except ParamError as err:
-                out[name] = (knob, value, f"{knob} = {value:g} with d_sae = {d_sae}: "
-                                          f"{err.reason}")
+                out[name] = (knob, value, f"{knob} = {value:g} with d_sae = {d_sae}: {err.reason}")
         return out
 
     def analysis_configs(self, section: str, min_seeds: int = 2) -> dict[str, SAEParams]:
@@ -468,12 +621,20 @@ class Params:
             require(bool(configs), "saes", {}, f"lists no configuration for {section}")
             names = tuple(configs)
         for i, name in enumerate(names):
-            require(name in configs, f"{key}[{i}]", name,
-                    f"is not a configuration of saes (known: {', '.join(configs) or 'none'})")
+            require(
+                name in configs,
+                f"{key}[{i}]",
+                name,
+                f"is not a configuration of saes (known: {', '.join(configs) or 'none'})",
+            )
         out = {name: configs[name] for name in names}
         for name, hp in out.items():
-            require(len(hp.seeds) >= min_seeds, f"saes.{name}.seeds", list(hp.seeds),
-                    f"{section} needs at least {min_seeds} seeds per configuration")
+            require(
+                len(hp.seeds) >= min_seeds,
+                f"saes.{name}.seeds",
+                list(hp.seeds),
+                f"{section} needs at least {min_seeds} seeds per configuration",
+            )
         return out
 
     def sae_configs(self) -> dict[str, SAEParams]:

@@ -32,7 +32,9 @@ def configure(device: str = "cpu", threads: int = 2) -> torch.device:
     torch.use_deterministic_algorithms(True)
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise ParamError("runtime.device", device, "no CUDA device is available on this machine")
+            raise ParamError(
+                "runtime.device", device, "no CUDA device is available on this machine"
+            )
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False

@@ -33,5 +33,7 @@ class DivergedError(HusaiError):
     def __init__(self, what: str, seed: int, step: int, total: int, reason: str) -> None:
         self.seed = seed
         self.step = step
-        super().__init__(f"{what} seed {seed} diverged at step {step} of {total}: {reason} "
-                         "(lower the learning rate, or check the activations); nothing was written")
+        super().__init__(
+            f"{what} seed {seed} diverged at step {step} of {total}: {reason} "
+            "(lower the learning rate, or check the activations); nothing was written"
+        )

@@ -66,13 +66,23 @@ def hook_names() -> frozenset[str]:
     scores and patterns are ``[batch, head, q, k]`` and are left out).
     """
     tiny = HookedTransformerConfig(
-        n_layers=1, n_heads=1, d_model=4, d_head=4, d_mlp=4, act_fn="relu",
-        normalization_type=None, d_vocab=4, d_vocab_out=3, n_ctx=N_CTX, device="cpu",
+        n_layers=1,
+        n_heads=1,
+        d_model=4,
+        d_head=4,
+        d_mlp=4,
+        act_fn="relu",
+        normalization_type=None,
+        d_vocab=4,
+        d_vocab_out=3,
+        n_ctx=N_CTX,
+        device="cpu",
     )
     with torch.no_grad():
         _, cache_ = HookedTransformer(tiny).run_with_cache(torch.tensor([[0, 1, 3]]))
     return frozenset(
-        name for name, act in cache_.items()
+        name
+        for name, act in cache_.items()
         if act.shape[1] == N_CTX and not name.endswith(("hook_attn_scores", "hook_pattern"))
     )
 
@@ -173,7 +183,12 @@ def train(
     device = model.cfg.device
     train_idx, test_idx = task.train_idx.to(device), task.test_idx.to(device)
     tokens, labels = task.tokens.to(device), task.labels.to(device)
-    x_tr, y_tr, x_te, y_te = tokens[train_idx], labels[train_idx], tokens[test_idx], labels[test_idx]
+    x_tr, y_tr, x_te, y_te = (
+        tokens[train_idx],
+        labels[train_idx],
+        tokens[test_idx],
+        labels[test_idx],
+    )
 
     params = []
     for name, param in model.named_parameters():
@@ -234,4 +249,3 @@ def grid_activations(
     with torch.no_grad():
         _, cache_ = model.run_with_cache(task.tokens.to(device), names_filter=hook)
     return cache_[hook][:, position].detach().flatten(1).to("cpu", torch.float32).contiguous()
-

@@ -25,8 +25,9 @@ def _corrupt(path: Path, what: str) -> HusaiError:
     return HusaiError(f"{path} {what}: {restore_hint(path)}")
 
 
-def load_tensors(path: Path, names: tuple[str, ...], meta_keys: tuple[str, ...] = (),
-                 finite: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+def load_tensors(
+    path: Path, names: tuple[str, ...], meta_keys: tuple[str, ...] = (), finite: bool = True
+) -> tuple[dict[str, torch.Tensor], dict]:
     """The tensors and metadata of safetensors file ``path``, checked: readable, not
     truncated, holding ``names`` and ``meta_keys``, and (``finite``) no NaN or inf."""
     from safetensors import SafetensorError
@@ -39,14 +40,17 @@ def load_tensors(path: Path, names: tuple[str, ...], meta_keys: tuple[str, ...] 
         raise _corrupt(path, f"is not a readable safetensors file ({reason})") from None
     missing = [n for n in names if n not in tensors] + [k for k in meta_keys if k not in meta]
     if missing:
-        raise _corrupt(path, f"lacks {', '.join(missing)} (not a file of this pipeline, or an "
-                             "old format)")
+        raise _corrupt(
+            path, f"lacks {', '.join(missing)} (not a file of this pipeline, or an old format)"
+        )
     if finite:
         for name, tensor in tensors.items():
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 bad = int((~torch.isfinite(tensor)).sum())
-                raise HusaiError(f"{path}: tensor {name} holds {bad} NaN or inf values (a "
-                                 f"diverged or corrupt result); {restore_hint(path)}")
+                raise HusaiError(
+                    f"{path}: tensor {name} holds {bad} NaN or inf values (a "
+                    f"diverged or corrupt result); {restore_hint(path)}"
+                )
     return tensors, meta
 
 
@@ -62,15 +66,20 @@ def read_json(path: Path):
 
 
 def save_task(path: Path, task: ModularAddition, frac_train: float, seed: int) -> None:
-    tensors = {"tokens": task.tokens, "labels": task.labels,
-               "train_idx": task.train_idx, "test_idx": task.test_idx}
+    tensors = {
+        "tokens": task.tokens,
+        "labels": task.labels,
+        "train_idx": task.train_idx,
+        "test_idx": task.test_idx,
+    }
     write_bytes(path, to_bytes(tensors, {"p": task.p, "frac_train": frac_train, "seed": seed}))
 
 
 def load_task(path: Path) -> ModularAddition:
     tensors, meta = load_tensors(path, ("tokens", "labels", "train_idx", "test_idx"), ("p",))
-    return ModularAddition(meta["p"], tensors["tokens"], tensors["labels"],
-                           tensors["train_idx"], tensors["test_idx"])
+    return ModularAddition(
+        meta["p"], tensors["tokens"], tensors["labels"], tensors["train_idx"], tensors["test_idx"]
+    )
 
 
 # ----------------------------------------------------------------------------- transformer
@@ -104,18 +113,24 @@ def load_transformer(path: Path, device: torch.device | str = "cpu"):
     try:
         spec = ModelSpec(**raw)
     except TypeError:
-        raise _corrupt(path / MODEL_CONFIG, f"does not hold the keys {list(ModelSpec.__annotations__)}") from None
+        raise _corrupt(
+            path / MODEL_CONFIG, f"does not hold the keys {list(ModelSpec.__annotations__)}"
+        ) from None
     model = build_model(model_config(device=str(device), **asdict(spec)))
     # TransformerLens's attention buffers hold -inf on purpose: check the parameters only
     state, _ = load_tensors(path / MODEL_WEIGHTS, (), finite=False)
     try:
         model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=True)
     except RuntimeError:
-        raise _corrupt(path / MODEL_WEIGHTS, "does not match the model of its config.json") from None
+        raise _corrupt(
+            path / MODEL_WEIGHTS, "does not match the model of its config.json"
+        ) from None
     for name, param in model.named_parameters():
         if not bool(torch.isfinite(param).all()):
-            raise HusaiError(f"{path / MODEL_WEIGHTS}: parameter {name} holds NaN or inf values; "
-                             f"{restore_hint(path / MODEL_WEIGHTS)}")
+            raise HusaiError(
+                f"{path / MODEL_WEIGHTS}: parameter {name} holds NaN or inf values; "
+                f"{restore_hint(path / MODEL_WEIGHTS)}"
+            )
     model.eval()
     return model, spec
 
@@ -150,19 +165,35 @@ class Activations:
 
 
 def save_activations(path: Path, acts: Activations) -> None:
-    tensors = {"x": acts.x, "a": acts.a, "b": acts.b, "gt_directions": acts.gt_directions,
-               "gt_frequency": acts.gt_frequency, "gt_u": acts.gt_u, "gt_v": acts.gt_v,
-               "gt_energy_share": acts.gt_energy_share}
-    meta = {"p": acts.p, "hook": acts.hook, "position": acts.position,
-            "key_frequencies": acts.key_frequencies}
+    tensors = {
+        "x": acts.x,
+        "a": acts.a,
+        "b": acts.b,
+        "gt_directions": acts.gt_directions,
+        "gt_frequency": acts.gt_frequency,
+        "gt_u": acts.gt_u,
+        "gt_v": acts.gt_v,
+        "gt_energy_share": acts.gt_energy_share,
+    }
+    meta = {
+        "p": acts.p,
+        "hook": acts.hook,
+        "position": acts.position,
+        "key_frequencies": acts.key_frequencies,
+    }
     write_bytes(path, to_bytes(tensors, meta))
 
 
 def load_activations(path: Path) -> Activations:
-    t, meta = load_tensors(path, ("x", "a", "b", "gt_directions", "gt_frequency", "gt_u", "gt_v",
-                                  "gt_energy_share"), ("p", "hook", "position", "key_frequencies"))
+    t, meta = load_tensors(
+        path,
+        ("x", "a", "b", "gt_directions", "gt_frequency", "gt_u", "gt_v", "gt_energy_share"),
+        ("p", "hook", "position", "key_frequencies"),
+    )
     if t["x"].ndim != 2 or t["x"].shape[0] != meta["p"] ** 2:
-        raise HusaiError(f"{path}: expected activations of shape [p*p, d], got {tuple(t['x'].shape)}")
+        raise HusaiError(
+            f"{path}: expected activations of shape [p*p, d], got {tuple(t['x'].shape)}"
+        )
     return Activations(**t, **meta)
 
 
@@ -197,16 +228,18 @@ def load_sae(path: Path, d_in: int | None = None):
     if not isinstance(cfg, dict):
         raise _corrupt(path / SAE_CONFIG, "is not an SAE config")
     if d_in is not None and int(cfg.get("d_in", -1)) != d_in:
-        raise HusaiError(f"{path}: checkpoint has d_in = {cfg.get('d_in')} but the activations "
-                         f"have width {d_in}")
+        raise HusaiError(
+            f"{path}: checkpoint has d_in = {cfg.get('d_in')} but the activations have width {d_in}"
+        )
     state, _ = load_tensors(path / SAE_WEIGHTS, ())
     try:
         return from_saelens(cfg, state)
     except HusaiError as err:
         raise HusaiError(f"{path}: {err}") from None
     except (KeyError, TypeError, ValueError) as err:
-        raise _corrupt(path / SAE_CONFIG, f"is not a valid SAE config ({type(err).__name__}: "
-                                          f"{err})") from None
+        raise _corrupt(
+            path / SAE_CONFIG, f"is not a valid SAE config ({type(err).__name__}: {err})"
+        ) from None
 
 
 def load_saes(path: Path, d_in: int | None = None):
@@ -214,8 +247,10 @@ def load_saes(path: Path, d_in: int | None = None):
     from husai.sae import BatchedSAE
 
     require_input(path)
-    folders = sorted((p for p in path.iterdir() if p.is_dir() and p.name.startswith("seed")),
-                     key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+    folders = sorted(
+        (p for p in path.iterdir() if p.is_dir() and p.name.startswith("seed")),
+        key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1,
+    )
     if not folders:
         raise HusaiError(f"{path}: no seed* checkpoint folders")
     return BatchedSAE.stack([load_sae(f, d_in) for f in folders])

@@ -52,8 +52,10 @@ def load_params(path: Path) -> Params:
     """Read and validate params.yaml (every section, so a bad value fails at once)."""
     raw = read_yaml(path)
     if raw is None:
-        raise HusaiError(f"{path} is empty: it must hold the pipeline's params (start from the "
-                         "repository's params.yaml)")
+        raise HusaiError(
+            f"{path} is empty: it must hold the pipeline's params (start from the "
+            "repository's params.yaml)"
+        )
     return parse_params(raw)
 
 

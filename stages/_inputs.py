@@ -30,7 +30,9 @@ _IGNORED_PARTS = {"__pycache__"}
 
 
 def restore_hint(path: Path) -> str:
-    return f"run `dvc checkout {path}` to restore it from the DVC cache, or `dvc repro` to rebuild it"
+    return (
+        f"run `dvc checkout {path}` to restore it from the DVC cache, or `dvc repro` to rebuild it"
+    )
 
 
 def file_md5(path: Path) -> str:
@@ -106,9 +108,11 @@ def check_against_lock(path: Path) -> None:
         return
     actual = dir_md5(target) if target.is_dir() else file_md5(target)
     if actual != md5:
-        raise HusaiError(f"{key} is not the version dvc.lock records for it (stage {stage}): it "
-                         f"was changed after the pipeline ran; {restore_hint(target)}, or set "
-                         f"{SKIP_ENV}=1 to use it as it is")
+        raise HusaiError(
+            f"{key} is not the version dvc.lock records for it (stage {stage}): it "
+            f"was changed after the pipeline ran; {restore_hint(target)}, or set "
+            f"{SKIP_ENV}=1 to use it as it is"
+        )
     _checked.add(seen)
 
 

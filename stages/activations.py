@@ -16,8 +16,9 @@ def main(
     params: Path = PARAMS_OPTION,
     task_path: Path = typer.Option(Path("data/task.safetensors"), "--task", help="Task dataset."),
     model_path: Path = typer.Option(Path("models/transformer"), "--model", help="Checkpoint."),
-    fourier_path: Path = typer.Option(Path("metrics/fourier.json"), "--fourier",
-                                      help="Fourier metrics (for the key frequencies)."),
+    fourier_path: Path = typer.Option(
+        Path("metrics/fourier.json"), "--fourier", help="Fourier metrics (for the key frequencies)."
+    ),
     out: Path = typer.Option(Path("data/activations.safetensors"), help="Dataset to write."),
 ) -> None:
     """Cache activations at the configured hook and position over all p^2 inputs."""
@@ -34,10 +35,18 @@ def main(
     x = grid_activations(model, task, hook, pos)
     gt = ground_truth_directions(x.reshape(p, p, -1), keys)
     acts = Activations(
-        x=x, a=task.a.clone(), b=task.b.clone(),
-        gt_directions=gt.directions.to(torch.float32), gt_frequency=gt.frequency,
-        gt_u=gt.u, gt_v=gt.v, gt_energy_share=gt.energy_share,
-        p=p, hook=hook, position=pos, key_frequencies=keys,
+        x=x,
+        a=task.a.clone(),
+        b=task.b.clone(),
+        gt_directions=gt.directions.to(torch.float32),
+        gt_frequency=gt.frequency,
+        gt_u=gt.u,
+        gt_v=gt.v,
+        gt_energy_share=gt.energy_share,
+        p=p,
+        hook=hook,
+        position=pos,
+        key_frequencies=keys,
     )
     save_activations(out, acts)
     console.print(

@@ -16,8 +16,9 @@ def main(
     task_path: Path = typer.Option(Path("data/task.safetensors"), "--task", help="Task dataset."),
     model_path: Path = typer.Option(Path("models/transformer"), "--model", help="Checkpoint."),
     metrics: Path = typer.Option(Path("metrics/fourier.json"), help="Metrics JSON to write."),
-    spectrum: Path = typer.Option(Path("metrics/curves/fourier_spectrum.csv"),
-                                  help="Per-frequency spectrum CSV to write."),
+    spectrum: Path = typer.Option(
+        Path("metrics/curves/fourier_spectrum.csv"), help="Per-frequency spectrum CSV to write."
+    ),
 ) -> None:
     """Key frequencies, their share of the embedding and of the activations, neuron purity."""
     from husai import fourier as fr
@@ -55,8 +56,9 @@ def main(
         "activation_hook": hook,
         "activation_position": pos,
         "activation_key_frequency_variance_share": fr.key_frequency_variance_share(acts, keys),
-        "untrained_activation_key_frequency_variance_share":
-            fr.key_frequency_variance_share(acts0, keys),
+        "untrained_activation_key_frequency_variance_share": fr.key_frequency_variance_share(
+            acts0, keys
+        ),
         "neuron_purity_fraction": float(pure.to(float).mean()),
         "pure_neurons_per_key_frequency": {str(k): v for k, v in per_freq.items()},
         "pure_neurons_off_key_frequencies": int(pure.sum()) - sum(per_freq.values()),
@@ -64,11 +66,14 @@ def main(
         "untrained_activation_effective_rank": fr.effective_rank(acts0.reshape(p * p, -1)),
         "activation_dim": int(acts.shape[-1]),
     }
-    write_csv(spectrum,
-              ["frequency", "embedding_share", "activation_share", "untrained_activation_share",
-               "key"],
-              ([k, emb_share[k - 1], act_share[k - 1], act0_share[k - 1], int(k in keys)]
-               for k in range(1, fr.n_frequencies(p) + 1)))
+    write_csv(
+        spectrum,
+        ["frequency", "embedding_share", "activation_share", "untrained_activation_share", "key"],
+        (
+            [k, emb_share[k - 1], act_share[k - 1], act0_share[k - 1], int(k in keys)]
+            for k in range(1, fr.n_frequencies(p) + 1)
+        ),
+    )
     write_json(metrics, result)
     console.print(
         f"fourier: key frequencies {keys} carry {result['embedding_key_frequency_share']:.1%} of "

@@ -22,8 +22,9 @@ from stages._common import PARAMS_OPTION, console, load_params, setup, stage, wr
 @stage("saes")
 def main(
     params: Path = PARAMS_OPTION,
-    activations: Path = typer.Option(Path("data/activations.safetensors"),
-                                     help="Activation dataset to train on."),
+    activations: Path = typer.Option(
+        Path("data/activations.safetensors"), help="Activation dataset to train on."
+    ),
     out: Path = typer.Option(Path("models/saes"), help="Checkpoint folder to write."),
     metrics: Path = typer.Option(Path("metrics/saes.json"), help="Metrics JSON to write."),
 ) -> None:
@@ -39,15 +40,25 @@ def main(
     acts = load_activations(activations)
     x = acts.x
     n_rows = x.shape[0]
-    total = sum(steps_per_epoch(n_rows, c.batch_size) * c.epochs * len(c.seeds)
-                for c in configs.values())
+    total = sum(
+        steps_per_epoch(n_rows, c.batch_size) * c.epochs * len(c.seeds) for c in configs.values()
+    )
     files: dict[str, bytes] = {}
     entries: dict[str, dict] = {}
-    meta = {"hook_name": acts.hook, "model_name": f"husai-modular-addition-p{acts.p}",
-            "context_size": 3, "seqpos_slice": [acts.position]}
+    meta = {
+        "hook_name": acts.hook,
+        "model_name": f"husai-modular-addition-p{acts.p}",
+        "context_size": 3,
+        "seqpos_slice": [acts.position],
+    }
 
-    columns = (TextColumn("{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("SAE-steps"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.fields[name]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("SAE-steps"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("saes", total=total, name="saes")
         done = 0
@@ -80,15 +91,31 @@ def main(
                 }
 
     write_dir(out, files)
-    write_json(metrics, {"activations": {"hook": acts.hook, "position": acts.position,
-                                         "p": acts.p, "n": n_rows, "d_in": acts.d_in},
-                         "saes": entries})
+    write_json(
+        metrics,
+        {
+            "activations": {
+                "hook": acts.hook,
+                "position": acts.position,
+                "p": acts.p,
+                "n": n_rows,
+                "d_in": acts.d_in,
+            },
+            "saes": entries,
+        },
+    )
     table = Table("config", "arch", "seeds", "EV", "L0", "alive", "cossim", box=None)
     for name in configs:
         rows = [e["metrics"] for e in entries.values() if e["config"] == name]
         mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
-        table.add_row(name, entries[next(k for k in entries if k.startswith(f"{name}/"))][
-            "architecture"], str(len(rows)), f"{mean['explained_variance']:.4f}",
-            f"{mean['l0']:.1f}", f"{mean['frac_alive']:.3f}", f"{mean['cossim']:.4f}")
+        table.add_row(
+            name,
+            entries[next(k for k in entries if k.startswith(f"{name}/"))]["architecture"],
+            str(len(rows)),
+            f"{mean['explained_variance']:.4f}",
+            f"{mean['l0']:.1f}",
+            f"{mean['frac_alive']:.3f}",
+            f"{mean['cossim']:.4f}",
+        )
     console.print(table)
     console.print(f"saes: {len(entries)} SAEs in {len(configs)} configurations -> {out}, {metrics}")

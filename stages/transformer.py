@@ -33,16 +33,28 @@ def main(
     if task.p != prm.task.p:
         raise_mismatch(task_path, task.p, prm.task.p)
     t = prm.transformer
-    spec = ModelSpec(p=task.p, d_model=t.d_model, n_heads=t.n_heads, d_head=t.d_head,
-                     d_mlp=t.d_mlp, seed=t.seed)
+    spec = ModelSpec(
+        p=task.p, d_model=t.d_model, n_heads=t.n_heads, d_head=t.d_head, d_mlp=t.d_mlp, seed=t.seed
+    )
     model = tf.build_model(tf.model_config(device=str(device), **asdict(spec)))
-    cfg = tf.TrainConfig(epochs=t.epochs, lr=t.lr, weight_decay=t.weight_decay,
-                         betas=(t.beta1, t.beta2), warmup_epochs=t.warmup_epochs,
-                         log_every=t.log_every, train_biases=t.train_biases,
-                         grok_accuracy=GROK_ACCURACY)
+    cfg = tf.TrainConfig(
+        epochs=t.epochs,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        betas=(t.beta1, t.beta2),
+        warmup_epochs=t.warmup_epochs,
+        log_every=t.log_every,
+        train_biases=t.train_biases,
+        grok_accuracy=GROK_ACCURACY,
+    )
 
-    columns = (TextColumn("transformer"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("transformer"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("train", total=cfg.epochs, status="")
 
@@ -66,9 +78,14 @@ def main(
         "fast_forward_max_abs_error": float((fast - full).abs().max()),
     }
     save_transformer(out, spec, {k: v.detach() for k, v in model.state_dict().items()})
-    write_csv(curve, ["epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy"],
-              ([r.epoch, r.train_loss, r.test_loss, r.train_accuracy, r.test_accuracy]
-               for r in result.curve))
+    write_csv(
+        curve,
+        ["epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy"],
+        (
+            [r.epoch, r.train_loss, r.test_loss, r.train_accuracy, r.test_accuracy]
+            for r in result.curve
+        ),
+    )
     write_json(metrics, summary)
 
     verdict = "[green]grokked[/]" if summary["grokked"] else "[bold red]NOT grokked[/]"

@@ -76,8 +76,16 @@ def init_decoder(config: SAEConfig, seeds: tuple[int, ...] | list[int]) -> torch
     """
     rows = []
     for seed in seeds:
-        w = torch.rand(config.d_sae, config.d_in, generator=seed_generator(seed, "init"),
-                       dtype=torch.float32) * 2 - 1
+        w = (
+            torch.rand(
+                config.d_sae,
+                config.d_in,
+                generator=seed_generator(seed, "init"),
+                dtype=torch.float32,
+            )
+            * 2
+            - 1
+        )
         rows.append(w * (config.decoder_init_norm / w.norm(dim=-1, keepdim=True)))
     return torch.stack(rows)
 
@@ -94,14 +102,18 @@ class BatchedSAE:
         self.seeds = tuple(int(s) for s in self.seeds)
         expected = INFERENCE_PARAMS[self.kind]
         if set(self.params) != set(expected):
-            raise HusaiError(f"{self.config.architecture} SAE needs tensors {list(expected)}, "
-                             f"got {sorted(self.params)}")
+            raise HusaiError(
+                f"{self.config.architecture} SAE needs tensors {list(expected)}, "
+                f"got {sorted(self.params)}"
+            )
         shapes = self.expected_shapes()
         for name, tensor in self.params.items():
             if tuple(tensor.shape) != shapes[name]:
-                raise HusaiError(f"SAE tensor {name} has shape {tuple(tensor.shape)}, "
-                                 f"expected {shapes[name]} for d_in = {self.config.d_in}, "
-                                 f"d_sae = {self.config.d_sae}, {len(self.seeds)} seed(s)")
+                raise HusaiError(
+                    f"SAE tensor {name} has shape {tuple(tensor.shape)}, "
+                    f"expected {shapes[name]} for d_in = {self.config.d_in}, "
+                    f"d_sae = {self.config.d_sae}, {len(self.seeds)} seed(s)"
+                )
 
     # ------------------------------------------------------------------ shape and access
 
@@ -155,13 +167,16 @@ class BatchedSAE:
         """x [N, d_in] (shared by the seeds) or [S, N, d_in] as [1 or S, N, d_in]; a
         HusaiError for a width other than d_in."""
         if x.shape[-1] != self.config.d_in:
-            raise HusaiError(f"activations have width {x.shape[-1]} but the SAE has "
-                             f"d_in = {self.config.d_in}")
+            raise HusaiError(
+                f"activations have width {x.shape[-1]} but the SAE has d_in = {self.config.d_in}"
+            )
         if x.ndim == 2:
             return x.unsqueeze(0)
         if x.ndim != 3 or x.shape[0] != self.n_seeds:
-            raise HusaiError(f"expected activations [N, d_in] or [S={self.n_seeds}, N, d_in], "
-                             f"got {tuple(x.shape)}")
+            raise HusaiError(
+                f"expected activations [N, d_in] or [S={self.n_seeds}, N, d_in], "
+                f"got {tuple(x.shape)}"
+            )
         return x
 
     @torch.no_grad()
@@ -235,23 +250,40 @@ class Architecture:
             cls.name = cls.spec.name
             registry.register_training(cls)
 
-    def init_params(self, config: SAEConfig, seeds: tuple[int, ...]) -> tuple[
-            dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def init_params(
+        self, config: SAEConfig, seeds: tuple[int, ...]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Initial (parameters, buffers): SAELens's init plus this architecture's extras."""
         w_dec = init_decoder(config, seeds)
         s = len(seeds)
-        params = {"W_enc_rows": w_dec.clone(), "b_enc": torch.zeros(s, config.d_sae),
-                  "W_dec": w_dec, "b_dec": torch.zeros(s, config.d_in)}
+        params = {
+            "W_enc_rows": w_dec.clone(),
+            "b_enc": torch.zeros(s, config.d_sae),
+            "W_dec": w_dec,
+            "b_dec": torch.zeros(s, config.d_in),
+        }
         return params, {}
 
-    def step(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-             xb: torch.Tensor, config: SAEConfig, step: int, dead: torch.Tensor):
+    def step(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        xb: torch.Tensor,
+        config: SAEConfig,
+        step: int,
+        dead: torch.Tensor,
+    ):
         """(StepResult, gradients by parameter name) of one step on batch xb [S, B, d_in]."""
         raise NotImplementedError
 
-    def to_inference(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                     config: SAEConfig, scale: float = 1.0, fold: bool = True) -> dict[
-                         str, torch.Tensor]:
+    def to_inference(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        config: SAEConfig,
+        scale: float = 1.0,
+        fold: bool = True,
+    ) -> dict[str, torch.Tensor]:
         """Canonical inference tensors (module docstring) from training parameters.
 
         Training saw ``scale * x``; folding divides the output side by ``scale``. With
@@ -263,10 +295,11 @@ class Architecture:
         topk_family = config.architecture in TOPK_FAMILY
         foldable = fold and (not topk_family or config.rescale_acts_by_decoder_norm)
         n = w_dec.norm(dim=-1) if foldable else torch.ones(w_dec.shape[:2])
-        out = {"W_enc": (params["W_enc_rows"].detach() * n.unsqueeze(-1)).transpose(1, 2)
-               .contiguous(),
-               "W_dec": (w_dec / n.unsqueeze(-1)).contiguous(),
-               "b_dec": params["b_dec"].detach() / scale}
+        out = {
+            "W_enc": (params["W_enc_rows"].detach() * n.unsqueeze(-1)).transpose(1, 2).contiguous(),
+            "W_dec": (w_dec / n.unsqueeze(-1)).contiguous(),
+            "b_dec": params["b_dec"].detach() / scale,
+        }
         if kind == "gated":
             out["b_gate"] = params["b_gate"].detach() * n / scale
             out["b_mag"] = params["b_mag"].detach() * n / scale
@@ -277,9 +310,13 @@ class Architecture:
             out["threshold"] = self.inference_threshold(params, buffers, config, n) / scale
         return out
 
-    def inference_threshold(self, params: dict[str, torch.Tensor],
-                            buffers: dict[str, torch.Tensor], config: SAEConfig,
-                            n: torch.Tensor) -> torch.Tensor:
+    def inference_threshold(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        config: SAEConfig,
+        n: torch.Tensor,
+    ) -> torch.Tensor:
         """The JumpReLU threshold [S, d_sae] after the decoder-norm fold, before unscaling."""
         raise NotImplementedError
 

@@ -49,8 +49,15 @@ class BatchTopK(Architecture):
         return select_batchtopk(h, config.k)
 
     def step(self, params, buffers, xb, config, step, dead):
-        result, grads, acts = sparse_step(params, xb, config, lambda h: self.select(h, config),
-                                          dead, self.levels(config), want_acts=True)
+        result, grads, acts = sparse_step(
+            params,
+            xb,
+            config,
+            lambda h: self.select(h, config),
+            dead,
+            self.levels(config),
+            want_acts=True,
+        )
         update_threshold(buffers["topk_threshold"], acts, config.topk_threshold_lr)
         return result, grads
 

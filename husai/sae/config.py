@@ -87,8 +87,11 @@ class SAEHyperparams:
         def need(ok: bool, name: str, reason: str) -> None:
             _require(ok, k_of(name), getattr(self, name), reason)
 
-        need(self.architecture in ARCHITECTURES, "architecture",
-             f"unknown architecture (known: {', '.join(ARCHITECTURES)})")
+        need(
+            self.architecture in ARCHITECTURES,
+            "architecture",
+            f"unknown architecture (known: {', '.join(ARCHITECTURES)})",
+        )
         need(self.d_sae >= 1, "d_sae", "must be >= 1")
         for name in ("batch_size", "epochs", "dead_feature_window"):
             need(getattr(self, name) >= 1, name, "must be >= 1")

@@ -41,8 +41,9 @@ def squared_error(x_hat: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
     return (x_hat - xb).pow(2).sum(-1).mean(1)
 
 
-def autograd_step(params: dict[str, torch.Tensor],
-                  loss_fn: LossFn) -> tuple[StepResult, dict[str, torch.Tensor]]:
+def autograd_step(
+    params: dict[str, torch.Tensor], loss_fn: LossFn
+) -> tuple[StepResult, dict[str, torch.Tensor]]:
     """Run ``loss_fn`` on leaf copies of ``params``; return the numbers and d(sum of losses)/d params.
 
     ``loss_fn`` returns ({"mse": [S], other loss terms [S]...}, acts [S, B, d_sae]).
@@ -53,6 +54,10 @@ def autograd_step(params: dict[str, torch.Tensor],
         loss = torch.stack(list(terms.values())).sum(0)
         values = torch.autograd.grad(loss.sum(), list(leaves.values()))
     live = acts.detach() > 0
-    result = StepResult(loss=loss.detach(), mse=terms["mse"].detach(),
-                        l0=live.sum(-1).to(torch.float32).mean(1), fired=live.any(1))
+    result = StepResult(
+        loss=loss.detach(),
+        mse=terms["mse"].detach(),
+        l0=live.sum(-1).to(torch.float32).mean(1),
+        fired=live.any(1),
+    )
     return result, dict(zip(leaves, values, strict=True))

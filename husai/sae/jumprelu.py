@@ -62,8 +62,7 @@ class JumpReLU(Architecture):
 
     def init_params(self, config, seeds):
         params, buffers = super().init_params(config, seeds)
-        params["threshold"] = torch.full((len(seeds), config.d_sae),
-                                         config.jumprelu_init_threshold)
+        params["threshold"] = torch.full((len(seeds), config.d_sae), config.jumprelu_init_threshold)
         return params, buffers
 
     def step(self, params, buffers, xb, config, step, dead):

@@ -53,14 +53,15 @@ def evaluate(sae: BatchedSAE, x: torch.Tensor, chunk: int = 2048) -> list[dict[s
         ratio += (norm_out / torch.where(norm_in.abs() < 1e-4, 1.0, norm_in)).sum(1)
     out = []
     for i in range(s):
-        ev = 1.0 - float(resid[i]) / total_variance if total_variance > 0 else float(
-            resid[i] == 0)
-        out.append({
-            "explained_variance": ev,
-            "l0": float(active[i]) / n,
-            "frac_alive": float(alive[i].to(torch.float64).mean()),
-            "mse": float(resid[i]) / n,
-            "cossim": float(cos[i]) / n,
-            "l2_ratio": float(ratio[i]) / n,
-        })
+        ev = 1.0 - float(resid[i]) / total_variance if total_variance > 0 else float(resid[i] == 0)
+        out.append(
+            {
+                "explained_variance": ev,
+                "l0": float(active[i]) / n,
+                "frac_alive": float(alive[i].to(torch.float64).mean()),
+                "mse": float(resid[i]) / n,
+                "cossim": float(cos[i]) / n,
+                "l2_ratio": float(ratio[i]) / n,
+            }
+        )
     return out

@@ -52,13 +52,22 @@ INFERENCE_KINDS = ("standard", "topk", "jumprelu", "gated")
 """The SAELens inference architectures an SAE can be saved as."""
 
 COMMON_HYPERPARAMS: tuple[str, ...] = (
-    "architecture", "d_sae", "decoder_init_norm", "normalize_activations", "lr",
-    "lr_warm_up_steps", "adam_beta1", "adam_beta2", "max_grad_norm", "batch_size", "epochs")
+    "architecture",
+    "d_sae",
+    "decoder_init_norm",
+    "normalize_activations",
+    "lr",
+    "lr_warm_up_steps",
+    "adam_beta1",
+    "adam_beta2",
+    "max_grad_norm",
+    "batch_size",
+    "epochs",
+)
 """Fields the shared code (initialisation, training loop, optimiser) reads for every
 architecture."""
 
-SWEEP_OVERRIDES: tuple[str, ...] = ("architecture", "d_sae", "epochs", "lr", "batch_size",
-                                    "seeds")
+SWEEP_OVERRIDES: tuple[str, ...] = ("architecture", "d_sae", "epochs", "lr", "batch_size", "seeds")
 """``sae`` fields a sweep cell sets itself (``husai.config.Params.sweep_configs``), on top
 of each architecture's knob."""
 

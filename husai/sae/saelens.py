@@ -29,9 +29,9 @@ SAELENS_FORMAT_VERSION = "6.54.12"
 """The SAELens version whose format is written (``metadata.sae_lens_version``)."""
 
 
-def to_saelens(sae: BatchedSAE, index: int,
-               metadata: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str,
-                                                                               torch.Tensor]]:
+def to_saelens(
+    sae: BatchedSAE, index: int, metadata: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(cfg dict, state dict) of seed number ``index`` in SAELens's inference format.
 
     ``metadata`` adds SAELens metadata fields (e.g. ``hook_name``, ``model_name``).
@@ -59,8 +59,10 @@ def to_saelens(sae: BatchedSAE, index: int,
         cfg_dict["k"] = cfg.k
         cfg_dict["rescale_acts_by_decoder_norm"] = False
     cfg_dict["metadata"] = meta
-    state = {name: sae.params[name][index].detach().to("cpu", torch.float32).contiguous()
-             for name in INFERENCE_PARAMS[kind]}
+    state = {
+        name: sae.params[name][index].detach().to("cpu", torch.float32).contiguous()
+        for name in INFERENCE_PARAMS[kind]
+    }
     return cfg_dict, state
 
 
@@ -74,11 +76,14 @@ def from_saelens(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> Batched
     """
     kind = cfg.get("architecture")
     if kind not in INFERENCE_PARAMS:
-        raise HusaiError(f"unsupported SAELens architecture {kind!r} "
-                         f"(supported: {', '.join(INFERENCE_PARAMS)})")
+        raise HusaiError(
+            f"unsupported SAELens architecture {kind!r} (supported: {', '.join(INFERENCE_PARAMS)})"
+        )
     if cfg.get("normalize_activations", "none") != "none":
-        raise HusaiError("SAELens checkpoints with normalize_activations = "
-                         f"{cfg['normalize_activations']!r} are not supported")
+        raise HusaiError(
+            "SAELens checkpoints with normalize_activations = "
+            f"{cfg['normalize_activations']!r} are not supported"
+        )
     if not cfg.get("apply_b_dec_to_input", True):
         raise HusaiError("SAELens checkpoints with apply_b_dec_to_input = false are not supported")
     ours = (cfg.get("metadata") or {}).get("husai")
@@ -91,15 +96,20 @@ def from_saelens(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> Batched
     else:
         seed = 0
         arch = kind if kind in ARCHITECTURES else "standard"
-        config = SAEConfig(architecture=arch, d_in=int(cfg["d_in"]), d_sae=int(cfg["d_sae"]),
-                           k=int(cfg.get("k", 1)) if kind == "topk" else 1)
+        config = SAEConfig(
+            architecture=arch,
+            d_in=int(cfg["d_in"]),
+            d_sae=int(cfg["d_sae"]),
+            k=int(cfg.get("k", 1)) if kind == "topk" else 1,
+        )
     if int(cfg["d_in"]) != config.d_in or int(cfg["d_sae"]) != config.d_sae:
         raise HusaiError("cfg d_in/d_sae disagree with metadata.husai")
     missing = [n for n in INFERENCE_PARAMS[kind] if n not in state]
     if missing:
         raise HusaiError(f"SAELens {kind} state dict lacks {', '.join(missing)}")
-    params = {n: state[n].detach().to(torch.float32).unsqueeze(0).clone()
-              for n in INFERENCE_PARAMS[kind]}
+    params = {
+        n: state[n].detach().to(torch.float32).unsqueeze(0).clone() for n in INFERENCE_PARAMS[kind]
+    }
     if kind == "topk" and cfg.get("rescale_acts_by_decoder_norm", False):
         norms = params["W_dec"].norm(dim=-1)
         params["W_dec"] = params["W_dec"] / norms.unsqueeze(-1)

@@ -81,8 +81,9 @@ class StepResult:
     fired: torch.Tensor
 
 
-def selection_keys(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAEConfig
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def selection_keys(
+    params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAEConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(x - b_dec, the selection key h [S, B, d_sae], the decoder row norms or None).
 
     h is SAELens's ``hidden_pre``: ``pre * ||W_dec_i||`` when rescaling, else ``pre``.
@@ -105,8 +106,9 @@ def _pre_at(h_sel: torch.Tensor, norm: torch.Tensor | None, lat: torch.Tensor) -
     return h_sel if norm is None else h_sel / norm.gather(1, lat)
 
 
-def _bag_sums(table: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor,
-              offsets: torch.Tensor) -> torch.Tensor:
+def _bag_sums(
+    table: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor
+) -> torch.Tensor:
     """out[j] = sum over entries e of bag j of weights[e] * table[rows[e]] (bags contiguous)."""
     return F.embedding_bag(rows, table, offsets, mode="sum", per_sample_weights=weights)
 
@@ -129,8 +131,9 @@ def _stable_order(ids: torch.Tensor, n_ids: int) -> torch.Tensor:
     return torch.sort(ids, stable=True).indices
 
 
-def _dots(table: torch.Tensor, trow: torch.Tensor, weight: torch.Tensor,
-          lat: torch.Tensor) -> torch.Tensor:
+def _dots(
+    table: torch.Tensor, trow: torch.Tensor, weight: torch.Tensor, lat: torch.Tensor
+) -> torch.Tensor:
     """dots[e] = table[trow[e]] . weight[lat[e]], for entries sorted by ``trow``.
 
     A sampled dense-dense product (``torch.sparse.sampled_addmm`` on the entries'
@@ -141,9 +144,13 @@ def _dots(table: torch.Tensor, trow: torch.Tensor, weight: torch.Tensor,
     torch.cumsum(torch.bincount(trow, minlength=table.shape[0]), 0, out=crow[1:])
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)
-        pattern = torch.sparse_csr_tensor(crow, lat, torch.zeros(lat.numel()),
-                                          size=(table.shape[0], weight.shape[0]),
-                                          check_invariants=False)
+        pattern = torch.sparse_csr_tensor(
+            crow,
+            lat,
+            torch.zeros(lat.numel()),
+            size=(table.shape[0], weight.shape[0]),
+            check_invariants=False,
+        )
     return torch.sparse.sampled_addmm(pattern, table, weight.t(), beta=0.0).values()
 
 
@@ -239,9 +246,15 @@ def _topk_by_chunks(rows: torch.Tensor, k: int, c: int, n_chunks: int) -> torch.
     return best.gather(1, pick % k) + torch.div(pick, k, rounding_mode="floor") * n_chunks
 
 
-def sparse_step(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAEConfig, select,
-                dead: torch.Tensor, levels: tuple[int, ...] = (), want_acts: bool = False
-                ) -> tuple[StepResult, dict[str, torch.Tensor], torch.Tensor | None]:
+def sparse_step(
+    params: dict[str, torch.Tensor],
+    xb: torch.Tensor,
+    config: SAEConfig,
+    select,
+    dead: torch.Tensor,
+    levels: tuple[int, ...] = (),
+    want_acts: bool = False,
+) -> tuple[StepResult, dict[str, torch.Tensor], torch.Tensor | None]:
     """Loss and exact gradients of one TopK-family step.
 
     ``select(h) -> Selection`` picks the entries from the selection key h [S, B, d_sae];
@@ -269,8 +282,9 @@ def sparse_step(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAECo
     # ---- reconstruction(s), by (row, level) bags
     bag = row * M + sel.level.reshape(-1) if M > 1 else row
     if sel.per_row is not None and M == 1:
-        parts = F.embedding_bag(lat.view(S * B, -1), w_dec_flat, mode="sum",
-                                per_sample_weights=coef.view(S * B, -1))
+        parts = F.embedding_bag(
+            lat.view(S * B, -1), w_dec_flat, mode="sum", per_sample_weights=coef.view(S * B, -1)
+        )
     else:
         parts = _bag_sums(w_dec_flat, lat, coef.reshape(-1), _offsets(bag, S * B * M))
     parts = parts.view(S, B, M, D)
@@ -310,25 +324,38 @@ def sparse_step(params: dict[str, torch.Tensor], xb: torch.Tensor, config: SAECo
     d_benc = torch.segment_reduce(d_pre_s, "sum", lengths=counts)
     # b_dec: output bias of every reconstruction, and -b_dec enters the encoder input
     d_bdec = out_grad[:, :, 0].sum(1) - _bag_sums(
-        params["W_enc_rows"].reshape(S * N, D), torch.arange(S * N), d_benc,
-        torch.arange(S) * N)
+        params["W_enc_rows"].reshape(S * N, D), torch.arange(S * N), d_benc, torch.arange(S) * N
+    )
     grads = {
-        "W_enc_rows": _bag_sums(xc.reshape(S * B, D), row.index_select(0, order), d_pre_s,
-                                offsets).view(S, N, D),
+        "W_enc_rows": _bag_sums(
+            xc.reshape(S * B, D), row.index_select(0, order), d_pre_s, offsets
+        ).view(S, N, D),
         "b_enc": d_benc.view(S, N),
-        "W_dec": _bag_sums(table, trow.index_select(0, order), coefs.index_select(0, order),
-                           offsets).view(S, N, D),
+        "W_dec": _bag_sums(
+            table, trow.index_select(0, order), coefs.index_select(0, order), offsets
+        ).view(S, N, D),
         "b_dec": d_bdec,
     }
 
     fired = torch.zeros(S * N).index_add_(0, lat[: S * E], active.to(torch.float32)) > 0
-    result = StepResult(loss=loss, mse=mse, l0=active.view(S, E).sum(1).to(torch.float32) / B,
-                        fired=fired.view(S, N))
+    result = StepResult(
+        loss=loss,
+        mse=mse,
+        l0=active.view(S, E).sum(1).to(torch.float32) / B,
+        fired=fired.view(S, N),
+    )
     return result, grads, h_act
 
 
-def _auxk(h: torch.Tensor, norm: torch.Tensor | None, err: torch.Tensor, w_dec: torch.Tensor,
-          dead: torch.Tensor, n_dead: torch.Tensor, config: SAEConfig):
+def _auxk(
+    h: torch.Tensor,
+    norm: torch.Tensor | None,
+    err: torch.Tensor,
+    w_dec: torch.Tensor,
+    dead: torch.Tensor,
+    n_dead: torch.Tensor,
+    config: SAEConfig,
+):
     """AuxK loss [S] and its entries (flat latent, flat row, coefficient, validity, and the
     output gradient table [S, B, d_in]).
 
@@ -352,20 +379,30 @@ def _auxk(h: torch.Tensor, norm: torch.Tensor | None, err: torch.Tensor, w_dec: 
         key[s, :, count:] = float("-inf")
     pos = topk_indices(key, kk)  # ascending, so padding (the last columns) comes last
     a_lat_local = cols.gather(1, pos.reshape(S, B * kk)).view(S, B, kk)
-    a_coef = _pre_at(h.gather(2, a_lat_local).view(S, B * kk), norm,
-                     a_lat_local.view(S, B * kk)).view(S, B, kk)
+    a_coef = _pre_at(
+        h.gather(2, a_lat_local).view(S, B * kk), norm, a_lat_local.view(S, B * kk)
+    ).view(S, B, kk)
     if bool((n_dead >= kk).all()):
         valid = torch.ones(S * B * kk, dtype=torch.bool)
     else:
         valid = torch.isfinite(key.gather(2, pos))
         a_coef = torch.where(valid, a_coef, 0.0)
     a_lat = (a_lat_local + (torch.arange(S) * N).view(S, 1, 1)).reshape(-1)
-    a_rec = F.embedding_bag(a_lat.view(S * B, kk), w_dec.reshape(S * N, D), mode="sum",
-                            per_sample_weights=a_coef.view(S * B, kk)).view(S, B, D)
+    a_rec = F.embedding_bag(
+        a_lat.view(S * B, kk),
+        w_dec.reshape(S * N, D),
+        mode="sum",
+        per_sample_weights=a_coef.view(S * B, kk),
+    ).view(S, B, D)
     a_err = a_rec + err  # a_rec - (x - x_hat)
     scale = (n_dead.to(torch.float32) / k_aux).clamp(max=1.0) * config.aux_loss_coefficient
     aux = scale * a_err.pow(2).sum(-1).mean(1)
     a_grad = a_err * (scale.view(S, 1, 1) * (2.0 / B))
     a_row = torch.arange(S * B).repeat_interleave(kk)
-    return aux, {"grad": a_grad, "lat": a_lat, "row": a_row, "coef": a_coef.reshape(-1),
-                 "valid": valid.reshape(-1)}
+    return aux, {
+        "grad": a_grad,
+        "lat": a_lat,
+        "row": a_row,
+        "coef": a_coef.reshape(-1),
+        "valid": valid.reshape(-1),
+    }

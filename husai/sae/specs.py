@@ -43,8 +43,12 @@ class TopK(ArchitectureSpec):
     family = TOPK
     knob = "k"
     knob_label = "k"
-    hyperparams = ("k", "aux_loss_coefficient", "dead_feature_window",
-                   "rescale_acts_by_decoder_norm")
+    hyperparams = (
+        "k",
+        "aux_loss_coefficient",
+        "dead_feature_window",
+        "rescale_acts_by_decoder_norm",
+    )
 
     @classmethod
     def validate(cls, hp: SAEHyperparams, need: Need) -> None:
@@ -74,8 +78,12 @@ class JumpReLU(ArchitectureSpec):
     family = L0
     knob = "l0_coefficient"
     knob_label = "l0c"
-    hyperparams = ("l0_coefficient", "l0_warm_up_steps", "jumprelu_init_threshold",
-                   "jumprelu_bandwidth")
+    hyperparams = (
+        "l0_coefficient",
+        "l0_warm_up_steps",
+        "jumprelu_init_threshold",
+        "jumprelu_bandwidth",
+    )
 
     @classmethod
     def validate(cls, hp: SAEHyperparams, need: Need) -> None:
@@ -103,7 +111,9 @@ class MatryoshkaBatchTopK(BatchTopK):
         widths = hp.matryoshka_widths
         need(len(widths) >= 1, "matryoshka_widths", "must list at least one width")
         need(all(w >= 1 for w in widths), "matryoshka_widths", "widths must be >= 1")
-        need(all(a < b for a, b in itertools.pairwise(widths)),
-             "matryoshka_widths", "must be strictly increasing")
-        need(widths[-1] <= hp.d_sae, "matryoshka_widths",
-             f"widths must be <= d_sae = {hp.d_sae}")
+        need(
+            all(a < b for a, b in itertools.pairwise(widths)),
+            "matryoshka_widths",
+            "must be strictly increasing",
+        )
+        need(widths[-1] <= hp.d_sae, "matryoshka_widths", f"widths must be <= d_sae = {hp.d_sae}")

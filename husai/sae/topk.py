@@ -31,6 +31,5 @@ class TopK(Architecture):
     spec = specs.TopK
 
     def step(self, params, buffers, xb, config, step, dead):
-        result, grads, _ = sparse_step(params, xb, config, lambda h: select_topk(h, config.k),
-                                       dead)
+        result, grads, _ = sparse_step(params, xb, config, lambda h: select_topk(h, config.k), dead)
         return result, grads

@@ -83,8 +83,9 @@ class Adam:
     checks this); the per-step learning rate is an argument.
     """
 
-    def __init__(self, params: list[torch.Tensor], betas: tuple[float, float],
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self, params: list[torch.Tensor], betas: tuple[float, float], eps: float = 1e-8
+    ) -> None:
         self.params = params
         self.exp_avgs = [torch.zeros_like(p) for p in params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
@@ -99,10 +100,23 @@ class Adam:
         # transposed) would update the wrong elements: make every gradient contiguous.
         grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
         torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [],
-                           self.steps, amsgrad=False, lr=lr, beta1=self.betas[0],
-                           beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
-                           maximize=False, grad_scale=None, found_inf=None)
+        torch._fused_adam_(
+            self.params,
+            grads,
+            self.exp_avgs,
+            self.exp_avg_sqs,
+            [],
+            self.steps,
+            amsgrad=False,
+            lr=lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            weight_decay=0.0,
+            eps=self.eps,
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
 
 
 def _clip_per_seed(grads: list[torch.Tensor], max_norm: float) -> None:
@@ -127,8 +141,9 @@ def describe(config: SAEConfig) -> str:
     return f"{config.architecture} SAE (d_sae {config.d_sae}, lr {config.lr:g})"
 
 
-def check_finite_loss(loss: torch.Tensor, seeds: tuple[int, ...], step: int, total: int,
-                      what: str) -> None:
+def check_finite_loss(
+    loss: torch.Tensor, seeds: tuple[int, ...], step: int, total: int, what: str
+) -> None:
     """Raise :class:`DivergedError` for the first seed whose loss [S] is NaN or inf."""
     ok = torch.isfinite(loss)
     if not bool(ok.all()):
@@ -136,8 +151,9 @@ def check_finite_loss(loss: torch.Tensor, seeds: tuple[int, ...], step: int, tot
         raise DivergedError(what, seeds[i], step, total, f"loss is {float(loss[i])}")
 
 
-def check_trained(sae: BatchedSAE, metrics: list[dict[str, float]], step: int, total: int,
-                  what: str) -> None:
+def check_trained(
+    sae: BatchedSAE, metrics: list[dict[str, float]], step: int, total: int, what: str
+) -> None:
     """Raise :class:`DivergedError` for the first seed whose weights or metrics are not
     finite, or whose explained variance is below :data:`DIVERGED_EXPLAINED_VARIANCE`."""
     for i, seed in enumerate(sae.seeds):
@@ -149,16 +165,25 @@ def check_trained(sae: BatchedSAE, metrics: list[dict[str, float]], step: int, t
                 raise DivergedError(what, seed, step, total, f"{name} is {value}")
         ev = metrics[i]["explained_variance"]
         if ev < DIVERGED_EXPLAINED_VARIANCE:
-            raise DivergedError(what, seed, step, total,
-                                f"explained variance {ev:.4g} is below the floor "
-                                f"{DIVERGED_EXPLAINED_VARIANCE:g}")
+            raise DivergedError(
+                what,
+                seed,
+                step,
+                total,
+                f"explained variance {ev:.4g} is below the floor {DIVERGED_EXPLAINED_VARIANCE:g}",
+            )
 
 
-def train_saes(config: SAEConfig, x: torch.Tensor, seeds: Iterable[int], *,
-               checkpoint_steps: Iterable[int] = (),
-               on_checkpoint: CheckpointFn | None = None,
-               on_progress: ProgressFn | None = None,
-               name: str | None = None) -> tuple[BatchedSAE, TrainHistory]:
+def train_saes(
+    config: SAEConfig,
+    x: torch.Tensor,
+    seeds: Iterable[int],
+    *,
+    checkpoint_steps: Iterable[int] = (),
+    on_checkpoint: CheckpointFn | None = None,
+    on_progress: ProgressFn | None = None,
+    name: str | None = None,
+) -> tuple[BatchedSAE, TrainHistory]:
     """Train one SAE per seed on activations x [N, d_in]; return them (canonical form) and curves.
 
     ``on_checkpoint(step, sae)`` receives a canonical copy at each step listed in
@@ -177,8 +202,9 @@ def train_saes(config: SAEConfig, x: torch.Tensor, seeds: Iterable[int], *,
     if not seeds:
         raise HusaiError("train_saes needs at least one seed")
     if x.ndim != 2 or x.shape[1] != config.d_in:
-        raise HusaiError(f"activations have shape {tuple(x.shape)} but the SAE config has "
-                         f"d_in = {config.d_in}")
+        raise HusaiError(
+            f"activations have shape {tuple(x.shape)} but the SAE config has d_in = {config.d_in}"
+        )
     arch = architecture(config.architecture)
     what = describe(config) if name is None else f"configuration {name!r}: {describe(config)}"
     n_rows, d_in = x.shape
@@ -199,8 +225,9 @@ def train_saes(config: SAEConfig, x: torch.Tensor, seeds: Iterable[int], *,
 
     def snapshot(step: int) -> None:
         if on_checkpoint is not None and step in wanted_set:
-            on_checkpoint(step, BatchedSAE(config, seeds, arch.to_inference(
-                params, buffers, config, scale)))
+            on_checkpoint(
+                step, BatchedSAE(config, seeds, arch.to_inference(params, buffers, config, scale))
+            )
 
     curves = {k: torch.zeros(config.epochs, S) for k in ("loss", "mse", "l0", "dead")}
     snapshot(0)
