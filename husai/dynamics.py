@@ -257,12 +257,14 @@ def dynamics_summary(steps: Sequence[int], checkpoints: Mapping[int, Checkpoint]
 
 
 def train_dynamics(config: SAEConfig, x: torch.Tensor, seeds: Sequence[int],
-                   steps: Sequence[int], threshold: float) -> dict[str, Any]:
+                   steps: Sequence[int], threshold: float,
+                   name: str | None = None) -> dict[str, Any]:
     """Train ``config`` at ``seeds`` on ``x`` (:func:`husai.sae.train_saes`), measure it at
     every step of ``steps`` (:func:`checkpoint_schedule`; the last is the end of
     training) and summarise: the configuration entry of ``metrics/dynamics.json``
     (architecture, hyperparameters, seeds, sizes, steps, the isotropic reference and
-    :func:`dynamics_summary`)."""
+    :func:`dynamics_summary`). ``name`` (the params configuration) names a diverging
+    run in its :class:`~husai.errors.DivergedError`."""
     from husai.sae import train_saes
 
     steps = list(steps)
@@ -272,7 +274,7 @@ def train_dynamics(config: SAEConfig, x: torch.Tensor, seeds: Sequence[int],
         seen[step] = checkpoint_metrics(sae, x, threshold)
 
     final_sae, _ = train_saes(config, x, seeds, checkpoint_steps=steps,
-                              on_checkpoint=on_checkpoint)
+                              on_checkpoint=on_checkpoint, name=name)
     live = torch.stack([live_latents(final_sae.select(i).encode(x)[0])
                         for i in range(len(seeds))])  # [S, d_sae] at the last step
     d_in = int(x.shape[1])

@@ -130,7 +130,8 @@ def main(
         steps = checkpoint_schedule(config, x.shape[0], dyn.checkpoint_base)
         console.print(f"dynamics: {name}: {len(hp.seeds)} seeds, {steps[-1]} steps, "
                       f"{len(steps)} checkpoints")
-        out["configs"][name] = entry = train_dynamics(config, x, hp.seeds, steps, dyn.threshold)
+        out["configs"][name] = entry = train_dynamics(config, x, hp.seeds, steps, dyn.threshold,
+                                                        name=name)
         for c in entry["checkpoints"]:
             rows.setdefault(c["step"], {}).update(
                 {f"{name}_{k}": v for k, v in _csv_row(entry, c).items()})

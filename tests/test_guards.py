@@ -28,10 +28,13 @@ from tests.test_sae_stage import setup_dir, with_value, write_activations
 
 
 def one_line_error(result) -> str:
+    """The error line of a failed stage: exit 2, no traceback, one error line, the last
+    line printed (progress lines may come before it)."""
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
+    errors = [line for line in lines if line.startswith("husai ") and ": error: " in line]
+    assert errors == lines[-1:] and "Traceback" not in result.output, result.output
+    return lines[-1]
 
 
 def invoke(tmp: Path, monkeypatch, *args: str):
@@ -236,3 +239,17 @@ def test_unusable_params_fail_in_the_first_stage(tiny_params_raw, tmp_path, monk
     assert not (tmp_path / "data").exists()
     line = one_line_error(invoke(tmp_path, monkeypatch, "check-params"))  # make reproduce
     assert line.startswith("husai check-params: error: ") and expected in line, line
+
+
+def test_sweep_and_dynamics_refuse_diverging_training(tiny_params_raw, tmp_path,
+                                                      monkeypatch) -> None:
+    raw = with_value(tiny_params_raw, "sweep.lr", 1e30)
+    setup_dir(tmp_path, raw)
+    line = one_line_error(invoke(tmp_path, monkeypatch, "sweep", "--arch", "topk", "--d-sae", "8"))
+    assert "configuration 'topk-d8-k2': topk SAE (d_sae 8, lr 1e+30) seed 42 diverged" in line
+    assert not (tmp_path / "metrics").exists()
+    raw = with_value(tiny_params_raw, "saes.topk.lr", 1e30)
+    setup_dir(tmp_path, raw)
+    line = one_line_error(invoke(tmp_path, monkeypatch, "dynamics"))
+    assert "configuration 'topk': topk SAE (d_sae 64, lr 1e+30) seed 42 diverged" in line
+    assert not (tmp_path / "metrics").exists()
