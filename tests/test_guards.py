@@ -253,3 +253,19 @@ def test_sweep_and_dynamics_refuse_diverging_training(tiny_params_raw, tmp_path,
     line = one_line_error(invoke(tmp_path, monkeypatch, "dynamics"))
     assert "configuration 'topk': topk SAE (d_sae 64, lr 1e+30) seed 42 diverged" in line
     assert not (tmp_path / "metrics").exists()
+
+
+def test_nan_activations_stop_the_saes_stage_by_name(tiny_params_raw, tmp_path,
+                                                     monkeypatch) -> None:
+    """With `normalize_activations: none` nothing would divide by the mean norm: the loader
+    itself names the NaN (no 'mean norm is 0', no NaN checkpoints)."""
+    from husai.serialize import from_bytes, to_bytes
+
+    setup_dir(tmp_path, with_value(tiny_params_raw, "sae.normalize_activations", "none"))
+    path = tmp_path / "data" / "activations.safetensors"
+    tensors, meta = from_bytes(path.read_bytes())
+    tensors["x"][7] = float("nan")
+    path.write_bytes(to_bytes(tensors, meta))
+    line = one_line_error(invoke(tmp_path, monkeypatch, "saes"))
+    assert "data/activations.safetensors: tensor x holds 16 NaN or inf values" in line, line
+    assert not (tmp_path / "models").exists()
