@@ -22,9 +22,11 @@ the same two functions, so their numbers are computed one way:
   isotropic dictionary drawn from the SAE's own seed), and the mean, std and CI over
   seeds of each scalar.
 
-Statistics are JSON-ready dicts ``{"mean", "std", "ci": [low, high] | None,
-"n_seeds", "n_pairs"}`` (``ci`` is None with fewer than 3 seeds, ``std`` with a
-single value). ``hungarian=False`` skips the matchings (Hungarian MCC and shared
+Statistics are :class:`husai.records.Stat` records ``{"mean", "std", "ci": [low, high]
+| None, "n_seeds", "n_pairs"}`` (``ci`` is None with fewer than 3 seeds, ``std`` with a
+single value), ratios :class:`husai.records.Ratio` records; the layouts of the two
+summaries are :class:`husai.records.StabilitySummary` and
+:class:`husai.records.RecoverySummary`. ``hungarian=False`` skips the matchings (Hungarian MCC and shared
 fraction are then None): they dominate the time for large dictionaries.
 """
 
@@ -43,6 +45,7 @@ from husai.baselines import (
     subspace_baseline,
 )
 from husai.fourier import GroundTruth
+from husai.records import Ratio, RecoverySummary, StabilitySummary, Stat
 from husai.recovery import PURITY_THRESHOLD, recovery_metrics
 from husai.sae import BatchedSAE, init_saes
 from husai.stability import DEFAULT_RANKS, DEFAULT_THRESHOLD, pairwise_metrics
@@ -78,25 +81,14 @@ class AnalysisOptions:
     subspace_variance: float | None = 0.99  # data-subspace baseline: span holding this variance share
 
 
-def stats_dict(s: SeedStats) -> dict[str, Any]:
-    """``{"mean", "std", "ci", "n_seeds", "n_pairs"}`` of a :class:`SeedStats`."""
-    ci = None if s.ci_low is None or s.ci_high is None else [s.ci_low, s.ci_high]
-    return {"mean": s.mean, "std": s.std, "ci": ci, "n_seeds": s.n_seeds, "n_pairs": s.n_pairs}
+def stats_dict(s: SeedStats) -> Stat:
+    """The :class:`husai.records.Stat` record of a :class:`SeedStats` (its ``to_dict``)."""
+    return s.to_dict()
 
 
-def ratio_dict(r: RatioStats) -> dict[str, Any]:
-    """Ratio and difference of two pair means with their CIs (``None`` where undefined)."""
-
-    def pair(lo: float | None, hi: float | None) -> list[float] | None:
-        return None if lo is None or hi is None else [lo, hi]
-
-    return {
-        "ratio": r.ratio,
-        "ci": pair(r.ratio_ci_low, r.ratio_ci_high),
-        "difference": r.difference,
-        "difference_ci": pair(r.difference_ci_low, r.difference_ci_high),
-        "paired": r.paired,
-    }
+def ratio_dict(r: RatioStats) -> Ratio:
+    """The :class:`husai.records.Ratio` record of a :class:`RatioStats` (its ``to_dict``)."""
+    return r.to_dict()
 
 
 def _atoms(sae: BatchedSAE) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -149,7 +141,7 @@ def stability_summary(
     untrained: BatchedSAE | None = None,
     baselines: dict[str, dict[str, np.ndarray]] | None = None,
     basis: torch.Tensor | None = None,
-) -> dict[str, Any]:
+) -> StabilitySummary:
     """Stability of one configuration across its seeds, beside its baselines.
 
     ``untrained`` defaults to ``init_saes(sae.config, sae.seeds)``; ``baselines``, from
@@ -227,7 +219,7 @@ def recovery_summary(
     ground_truth: GroundTruth,
     key_frequencies: Sequence[int],
     options: AnalysisOptions | None = None,
-) -> dict[str, Any]:
+) -> RecoverySummary:
     """Ground-truth recovery of every seed's SAE on the input grid ``x`` ``[p*p, d_in]``
     (row ``a * p + b``), and the aggregate over seeds.
 

@@ -23,19 +23,24 @@ Conventions
   for a baseline computed at the same seeds, e.g. the untrained SAEs that the
   trained ones start from); ``paired=False`` resamples each independently (the
   baseline's resamples drawn from ``seed + 1``), for baselines with other seeds. The ratio is None where the baseline mean is 0.
+
+JSON form: every statistic is written as the :class:`husai.records.Stat` record
+(:meth:`SeedStats.to_dict`, :func:`pair_stats`, :func:`per_seed_stats`) and every
+ratio as the :class:`husai.records.Ratio` record (:meth:`RatioStats.to_dict`); an
+interval is ``"ci": [low, high]``, or None when either bound is undefined.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from husai.determinism import generator
+from husai.records import Ratio, Stat
 
 N_BOOT = 1000
 LEVEL = 0.95
@@ -84,6 +89,12 @@ def resampled_means(matrix: np.ndarray, resamples: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def _pair(lo: float | None, hi: float | None) -> list[float] | None:
+    """``[lo, hi]`` of an interval (a :data:`husai.records.CI`), None when either bound
+    is undefined."""
+    return None if lo is None or hi is None else [lo, hi]
+
+
 def _interval(samples: np.ndarray, level: float) -> tuple[float | None, float | None]:
     s = samples[~np.isnan(samples)]
     if len(s) == 0:
@@ -104,9 +115,11 @@ class SeedStats:
     n_seeds: int
     n_pairs: int | None  # None for a per-seed quantity (:func:`value_stats`)
 
-    def to_dict(self) -> dict[str, float | int | None]:
-        """``{"mean", "std", "ci_low", "ci_high", "n_seeds", "n_pairs"}``, JSON-ready."""
-        return asdict(self)
+    def to_dict(self) -> Stat:
+        """The :class:`husai.records.Stat` record ``{"mean", "std", "ci": [low, high] | None,
+        "n_seeds", "n_pairs"}``, JSON-ready."""
+        return {"mean": self.mean, "std": self.std, "ci": _pair(self.ci_low, self.ci_high),
+                "n_seeds": self.n_seeds, "n_pairs": self.n_pairs}
 
 
 def seed_stats(
@@ -182,9 +195,13 @@ class RatioStats:
     n_baseline_seeds: int
     paired: bool
 
-    def to_dict(self) -> dict[str, float | int | bool | None]:
-        """All fields, JSON-ready (None where undefined)."""
-        return asdict(self)
+    def to_dict(self) -> Ratio:
+        """The :class:`husai.records.Ratio` record ``{"ratio", "ci", "difference",
+        "difference_ci", "paired"}``, JSON-ready (None where undefined)."""
+        return {"ratio": self.ratio, "ci": _pair(self.ratio_ci_low, self.ratio_ci_high),
+                "difference": self.difference,
+                "difference_ci": _pair(self.difference_ci_low, self.difference_ci_high),
+                "paired": self.paired}
 
 
 def ratio_stats(
@@ -261,13 +278,14 @@ def pair_matrix(n: int) -> np.ndarray:
     return np.full((n, n), np.nan)
 
 
-def pair_stats(matrix: np.ndarray) -> dict[str, Any]:
-    """:func:`seed_stats` of an ``[n, n]`` pair matrix as a dict, tolerating undefined pairs.
+def pair_stats(matrix: np.ndarray) -> Stat:
+    """:func:`seed_stats` of an ``[n, n]`` pair matrix as a Stat record, tolerating undefined
+    pairs.
 
     When every pair above the diagonal is finite: ``seed_stats(matrix).to_dict()``.
     Otherwise (some pairs NaN, e.g. an empty atom group): the mean and sample std of
-    the defined pairs (None for none, std None for one), no interval (``ci_low``,
-    ``ci_high`` None: the seed bootstrap needs every pair), ``n_seeds`` n and
+    the defined pairs (None for none, std None for one), no interval (``ci`` None: the
+    seed bootstrap needs every pair), ``n_seeds`` n and
     ``n_pairs`` the number of defined pairs.
     """
     m = np.asarray(matrix, dtype=np.float64)
@@ -279,14 +297,13 @@ def pair_stats(matrix: np.ndarray) -> dict[str, Any]:
     v = values[ok]
     return {"mean": float(v.mean()) if len(v) else None,
             "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "ci_low": None, "ci_high": None, "n_seeds": n, "n_pairs": len(v)}
+            "ci": None, "n_seeds": n, "n_pairs": len(v)}
 
 
-def per_seed_stats(values: Sequence[float | None]) -> dict[str, Any]:
-    """:func:`value_stats` of per-seed values as a dict, skipping undefined ones (None or
-    not finite); every entry None and ``n_seeds`` 0 when none is defined."""
+def per_seed_stats(values: Sequence[float | None]) -> Stat:
+    """:func:`value_stats` of per-seed values as a Stat record, skipping undefined ones
+    (None or not finite); every entry None and ``n_seeds`` 0 when none is defined."""
     v = [float(x) for x in values if x is not None and np.isfinite(x)]
     if not v:
-        return {"mean": None, "std": None, "ci_low": None, "ci_high": None,
-                "n_seeds": 0, "n_pairs": None}
+        return {"mean": None, "std": None, "ci": None, "n_seeds": 0, "n_pairs": None}
     return value_stats(v).to_dict()

@@ -2,7 +2,8 @@
 
 A figure raises :class:`~paper.errors.Skip` when a metric file it needs is absent or
 lacks a field; :func:`paper.build.build` then leaves it out and the report says why.
-Figures 3-8 read the analysis files through :mod:`paper.schema`.
+Figures 3-8 read the analysis files through :mod:`paper.schema`, by the layouts of the
+metrics contract (:mod:`husai.records`).
 """
 
 from __future__ import annotations
@@ -186,15 +187,15 @@ BASELINE_KINDS = (("random", "isotropic random", RANDOM, "x", 0.0),
 
 
 def subspace_rank(m: Metrics) -> int | None:
-    for _, path in sc.configs(m, STABILITY, "pwmcc"):
-        r = m.get(STABILITY, path).get("subspace_rank")
-        if isinstance(r, int):
+    for _, path in sc.configs(m, STABILITY):
+        r = m.get(STABILITY, path).get("subspace_rank")  # only with the data-subspace baseline
+        if r is not None:
             return r
     return None
 
 
 def fig_baselines(m: Metrics) -> Figure:
-    entries = sc.configs(m, STABILITY, "pwmcc")
+    entries = sc.configs(m, STABILITY)
     fig = new_figure(11.0, 1.9 + 0.55 * len(entries))
     axes = fig.subplots(1, 3, sharey=True)
     names = [n for n, _ in entries]
@@ -265,7 +266,7 @@ def fig_heatmaps(m: Metrics) -> Figure:
         image = None
         for ax, arch in zip(row_axes, archs, strict=True):
             mine = [r for _, r in rows if r["architecture"] == arch]
-            gone = [r for r in skipped if r.get("architecture") == arch]
+            gone = [r for r in skipped if r["architecture"] == arch]
             ds = sorted({r["d_sae"] for r in mine + gone})
             levels = sorted({r["level"] for r in mine + gone})
             grid = np.full((len(ds), len(levels)), np.nan)
@@ -280,10 +281,9 @@ def fig_heatmaps(m: Metrics) -> Figure:
                 v = r.get(key)
                 if v is None:
                     continue
-                ci = r.get(ci_key)
-                star = "*" if (key == "ratio_subspace" and isinstance(ci, list)
-                               and ci[0] is not None and ci[0] > 1) else ""
-                l0 = "" if r.get("l0") is None else f"\nL0 {r['l0']:.3g}"
+                ci = r[ci_key]
+                star = "*" if key == "ratio_subspace" and ci is not None and ci[0] > 1 else ""
+                l0 = f"\nL0 {r['l0']:.3g}"
                 color = "white" if _luminance(cmap(norm(v))) < 0.5 else "black"
                 ax.text(j, i, f"{v:.2f}{star}{l0}", ha="center", va="center", fontsize=6.5,
                         color=color, linespacing=1.1)
@@ -292,7 +292,7 @@ def fig_heatmaps(m: Metrics) -> Figure:
                         ha="center", va="center", fontsize=5.5, color="#555555")
             ax.set_xticks(range(len(levels)), [f"{s:g}" for s in levels])
             ax.set_yticks(range(len(ds)), [f"{d:g}" for d in ds])
-            knob = (mine or gone)[0].get("knob", "sparsity")
+            knob = (mine or gone)[0]["knob"]
             ax.set_xlabel(sc.SPARSITY_LABEL.get(knob, knob))
             ax.set_ylabel("d_sae (latents)")
             ax.set_title(arch)
@@ -310,11 +310,11 @@ def fig_heatmaps(m: Metrics) -> Figure:
 def baseline_points(m: Metrics) -> list[dict]:
     """The baseline configurations of ``stability.json``: arch, d_sae, EV, ratio Stats."""
     out = []
-    for name, path in sc.configs(m, STABILITY, "pwmcc"):
+    for name, path in sc.configs(m, STABILITY):
         entry = m.get(STABILITY, path)
         out.append({
-            "name": name, "path": path, "arch": entry.get("architecture", name),
-            "d_sae": entry.get("d_sae"), "ev": config_mean(m, name, "explained_variance"),
+            "name": name, "path": path, "arch": entry["architecture"],
+            "d_sae": entry["d_sae"], "ev": config_mean(m, name, "explained_variance"),
             "ratio": sc.optional(sc.ratio, m, STABILITY, path, "pwmcc", "random"),
             "ratio_subspace": sc.optional(sc.ratio, m, STABILITY, path, "pwmcc", "subspace"),
         })
@@ -345,7 +345,7 @@ def fig_tradeoff(m: Metrics) -> Figure:
     archs, sizes, n = [], [], 0
     for ax, (key, ci_key, label) in zip(axes, panels, strict=True):
         for path, r in sweep or []:
-            if r.get(key) is None or r.get("explained_variance") is None:
+            if r.get(key) is None:  # ratio null, or no data-subspace baseline
                 continue
             s = sc.row_stat(m, SWEEP, path, key, ci_key)
             y, lo, hi = s.values(m)
@@ -368,7 +368,7 @@ def fig_tradeoff(m: Metrics) -> Figure:
                         color=arch_color(p["arch"]),
                         arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
             archs.append(p["arch"])
-            sizes.append(p["d_sae"] if p["d_sae"] is not None else 1024)
+            sizes.append(p["d_sae"])
             n += 1
         ax.axhline(1.0, color=RANDOM, ls="--", lw=1)
         ax.set_xlabel("explained variance (mean over seeds)")
@@ -394,7 +394,7 @@ RECOVERY_PANELS = (("key_frequency_coverage", "coverage", "key-frequency coverag
 
 def fig_recovery(m: Metrics) -> Figure:
     base = {p["name"]: p for p in baseline_points(m)}
-    entries = [(n, p) for n, p in sc.configs(m, RECOVERY, "key_frequency_coverage") if n in base]
+    entries = [(n, p) for n, p in sc.configs(m, RECOVERY) if n in base]
     sweep = sc.optional(sc.rows, m, SWEEP) if m.exists(SWEEP) else None
     if not entries and not sweep:
         raise Skip(f"{RECOVERY} shares no configuration with {STABILITY}")
@@ -403,14 +403,14 @@ def fig_recovery(m: Metrics) -> Figure:
     archs, sizes = [], []
     for ax, (metric, row_key, label) in zip(axes, RECOVERY_PANELS, strict=True):
         for _, r in sweep or []:
-            x, y = r.get("ratio"), r.get(row_key)
+            x, y = r["ratio"], r[row_key]
             if x is None or y is None:
                 continue
             ax.plot([x], [y], size_marker(r["d_sae"]), color=arch_color(r["architecture"]),
                     ms=5, alpha=0.7)
             archs.append(r["architecture"])
             sizes.append(r["d_sae"])
-            if metric == "decoder_alignment" and r.get("random_decoder_alignment") is not None:
+            if metric == "decoder_alignment" and r["random_decoder_alignment"] is not None:
                 ax.plot([x], [r["random_decoder_alignment"]], "_", color=RANDOM, ms=6,
                         label="random dictionary of the same shape")
         for name, path in entries:
@@ -427,7 +427,7 @@ def fig_recovery(m: Metrics) -> Figure:
                         fmt=size_marker(p["d_sae"]), color=arch_color(p["arch"]), ms=13,
                         mec="black", capsize=2)
             archs.append(p["arch"])
-            sizes.append(p["d_sae"] if p["d_sae"] is not None else 1024)
+            sizes.append(p["d_sae"])
             if metric == "decoder_alignment":
                 b = sc.optional(sc.baseline, m, RECOVERY, path, "random", metric)
                 if b is not None and b.values(m)[0] is not None:
@@ -451,21 +451,30 @@ def fig_recovery(m: Metrics) -> Figure:
 # ----------------------------------------------------------------------------- 7 dynamics
 
 
-def dynamics_series(m: Metrics, path, key: str) -> tuple[list[float], list[sc.Stat]]:
-    """Steps and the Stat of ``key`` at each checkpoint of one dynamics configuration.
+CHECKPOINT_STATS = ("explained_variance", "l0", "frac_alive", "cos_to_final")
+CHECKPOINT_NUMBERS = ("settled_fraction", "match_agreement_live")
 
-    ``key`` is a stability metric (``pwmcc``, ``shared_fraction``; under ``stability``)
-    or a per-checkpoint field (``frac_alive``, ``match_agreement_live``,
-    ``settled_fraction``)."""
+
+def dynamics_series(m: Metrics, path, key: str) -> tuple[list[float], list[sc.Stat]]:
+    """Steps and the Stat of ``key`` at each checkpoint of one dynamics configuration
+    (:class:`husai.records.DynamicsCheckpoint`).
+
+    ``key`` is a stability metric (``pwmcc``, ``shared_fraction``; under ``stability``),
+    a per-seed statistic of the checkpoint (:data:`CHECKPOINT_STATS`) or one of its
+    numbers (:data:`CHECKPOINT_NUMBERS`)."""
     cps = m.get(DYNAMICS, (*path, "checkpoints"))
-    if not isinstance(cps, list) or not cps:
+    if not cps:
         raise Skip(f"{DYNAMICS}: {'/'.join(map(str, path))} has no checkpoints")
     steps, stats = [], []
-    for i, cp in enumerate(cps):
+    for i in range(len(cps)):
         base = (*path, "checkpoints", i)
-        rel = ("stability", key) if key in (cp.get("stability") or {}) else (key,)
         steps.append(number(m.get(DYNAMICS, (*base, "step")), "step"))
-        stats.append(sc.stat_at(m, DYNAMICS, (*base, *rel)))
+        if key in CHECKPOINT_NUMBERS:
+            stats.append(sc.value_at(m, DYNAMICS, (*base, key)))
+        elif key in CHECKPOINT_STATS:
+            stats.append(sc.stat_at(m, DYNAMICS, (*base, key)))
+        else:
+            stats.append(sc.stat_at(m, DYNAMICS, (*base, "stability", key)))
     return steps, stats
 
 
@@ -476,20 +485,19 @@ DYN_PANELS = (("pwmcc", "(a) PWMCC between seeds"),
 
 
 def fig_dynamics(m: Metrics) -> Figure:
-    entries = sc.configs(m, DYNAMICS, "checkpoints")
+    entries = sc.configs(m, DYNAMICS)
     fig = new_figure(10.0, 7.0)
     axes = fig.subplots(2, 2, sharex=True)
     n = 0
     refs: dict[tuple, list[str]] = {}
     for ax, (key, title) in zip(axes.ravel(), DYN_PANELS, strict=True):
-        for i, (name, path) in enumerate(entries):
+        for name, path in entries:
             got = sc.optional(dynamics_series, m, path, key)
             if got is None:
                 continue
             steps, stats = got
             vals = [s.values(m) for s in stats]
-            arch = m.get(DYNAMICS, path).get("architecture")
-            color = arch_color(arch) if isinstance(arch, str) else f"C{i}"
+            color = arch_color(m.get(DYNAMICS, (*path, "architecture")))
             ax.plot(steps, [_nan(v[0]) for v in vals], marker=".", color=color,
                     label=(f"(live latent, other seed) best match final: {name}"
                            if key == "match_agreement_live" else f"trained: {name}"))
@@ -539,7 +547,7 @@ GROUP_METRICS = (("group_overlap", "group\nsubspace overlap"),
 
 
 def fig_geometry(m: Metrics) -> Figure:
-    entries = sc.configs(m, GEOMETRY, "subspace")
+    entries = sc.configs(m, GEOMETRY)
     fig = new_figure(13.0, 5.6)
     ax_s, ax_g, ax_k = fig.subplots(1, 3, width_ratios=[1.1, 1.0, 1.5])
     all_ranks: set[float] = set()
@@ -547,10 +555,10 @@ def fig_geometry(m: Metrics) -> Figure:
     width = 0.8 / max(len(entries), 1)
     for i, (name, path) in enumerate(entries):
         entry = m.get(GEOMETRY, path)
-        color = arch_color(entry.get("architecture", name))
+        color = arch_color(entry["architecture"])
         off = (i - (len(entries) - 1) / 2) * width
-        ov = (entry.get("subspace") or {}).get("overlap") or {}
-        ranks = sorted(ov, key=float)
+        sub = entry["subspace"]  # per rank "<r>"
+        ranks = sorted(sub["overlap"], key=float)
         if ranks:
             all_ranks.update(float(r) for r in ranks)
             stats = [sc.stat_at(m, GEOMETRY, (*path, "subspace", "overlap", r)).values(m)
@@ -559,44 +567,37 @@ def fig_geometry(m: Metrics) -> Figure:
                           yerr=None if any(v[1] is None for v in stats) else
                           [[v[0] - v[1] for v in stats], [v[2] - v[0] for v in stats]],
                           marker="o", color=color, capsize=2, label=f"between seeds: {name}")
-            ds = entry["subspace"].get("data_sample_overlap") or {}
-            xs = [float(r) for r in ranks if ds.get(r) is not None]
-            ax_s.plot(xs, [ds[r] for r in ranks if ds.get(r) is not None], ls="--",
+            ds = sub["data_sample_overlap"]
+            xs = [float(r) for r in ranks if r in ds]
+            ax_s.plot(xs, [ds[r] for r in ranks if r in ds], ls="--",
                       color=color, marker="x", label=f"data-sample reference ({name})")
             if i == 0:
-                rnd = entry["subspace"].get("random_expectation") or {}
-                xs = [float(r) for r in ranks if rnd.get(r) is not None]
-                ax_s.plot(xs, [rnd[r] for r in ranks if rnd.get(r) is not None], color=RANDOM,
+                rnd = sub["random_expectation"]
+                xs = [float(r) for r in ranks if r in rnd]
+                ax_s.plot(xs, [rnd[r] for r in ranks if r in rnd], color=RANDOM,
                           lw=2, label="random expectation r / d_in")
             n += 1
-        gram = entry.get("gram") or {}
         bars = (("seed_distance", "between\nseeds"),
                 ("distance_to_data_sample", "seed vs\ndata sample"),
                 ("distance_to_isotropic", "seed vs\nisotropic"))
         for j, (key, _) in enumerate(bars):
-            if key not in gram:
-                continue
             v = sc.stat_at(m, GEOMETRY, (*path, "gram", key)).values(m)
             ax_g.bar(j + off, _nan(v[0]), width, color=color, yerr=_err(*v), capsize=2,
                      label=name if j == 0 else None)
-        ref = gram.get("data_sample_pair_distance")
-        if isinstance(ref, int | float):
-            ax_g.plot([off - width / 2, off + width / 2], [ref, ref], color="black", lw=2,
-                      label="two data-sample dictionaries" if i == 0 else None)
-        groups = (entry.get("groups") or {}).get("all") or {}
-        sample = (entry.get("groups") or {}).get("data_sample") or {}
+        ref = entry["gram"]["data_sample_pair_distance"]
+        ax_g.plot([off - width / 2, off + width / 2], [ref, ref], color="black", lw=2,
+                  label="two data-sample dictionaries" if i == 0 else None)
+        sample = entry["groups"]["data_sample"]
         for j, (key, _) in enumerate(GROUP_METRICS):
-            if key not in groups:
-                continue
             v = sc.stat_at(m, GEOMETRY, (*path, "groups", "all", key)).values(m)
             ax_k.bar(j + off, _nan(v[0]), width, color=color, yerr=_err(*v), capsize=2,
                      label=name if j == 0 else None)
-            if isinstance(sample.get(key), int | float):
+            if sample[key] is not None:
                 ax_k.plot([j + off - width / 2, j + off + width / 2], [sample[key]] * 2,
                           color="black", lw=2,
                           label="data-sample reference" if i == 0 and j == 0 else None)
-        rnd = groups.get("random_overlap")
-        if i == 0 and isinstance(rnd, int | float):
+        rnd = entry["groups"]["all"]["random_overlap"]
+        if i == 0 and rnd is not None:
             ax_k.axhline(rnd, color=RANDOM, ls="--", lw=1, label="random subspaces")
     if n == 0:
         raise Skip(f"{GEOMETRY}: no configuration with subspace overlaps")
@@ -629,9 +630,7 @@ PREDICTOR_LABELS = {"firing_frequency": "firing frequency", "purity": "Fourier p
 
 
 def fig_predictors(m: Metrics) -> Figure:
-    entries = [(n, p) for n, p in sc.configs(m, PREDICTORS, "auc")
-               if isinstance(m.get(PREDICTORS, p).get("auc"), dict)
-               and m.get(PREDICTORS, p)["auc"]]
+    entries = [(n, p) for n, p in sc.configs(m, PREDICTORS) if m.get(PREDICTORS, (*p, "auc"))]
     if not entries:
         raise Skip(f"{PREDICTORS}: no configuration with AUCs")
     props = list(dict.fromkeys(k for _, p in entries for k in m.get(PREDICTORS, (*p, "auc"))))
@@ -640,10 +639,8 @@ def fig_predictors(m: Metrics) -> Figure:
     width = 0.8 / len(entries)
     for i, (name, path) in enumerate(entries):
         entry = m.get(PREDICTORS, path)
-        color = arch_color(entry.get("architecture", name))
-        label = name
-        if isinstance(entry.get("n_shared"), int) and isinstance(entry.get("n_live"), int):
-            label += f" ({entry['n_shared']} shared of {entry['n_live']} live latents)"
+        color = arch_color(entry["architecture"])
+        label = f"{name} ({entry['n_shared']} shared of {entry['n_live']} live latents)"
         for j, prop in enumerate(props):
             if prop not in entry["auc"]:
                 continue
@@ -652,9 +649,8 @@ def fig_predictors(m: Metrics) -> Figure:
             x = j + (i - (len(entries) - 1) / 2) * width
             ax.bar(x, _nan(v[0]), width, color=color, yerr=_err(*v), capsize=2,
                    label=label if j == 0 else None)
-            pooled = entry["auc"][prop].get("pooled") if isinstance(entry["auc"][prop], dict) \
-                else None
-            if isinstance(pooled, int | float):
+            pooled = entry["auc"][prop]["pooled"]
+            if pooled is not None:
                 ax.plot([x], [pooled], "kx", ms=6,
                         label="pooled over seeds" if i == 0 and j == 0 else None)
     ax.axhline(0.5, color=RANDOM, ls="--", lw=1, label="chance (AUC 0.5)")

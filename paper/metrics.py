@@ -1,4 +1,10 @@
-"""Reading the metric files: absent files are ``None``, unreadable ones a one-line error.
+"""Reading the metric files: absent files skip, unreadable ones are a one-line error.
+
+Each metric JSON is checked, when first read, against its record of the metrics
+contract (:mod:`husai.records`, the one module of ``husai`` that ``paper/`` imports): a
+file that is not valid JSON or does not follow its record is a one-line
+:class:`~paper.errors.PaperInputError` naming the file and the json path at fault, so
+the figures and the report can address values by the declared layout.
 
 Every value the report prints is read through :class:`Metrics` by a *json path*:
 a tuple of keys and list indices from the file's root (``("saes", "topk/seed42",
@@ -17,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from husai.records import FILES, RecordError, validate
 from paper.errors import PaperInputError, Skip
 
 JsonPath = tuple[str | int, ...]
@@ -33,15 +40,22 @@ class Metrics:
         return (self.root / name).is_file()
 
     def json(self, name: str) -> Any:
-        """Parsed JSON of ``name``; :class:`Skip` if the file is absent."""
+        """Parsed JSON of ``name``, checked against its record when it has one
+        (:data:`husai.records.FILES`); :class:`Skip` if the file is absent."""
         if name not in self._cache:
             path = self.root / name
             if not path.is_file():
                 raise Skip(f"{name} is not there yet")
             try:
-                self._cache[name] = json.loads(path.read_text())
+                doc = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise PaperInputError(f"{name} is not valid JSON: {err}") from None
+            if name in FILES:
+                try:
+                    validate(doc, FILES[name], name)
+                except RecordError as err:
+                    raise PaperInputError(f"{err} (its record: husai/records.py)") from None
+            self._cache[name] = doc
         return self._cache[name]
 
     def yaml(self, name: str) -> Any:

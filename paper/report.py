@@ -123,8 +123,6 @@ def transformer_section(c: Citer, build) -> str:
 
 def fourier_section(c: Citer, build) -> str:
     keys = c.value(FOURIER, ("key_frequencies",))
-    if not isinstance(keys, list):
-        raise Skip(f"{FOURIER}: key_frequencies is not a list")
     key_text = ", ".join(c.num(FOURIER, ("key_frequencies", i), "d") for i in range(len(keys)))
     rows = [
         ("key frequencies", key_text),
@@ -180,7 +178,7 @@ def saes_section(c: Citer, build) -> str:
 
 def stability_section(c: Citer, build) -> str:
     m = c.m
-    entries = sc.configs(m, STABILITY, "pwmcc")
+    entries = sc.configs(m, STABILITY)
     rank = None
     head_a = ("| config | d_sae | PWMCC [95% CI] | isotropic random | untrained | "
               "random in data subspace | trained / isotropic [95% CI] | "
@@ -192,10 +190,9 @@ def stability_section(c: Citer, build) -> str:
     rows_a, rows_b = [], []
     for name, path in entries:
         entry = m.get(STABILITY, path)
-        if rank is None and isinstance(entry.get("subspace_rank"), int):
+        if rank is None and entry.get("subspace_rank") is not None:  # data-subspace baseline
             rank = (*path, "subspace_rank")
-        cells = [f"`{name}`", c.num(STABILITY, (*path, "d_sae"), "d")
-                 if "d_sae" in entry else "n/a"]
+        cells = [f"`{name}`", c.num(STABILITY, (*path, "d_sae"), "d")]
         t = sc.optional(sc.stat, m, STABILITY, path, "pwmcc")
         cells.append(ci_text(c, t) if t else "n/a")
         for kind in ("random", "untrained", "subspace_random"):
@@ -287,7 +284,6 @@ def subspace_caveat(c: Citer, entries) -> str:
 def span(c: Citer, refs, fmt: str) -> str:
     """``min–max`` of cited values, or the one value when they agree at ``fmt``."""
     vals = [c.value(f, p) for f, p in refs]
-    vals = [v.get("mean") if isinstance(v, dict) else v for v in vals]
     if vals and all(isinstance(v, int | float) for v in vals) and \
             format(min(vals), fmt) == format(max(vals), fmt):
         return c.derived("mean", refs, fmt)
@@ -301,14 +297,13 @@ def _row_ci(c: Citer, path, key: str, ci_key: str, fmt: str = ".2f", file: str =
 
 
 def _cell(c: Citer, path, key: str, fmt: str, file: str = SWEEP) -> str:
-    node = c.m.get(file, path)
-    return c.num(file, (*path, key), fmt) if key in node else "n/a"
+    return c.num(file, (*path, key), fmt)
 
 
 def sweep_section(c: Citer, build) -> str:
     m = c.m
     best = m.get(SWEEP, ("best_ratio",))
-    if not isinstance(best, list) or not best:
+    if not best:
         raise Skip(f"{SWEEP}: best_ratio is empty")
     head = ("| config | d_sae | sparsity | L0 | explained variance | PWMCC | "
             "trained / isotropic [95% CI] | trained / data subspace [95% CI] | "
@@ -331,7 +326,7 @@ def sweep_section(c: Citer, build) -> str:
             f"trained / isotropic ratios:\n\n")
     text += head + "".join(rows)
     by = m.get(SWEEP, ("by_d_sae",))
-    if isinstance(by, dict) and by:
+    if by:
         text += ("\nBest configuration per dictionary size (`by_d_sae`), with the number of "
                  "configurations above the data-subspace baseline:\n\n"
                  "| d_sae | best config | trained / isotropic [95% CI] | random PWMCC | "
@@ -340,10 +335,10 @@ def sweep_section(c: Citer, build) -> str:
         trained = sc.rows(m, SWEEP)
         for d in sorted(by, key=float):
             p = ("by_d_sae", d)
-            mine = [(rp, r) for rp, r in trained if str(r.get("d_sae")) == d]
+            mine = [(rp, r) for rp, r in trained if str(r["d_sae"]) == d]
             d_cell = (c.num(SWEEP, (*mine[0][0], "d_sae"), "d") if mine else "n/a")
             above_sub = [(SWEEP, (*rp, "ratio_subspace")) for rp, r in mine
-                         if r.get("above_subspace") is True]
+                         if r.get("above_subspace") is True]  # with the data subspace
             has_sub = any("above_subspace" in r for _, r in mine)
             text += (f"| {d_cell} | `{by[d]['best_config']}` | "
                      f"{_row_ci(c, p, 'best_ratio', 'best_ratio_ci')} | "
@@ -357,9 +352,9 @@ def sweep_section(c: Citer, build) -> str:
 def matched_l0_section(c: Citer, build) -> str:
     m = c.m
     comps = m.get(SWEEP, ("matched_l0",))
-    if not isinstance(comps, list) or not comps:
+    if not comps:
         raise Skip(f"{SWEEP}: no comparison at matched L0")
-    archs = sorted({a for comp in comps for a in comp.get("architectures", {})})
+    archs = sorted({a for comp in comps for a in comp["architectures"]})
     head = ("| d_sae | target L0 | " + " | ".join(archs) + " | best |\n| --- | --- | "
             + " | ".join("---" for _ in archs) + " | --- |\n")
     out = []
@@ -372,12 +367,12 @@ def matched_l0_section(c: Citer, build) -> str:
                 continue
             q = (*p, "architectures", a)
             cells.append(f"{_row_ci(c, q, 'ratio', 'ratio_ci')} (L0 {_cell(c, q, 'l0', '.1f')})")
-        cells.append(str(comp.get("best_architecture", "")))
+        cells.append(comp["best_architecture"])
         out.append("| " + " | ".join(cells) + " |\n")
     text = ("Trained / isotropic PWMCC ratio [95% CI] of each architecture's configuration "
             "whose measured L0 is nearest the target:\n\n" + head + "".join(out))
     summ = m.get(SWEEP, ("architectures_at_matched_l0",))
-    if isinstance(summ, dict) and summ:
+    if summ:
         text += ("\n| architecture | comparisons | wins | mean ratio |\n| --- | --- | --- | --- |\n"
                  + "".join(
                      f"| {a} | {c.num(SWEEP, ('architectures_at_matched_l0', a, 'n_comparisons'), 'd')} | "
@@ -392,7 +387,7 @@ def recovery_section(c: Citer, build) -> str:
     head = ("| config | key-frequency coverage | pure-latent fraction | decoder alignment | "
             "random dictionary |\n| --- | --- | --- | --- | --- |\n")
     rows = []
-    for name, path in sc.configs(m, RECOVERY, "key_frequency_coverage"):
+    for name, path in sc.configs(m, RECOVERY):
         cells = [f"`{name}`"]
         for metric in ("key_frequency_coverage", "pure_latent_fraction", "decoder_alignment"):
             s = sc.optional(sc.stat, m, RECOVERY, path, metric)
@@ -406,27 +401,18 @@ def recovery_section(c: Citer, build) -> str:
 # ----------------------------------------------------------------------------- research questions
 
 
-def _rows_by(m: Metrics, key: str) -> dict:
-    out: dict = {}
-    for path, r in sc.rows(m, SWEEP):
-        out.setdefault(r.get(key), []).append((path, r))
-    return out
-
-
 def rq1(c: Citer, build) -> str:
     m = c.m
     gold = m.get(SWEEP, ("goldilocks",))
     by = m.get(SWEEP, ("by_d_sae",))
-    if not isinstance(by, dict) or not by:
+    if not by:
         raise Skip(f"{SWEEP}: no by_d_sae summary")
     sizes = sorted(by, key=float)
     trained = sc.rows(m, SWEEP)
     d_path = {str(r["d_sae"]): (*p, "d_sae") for p, r in trained}
-    best = [by[d].get("best_ratio") for d in sizes]
+    best = [by[d]["best_ratio"] for d in sizes]
     falling = all(a is not None and b is not None and a > b for a, b in pairwise(best))
-    zone = bool(gold.get("zone")) if isinstance(gold, dict) else None
-    text = ("**No Goldilocks zone.** " if zone is False else
-            "**A Goldilocks zone.** " if zone else "")
+    text = "**A Goldilocks zone.** " if gold["zone"] else "**No Goldilocks zone.** "
     text += ("The best trained / isotropic PWMCC ratio per dictionary size is " + "; ".join(
         f"d_sae {c.num(SWEEP, d_path[d], 'd') if d in d_path else 'n/a'}: "
         f"{_row_ci(c, ('by_d_sae', d), 'best_ratio', 'best_ratio_ci')} (`{by[d]['best_config']}`)"
@@ -435,11 +421,10 @@ def rq1(c: Citer, build) -> str:
         text += ("It falls with every step up in size, so the peak is at the smallest size "
                  f"tried (d_sae {c.num(SWEEP, ('goldilocks', 'peak_d_sae'), 'd')}), not inside "
                  "the range. ")
-    elif isinstance(gold, dict) and "peak_d_sae" in gold:
+    else:
         text += f"It peaks at d_sae {c.num(SWEEP, ('goldilocks', 'peak_d_sae'), 'd')}. "
-    rank = sc.optional(c.value, FOURIER, ("activation_effective_rank",)) \
-        if m.exists(FOURIER) else None
-    if isinstance(rank, int | float):
+    if m.exists(FOURIER):
+        rank = c.value(FOURIER, ("activation_effective_rank",))
         low = [d for d in sizes if float(d) <= rank and d in d_path]
         text += (f"The activations' effective rank is "
                  f"{c.num(FOURIER, ('activation_effective_rank',), '.1f')}"
@@ -448,16 +433,17 @@ def rq1(c: Citer, build) -> str:
                     if low else "; every size tried is above it") + ". ")
     stable = [(SWEEP, ("by_d_sae", d, "n_stable")) for d in sizes]
     total = [(SWEEP, ("by_d_sae", d, "n_configs")) for d in sizes]
-    n_stable = sum(int(m.get(f, p) or 0) for f, p in stable)
-    n_total = sum(int(m.get(f, p) or 0) for f, p in total)
+    n_stable = sum(m.get(f, p) for f, p in stable)
+    n_total = sum(m.get(f, p) for f, p in total)
     text += (("By the isotropic and untrained baselines every configuration counts as stable: "
               if n_stable == n_total else
               "By the isotropic and untrained baselines most configurations count as stable: ")
-             + f"{_sum(c, stable)} of {_sum(c, total)} are above both with their CI. ")
-    has_sub = [(p, r) for p, r in trained if "above_subspace" in r]
+             + f"{c.derived('sum', stable, 'd')} of {c.derived('sum', total, 'd')} are above "
+               "both with their CI. ")
+    has_sub = [(p, r) for p, r in trained if "above_subspace" in r]  # data-subspace baseline
     if has_sub:
         above = [(SWEEP, (*p, "ratio_subspace")) for p, r in has_sub if r["above_subspace"]]
-        top = max((pr for pr in has_sub if pr[1].get("ratio_subspace") is not None),
+        top = max((pr for pr in has_sub if pr[1]["ratio_subspace"] is not None),
                   key=lambda pr: pr[1]["ratio_subspace"], default=None)
         text += (("Against the data-subspace baseline the picture changes: only "
                   if len(above) < len(has_sub) else "Against the data-subspace baseline, ")
@@ -486,17 +472,8 @@ def rq1(c: Citer, build) -> str:
                    f"{fig_ref(build, 'fig5_tradeoff')}.)")
 
 
-def _sum(c: Citer, refs) -> str:
-    """The sum of cited integers (``n/a`` if one is not an integer)."""
-    vals = [c.value(f, p) for f, p in refs]
-    if any(not isinstance(v, int) for v in vals):
-        return "n/a"
-    return c.derived("sum", refs, "d")
-
-
 def jumprelu_note(c: Citer, trained) -> str:
-    mine = [(p, r) for p, r in trained if r.get("architecture") == "jumprelu"
-            and r.get("l0") is not None]
+    mine = [(p, r) for p, r in trained if r["architecture"] == "jumprelu"]
     if not mine:
         return ""
     sizes = sorted({r["d_sae"] for _, r in mine})
@@ -523,21 +500,19 @@ def jumprelu_note(c: Citer, trained) -> str:
 def rq2(c: Citer, build) -> str:
     m = c.m
     text = ""
-    if m.exists(SWEEP) and isinstance(sc.optional(m.get, SWEEP, ("architectures_at_matched_l0",)),
-                                      dict):
+    if m.exists(SWEEP):
         summ = m.get(SWEEP, ("architectures_at_matched_l0",))
-        comps = sc.optional(m.get, SWEEP, ("matched_l0",))
-        comps = comps if isinstance(comps, list) else []
+        comps = m.get(SWEEP, ("matched_l0",))
         decisive = []
         for i, comp in enumerate(comps):
-            arch = comp.get("architectures", {})
-            win = comp.get("best_architecture")
-            if win not in arch or not isinstance(arch[win].get("ratio_ci"), list):
+            arch = comp["architectures"]
+            win = comp["best_architecture"]
+            if win not in arch or arch[win]["ratio_ci"] is None:
                 continue
             lo = arch[win]["ratio_ci"][0]
             others = [a["ratio_ci"][1] for n, a in arch.items()
-                      if n != win and isinstance(a.get("ratio_ci"), list)]
-            if others and lo is not None and all(h is not None and lo > h for h in others):
+                      if n != win and a["ratio_ci"] is not None]
+            if others and all(lo > h for h in others):
                 decisive.append((SWEEP, ("matched_l0", i, "architectures", win, "ratio")))
         if comps and summ:
             wins = "; ".join(
@@ -559,7 +534,7 @@ def rq2(c: Citer, build) -> str:
             raise Skip(f"{STABILITY} is not there yet")
         return text.rstrip()
     parts = []
-    for name, path in sc.configs(m, STABILITY, "pwmcc"):
+    for name, path in sc.configs(m, STABILITY):
         t = sc.stat(m, STABILITY, path, "pwmcc")
         r = sc.optional(sc.ratio, m, STABILITY, path, "pwmcc", "random")
         s = sc.optional(sc.stat, m, STABILITY, path, "shared_fraction")
@@ -573,7 +548,7 @@ def rq2(c: Citer, build) -> str:
     text += ("The baseline SAEs (L0 as trained, not matched): " + "; ".join(parts)
              + ". ")
     verdicts = []
-    for name, path in sc.configs(m, STABILITY, "pwmcc"):
+    for name, path in sc.configs(m, STABILITY):
         t = sc.stat(m, STABILITY, path, "pwmcc")
         bs = [sc.optional(sc.baseline, m, STABILITY, path, k, "pwmcc")
               for k in ("random", "untrained")]
@@ -591,7 +566,7 @@ def rq2(c: Citer, build) -> str:
 def rq3(c: Citer, build) -> str:
     m = c.m
     rows = []
-    for name, path in sc.configs(m, RECOVERY, "key_frequency_coverage"):
+    for name, path in sc.configs(m, RECOVERY):
         if not m.exists(STABILITY) or name not in m.json(STABILITY):
             continue
         r = sc.optional(sc.ratio, m, STABILITY, (name,), "pwmcc", "random")
@@ -617,9 +592,9 @@ def rq3(c: Citer, build) -> str:
     trained = sc.optional(sc.rows, m, SWEEP) if m.exists(SWEEP) else None
     if trained and any("above_subspace" in r for _, r in trained):
         up = [(SWEEP, (*p, "coverage")) for p, r in trained
-              if r.get("above_subspace") is True and r.get("coverage") is not None]
+              if r.get("above_subspace") is True and r["coverage"] is not None]
         down = [(SWEEP, (*p, "coverage")) for p, r in trained
-                if r.get("above_subspace") is False and r.get("coverage") is not None]
+                if r.get("above_subspace") is False and r["coverage"] is not None]
         if up and down:
             mu = sum(c.value(f, p) for f, p in up) / len(up)
             md = sum(c.value(f, p) for f, p in down) / len(down)
@@ -635,11 +610,11 @@ def rq3(c: Citer, build) -> str:
 
 def _overlap_rank(m: Metrics, path) -> str | None:
     ov = m.get(GEOMETRY, (*path, "subspace", "overlap"))
-    if not isinstance(ov, dict) or not ov:
+    if not ov:
         return None
     need = sc.optional(m.get, GEOMETRY, ("activations", "dims_for_variance", "0.99"))
     ranks = sorted(ov, key=float)
-    if isinstance(need, int | float):
+    if need is not None:
         bigger = [r for r in ranks if float(r) >= need]
         if bigger:
             return bigger[0]
@@ -648,79 +623,69 @@ def _overlap_rank(m: Metrics, path) -> str | None:
 
 def rq4(c: Citer, build) -> str:
     m = c.m
-    if sc.has(m.json(GEOMETRY), ("activations", "effective_rank")):
-        text = (f"The activations' effective rank is "
-                f"{c.num(GEOMETRY, ('activations', 'effective_rank'), '.1f')} of "
-                f"{c.num(GEOMETRY, ('activations', 'd_in'), 'd')} dimensions; "
-                f"{c.num(GEOMETRY, ('activations', 'dims_for_variance', '0.9'), 'd')} hold "
-                f"{c.quote('90%', 'definition of dims_for_variance')} of the variance and "
-                f"{c.num(GEOMETRY, ('activations', 'dims_for_variance', '0.99'), 'd')} hold "
-                f"{c.quote('99%', 'definition of dims_for_variance')}. "
-                "Each property below is set beside a reference with no learning (two "
-                "dictionaries of randomly drawn activation rows, 'data sample'). ")
-    else:
-        text = ""
+    text = (f"The activations' effective rank is "
+            f"{c.num(GEOMETRY, ('activations', 'effective_rank'), '.1f')} of "
+            f"{c.num(GEOMETRY, ('activations', 'd_in'), 'd')} dimensions; "
+            f"{c.num(GEOMETRY, ('activations', 'dims_for_variance', '0.9'), 'd')} hold "
+            f"{c.quote('90%', 'definition of dims_for_variance')} of the variance and "
+            f"{c.num(GEOMETRY, ('activations', 'dims_for_variance', '0.99'), 'd')} hold "
+            f"{c.quote('99%', 'definition of dims_for_variance')}. "
+            "Each property below is set beside a reference with no learning (two "
+            "dictionaries of randomly drawn activation rows, 'data sample'). ")
     parts: list[str] = []
     groups_over_atoms: list[str] = []
     atoms_match: list[str] = []
     explained: list[str] = []
     beyond: list[str] = []
-    for name, path in sc.configs(m, GEOMETRY, "subspace"):
+    for name, path in sc.configs(m, GEOMETRY):
         entry = m.get(GEOMETRY, path)
         bits = []
-        g = entry.get("gram") or {}
-        if "seed_distance" in g:
-            sd = sc.stat_at(m, GEOMETRY, (*path, "gram", "seed_distance"))
-            refs_d = [sc.optional(m.get, GEOMETRY, (*path, "gram", k, "mean"))
-                      for k in ("distance_to_data_sample", "distance_to_isotropic")]
-            less = all(isinstance(v, int | float) and (sd.values(m)[2] or 1e9) < v
-                       for v in refs_d)
-            bits.append(
-                f"Gram spectra differ between seeds by {ci_text(c, sd)} (total variation), "
-                f"{'less' if less else '**not** clearly less'} than from the data-sample "
-                f"reference "
-                f"({c.num(GEOMETRY, sc.stat_at(m, GEOMETRY, (*path, 'gram', 'distance_to_data_sample')).mean, '.3f')}) "
-                f"or the isotropic one "
-                f"({c.num(GEOMETRY, sc.stat_at(m, GEOMETRY, (*path, 'gram', 'distance_to_isotropic')).mean, '.3f')}); "
-                f"two data-sample dictionaries differ by "
-                f"{c.num(GEOMETRY, (*path, 'gram', 'data_sample_pair_distance'), '.3f')}")
-        gr = (entry.get("groups") or {}).get("all") or {}
-        ds = (entry.get("groups") or {}).get("data_sample") or {}
-        if "group_overlap" in gr and "atom_match" in gr:
-            go = sc.stat_at(m, GEOMETRY, (*path, "groups", "all", "group_overlap"))
-            am = sc.stat_at(m, GEOMETRY, (*path, "groups", "all", "atom_match"))
-            conserved = (go.values(m)[0] or 0) > (am.values(m)[0] or 0)
-            (groups_over_atoms if conserved else atoms_match).append(name)
-            bit = (f"key-frequency group subspaces overlap {ci_text(c, go)} between seeds "
-                   f"while single atoms match at {ci_text(c, am)} "
-                   f"({'groups conserved more than atoms' if conserved else 'groups **not** conserved more than atoms'})")
-            if isinstance(ds.get("group_overlap"), int | float):
-                ref = sc.Stat(GEOMETRY, (*path, "groups", "data_sample", "group_overlap"))
-                word = relation(m, go, ref)
-                bit += (f"; the data-sample reference gives group overlap "
-                        f"{c.num(GEOMETRY, ref.mean, '.3f')} (trained is {word} it)")
-                (beyond if word == "above" else explained).append(name)
-            if not conserved and sc.has(g, ("summary", "self_max_cos")):
-                bit += (f"; but within one seed its live atoms are near-duplicates (mean best "
-                        f"|cos| to another atom of the same seed "
-                        f"{c.num(GEOMETRY, (*path, 'gram', 'summary', 'self_max_cos', 'mean'), '.3f')})")
-            bits.append(bit)
+        sd = sc.stat_at(m, GEOMETRY, (*path, "gram", "seed_distance"))
+        refs_d = [m.get(GEOMETRY, (*path, "gram", k, "mean"))
+                  for k in ("distance_to_data_sample", "distance_to_isotropic")]
+        less = all(v is not None and (sd.values(m)[2] or 1e9) < v for v in refs_d)
+        bits.append(
+            f"Gram spectra differ between seeds by {ci_text(c, sd)} (total variation), "
+            f"{'less' if less else '**not** clearly less'} than from the data-sample "
+            f"reference "
+            f"({c.num(GEOMETRY, sc.stat_at(m, GEOMETRY, (*path, 'gram', 'distance_to_data_sample')).mean, '.3f')}) "
+            f"or the isotropic one "
+            f"({c.num(GEOMETRY, sc.stat_at(m, GEOMETRY, (*path, 'gram', 'distance_to_isotropic')).mean, '.3f')}); "
+            f"two data-sample dictionaries differ by "
+            f"{c.num(GEOMETRY, (*path, 'gram', 'data_sample_pair_distance'), '.3f')}")
+        go = sc.stat_at(m, GEOMETRY, (*path, "groups", "all", "group_overlap"))
+        am = sc.stat_at(m, GEOMETRY, (*path, "groups", "all", "atom_match"))
+        conserved = (go.values(m)[0] or 0) > (am.values(m)[0] or 0)
+        (groups_over_atoms if conserved else atoms_match).append(name)
+        bit = (f"key-frequency group subspaces overlap {ci_text(c, go)} between seeds "
+               f"while single atoms match at {ci_text(c, am)} "
+               f"({'groups conserved more than atoms' if conserved else 'groups **not** conserved more than atoms'})")
+        if entry["groups"]["data_sample"]["group_overlap"] is not None:
+            ref = sc.Stat(GEOMETRY, (*path, "groups", "data_sample", "group_overlap"))
+            word = relation(m, go, ref)
+            bit += (f"; the data-sample reference gives group overlap "
+                    f"{c.num(GEOMETRY, ref.mean, '.3f')} (trained is {word} it)")
+            (beyond if word == "above" else explained).append(name)
+        if not conserved:
+            bit += (f"; but within one seed its live atoms are near-duplicates (mean best "
+                    f"|cos| to another atom of the same seed "
+                    f"{c.num(GEOMETRY, (*path, 'gram', 'summary', 'self_max_cos', 'mean'), '.3f')})")
+        bits.append(bit)
         r = _overlap_rank(m, path)
         if r is not None:
             ov = sc.stat_at(m, GEOMETRY, (*path, "subspace", "overlap", r))
-            sub = entry["subspace"]
+            sub = entry["subspace"]  # per rank "<r>"
             refs = []
-            if isinstance((sub.get("data_sample_overlap") or {}).get(r), int | float):
+            if r in sub["data_sample_overlap"]:
                 ref = sc.Stat(GEOMETRY, (*path, "subspace", "data_sample_overlap", r))
                 refs.append(f"data sample {c.num(GEOMETRY, ref.mean, '.3f')}, trained "
                             f"{relation(m, ov, ref)} it")
-            if isinstance((sub.get("random_expectation") or {}).get(r), int | float):
+            if r in sub["random_expectation"]:
                 refs.append("random expectation "
                             + c.num(GEOMETRY, (*path, 'subspace', 'random_expectation', r), '.3f'))
             bits.append(f"the rank-{c.quote(r, 'rank key of subspace.overlap in metrics/geometry.json')} "
                         f"decoder subspaces overlap {ci_text(c, ov)} ({'; '.join(refs)})")
-        if bits:
-            parts.append(f"`{name}`: " + "; ".join(bits))
+        parts.append(f"`{name}`: " + "; ".join(bits))
     if not parts:
         raise Skip(f"{GEOMETRY}: no configuration with geometry metrics")
     def names(xs: list[str]) -> str:
@@ -746,9 +711,9 @@ def rq4(c: Citer, build) -> str:
 def rq5(c: Citer, build) -> str:
     m = c.m
     parts = []
-    for name, path in sc.configs(m, DYNAMICS, "checkpoints"):
+    for name, path in sc.configs(m, DYNAMICS):
         cps = m.get(DYNAMICS, (*path, "checkpoints"))
-        if not isinstance(cps, list) or len(cps) < 2:
+        if len(cps) < 2:
             continue
         last, prev = len(cps) - 1, len(cps) - 2
         cp = (*path, "checkpoints")
@@ -757,9 +722,9 @@ def rq5(c: Citer, build) -> str:
         text = (f"`{name}`: PWMCC between seeds goes from {ci_text(c, pw0)} at step "
                 f"{c.num(DYNAMICS, (*cp, 0, 'step'), 'd')} (the untrained baseline) to "
                 f"{ci_text(c, pw1)} at step {c.num(DYNAMICS, (*cp, last, 'step'), 'd')}")
-        sf = [((cp_.get("stability") or {}).get("shared_fraction") or {}).get("mean")
-              for cp_ in cps]
-        if all(isinstance(v, int | float) for v in sf):
+        sf = [cp_["stability"]["shared_fraction"]["mean"]
+              if "shared_fraction" in cp_["stability"] else None for cp_ in cps]
+        if all(v is not None for v in sf):
             peak = max(range(len(sf)), key=lambda i: (sf[i], -i))
             refs = [(DYNAMICS, (*cp, i, "stability", "shared_fraction", "mean"))
                     for i in range(len(cps))]
@@ -768,22 +733,20 @@ def rq5(c: Citer, build) -> str:
             text += (f"; the shared fraction {shape}: maximum {c.derived('max', refs, '.3f')} at "
                      f"step {c.num(DYNAMICS, (*cp, peak, 'step'), 'd')}, "
                      f"{c.num(DYNAMICS, refs[last][1], '.3f')} at the end")
-        if "frac_alive" in cps[0] and "frac_alive" in cps[last]:
-            text += (f", while the live fraction of latents goes from "
-                     f"{c.num(DYNAMICS, (*cp, 0, 'frac_alive', 'mean'), '.3f')} to "
-                     f"{c.num(DYNAMICS, (*cp, last, 'frac_alive', 'mean'), '.3f')}")
-        settle = sc.optional(m.get, DYNAMICS, (*path, "settle", "live", "fraction_settled_by_step"))
-        step_prev = cps[prev].get("step")
-        if isinstance(settle, dict) and str(step_prev) in settle:
+        text += (f", while the live fraction of latents goes from "
+                 f"{c.num(DYNAMICS, (*cp, 0, 'frac_alive', 'mean'), '.3f')} to "
+                 f"{c.num(DYNAMICS, (*cp, last, 'frac_alive', 'mean'), '.3f')}")
+        settle = m.get(DYNAMICS, (*path, "settle", "live", "fraction_settled_by_step"))
+        step_prev = cps[prev]["step"]
+        if str(step_prev) in settle:
             text += (f". Settling: only {c.num(DYNAMICS, (*path, 'settle', 'live', 'fraction_settled_by_step', str(step_prev)), '.1%')} "
                      f"of the {c.num(DYNAMICS, (*path, 'settle', 'live', 'n_latents'), 'd')} live "
                      f"latents have their final best matches by step "
                      f"{c.num(DYNAMICS, (*cp, prev, 'step'), 'd')} (median settle step "
                      f"{c.num(DYNAMICS, (*path, 'settle', 'live', 'median'), 'g')} of "
-                     f"{c.num(DYNAMICS, (*path, 'total_steps'), 'd')})")
-            if "match_agreement_live" in cps[prev]:
-                text += (f", and {c.num(DYNAMICS, (*cp, prev, 'match_agreement_live'), '.1%')} "
-                         "of (live latent, other seed) best matches there are already final")
+                     f"{c.num(DYNAMICS, (*path, 'total_steps'), 'd')})"
+                     f", and {c.num(DYNAMICS, (*cp, prev, 'match_agreement_live'), '.1%')} "
+                     "of (live latent, other seed) best matches there are already final")
         parts.append(text)
     if not parts:
         raise Skip(f"{DYNAMICS}: no configuration with checkpoints")
@@ -795,10 +758,10 @@ def rq5(c: Citer, build) -> str:
 def rq6(c: Citer, build) -> str:
     m = c.m
     parts, few, unit = [], [], False
-    for name, path in sc.configs(m, PREDICTORS, "auc"):
+    for name, path in sc.configs(m, PREDICTORS):
         entry = m.get(PREDICTORS, path)
-        auc = entry.get("auc")
-        if not isinstance(auc, dict) or not auc:
+        auc = entry["auc"]
+        if not auc:
             continue
         good, chance, anti = [], [], []
         for prop in auc:
@@ -811,19 +774,16 @@ def rq6(c: Citer, build) -> str:
                 anti.append(piece)
             else:
                 chance.append(piece)
-        head = f"`{name}`"
-        if "n_shared" in entry and "n_live" in entry:
-            head += (f" ({c.num(PREDICTORS, (*path, 'n_shared'), 'd')} shared of "
-                     f"{c.num(PREDICTORS, (*path, 'n_live'), 'd')} live latents)")
+        head = (f"`{name}` ({c.num(PREDICTORS, (*path, 'n_shared'), 'd')} shared of "
+                f"{c.num(PREDICTORS, (*path, 'n_live'), 'd')} live latents)")
         text = head + ": " + "; ".join(
             f"{label}: {', '.join(items)}" for label, items in (
                 ("predictive (CI above chance)", good), ("below chance (CI under it)", anti),
                 ("not distinguishable from chance", chance)) if items)
-        n_shared = entry.get("n_shared")
-        if isinstance(n_shared, int) and n_shared < 30:
+        if entry["n_shared"] < 30:
             few.append(name)
-        dec = auc.get("decoder_norm")
-        if isinstance(dec, dict) and dec.get("mean") == 0.5 and dec.get("std") == 0:
+        dec = auc.get("decoder_norm")  # predictors are the keys of auc
+        if dec is not None and dec["mean"] == 0.5 and dec["std"] == 0:
             unit = True
         parts.append(text)
     if not parts:

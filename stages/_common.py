@@ -1,7 +1,9 @@
 """What every stage shares: params, atomic outputs, one-line errors, timing log.
 
 A stage validates all params and checks its inputs *before* it writes anything,
-writes every output through a temporary file (or folder) and an atomic rename,
+checks every metric JSON against its record of the metrics contract
+(:mod:`husai.records`) before writing it, writes every output through a
+temporary file (or folder) and an atomic rename,
 and never writes wall-clock times or host names into a versioned output: those
 go to ``logs/timings.jsonl``, which git and DVC ignore.
 """
@@ -23,6 +25,7 @@ from rich.console import Console
 
 from husai.config import Params, parse_params
 from husai.errors import HusaiError
+from husai.records import validate_json
 from husai.serialize import csv_bytes, json_bytes
 
 console = Console(highlight=False, soft_wrap=True)
@@ -91,9 +94,14 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode())
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """:func:`husai.serialize.json_bytes` of ``obj`` written atomically to ``path``."""
-    write_bytes(path, json_bytes(obj))
+def write_json(path: Path, obj: Any, record: Any) -> None:
+    """:func:`husai.serialize.json_bytes` of ``obj`` written atomically to ``path``, once
+    those bytes are checked against ``record`` (:func:`husai.records.validate_json`; a
+    :class:`husai.records.RecordError` naming the json path is a bug of the stage, and
+    nothing is written)."""
+    data = json_bytes(obj)
+    validate_json(data, record, path.as_posix())
+    write_bytes(path, data)
 
 
 def write_csv(path: Path, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:

@@ -1,4 +1,7 @@
-"""Stage ``fourier``: validate the ground truth (SCIENCE.md section 2)."""
+"""Stage ``fourier``: validate the ground truth (SCIENCE.md section 2).
+
+``metrics/fourier.json``: :class:`husai.records.FourierMetrics`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from husai.records import FourierMetrics
 from stages._artifacts import load_task, load_transformer
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_csv, write_json
 
@@ -74,7 +78,7 @@ def main(
             for k in range(1, fr.n_frequencies(p) + 1)
         ),
     )
-    write_json(metrics, result)
+    write_json(metrics, result, FourierMetrics)
     console.print(
         f"fourier: key frequencies {keys} carry {result['embedding_key_frequency_share']:.1%} of "
         f"the embedding and {result['activation_key_frequency_variance_share']:.1%} of the "

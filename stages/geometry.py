@@ -34,59 +34,24 @@ replacement when ``n_ref <= N``): what the activations' own geometry gives witho
 any learning. Group-label shuffles of seed number i are drawn from seed
 ``geometry.seed + i``.
 
-``metrics/geometry.json``::
-
-    {
-      "activations": {"n": 12769, "d_in": 128, "effective_rank": ..., "participation_ratio": ...,
-                      "dims_for_variance": {"0.9": d, "0.95": d, "0.99": d},
-                      "variance_share_top": [first 16 shares]},
-      "ground_truth": {"key_frequencies": [..], "subspace_dims": {"<k>": dim},
-                       "variance_share_in_span": share of the centred activations'
-                                                 variance in the span of all ground-truth directions,
-                       "group_min_share": 0.5},
-      "configs": {
-        "<config>": {
-          "architecture": ..., "seeds": [...], "d_sae": 1024, "d_in": 128,
-          "live_only": true, "n_live": VSTATS,  # live latents per seed
-          "n_atoms_analysed": [per seed], "n_reference_atoms": n_ref,
-          "pwmcc": STATS,                         # single atoms (of the analysed atoms)
-          "gram": {
-            "summary": {"effective_rank" | "participation_ratio" | "numerical_rank" |
-                        "top_eigenvalue" | "self_max_cos": VSTATS},
-            "seed_distance": STATS,               # TV distance between two seeds' spectra
-            "distance_to_isotropic": VSTATS,      # each seed vs the isotropic reference
-            "distance_to_data_sample": VSTATS,
-            "isotropic": GRAM, "isotropic_pair_distance": float,
-            "data_sample": GRAM, "data_sample_pair_distance": float
-          },
-          "subspace": {
-            "overlap": {"<r>": STATS},            # between seeds
-            "random_expectation": {"<r>": r / d_in},
-            "isotropic_overlap": {"<r>": float},  # the two isotropic references
-            "data_sample_overlap": {"<r>": float},
-            "activation_pca_overlap": {"<r>": VSTATS}  # decoder top-r vs activations' top-r PCs
-          },
-          "groups": {
-            "fraction_grouped": VSTATS, "sizes": {"<k>": VSTATS},
-            "per_frequency": {"<k>": {"rank": mean r over pairs (0: empty), "group_overlap": STATS,
-                                       "atom_in_span": STATS, "atom_match": STATS,
-                                       "null_overlap": STATS, "random_overlap": mean r / d_in
-                                       over the pairs where the group is not empty}},
-            "all": {"group_overlap" | "atom_in_span" | "atom_match" | "null_overlap": STATS,
-                    "random_overlap": float | null},   # per pair, mean over its groups
-            "data_sample": {"group_overlap" | "atom_in_span" | "atom_match" |
-                            "null_overlap": float | null}   # the data-sample pair, mean over groups
-          }
-        }
-      }
-    }
-
-STATS: :meth:`husai.stats.SeedStats.to_dict` over seed pairs (seed-bootstrap CI;
-where some pairs are undefined, e.g. an empty group, mean and std of the rest and
-no CI); VSTATS: the same over per-seed values; GRAM:
-:func:`husai.geometry.gram_summary`. Ranks ``<r>`` are ``geometry.ranks`` up to
-the smallest number of analysed atoms of a seed, and ``d_in``; the overlap CSV
-has every rank up to that bound (blank beyond).
+``metrics/geometry.json``: :class:`husai.records.GeometryMetrics`: the activations'
+spectrum summary (:class:`husai.records.ActivationSummary`), the ground truth's group
+subspaces (:class:`husai.records.GroundTruthSummary`) and, per configuration, a
+:class:`husai.records.GeometryConfig`: live latents and analysed atoms per seed,
+single-atom ``pwmcc``; ``gram``: Gram-spectrum summaries over seeds, the TV distance
+between two seeds' spectra (``seed_distance``) and from each reference, and the
+references' own :func:`husai.geometry.gram_summary`; ``subspace``: per rank ``<r>``
+the overlap between seeds, ``r / d_in``, the references' overlaps and each seed's
+overlap with the activations' top-r principal components; ``groups``: the share of
+grouped atoms, group sizes, and per key frequency ``<k>`` (and over all groups) the
+group measures ``group_overlap``, ``atom_in_span``, ``atom_match``, ``null_overlap``
+between seed pairs, beside ``random_overlap`` (mean r / d_in over the pairs where the
+group is not empty) and the data-sample pair (``data_sample``). Statistics are
+:class:`husai.records.Stat` records, over seed pairs (seed-bootstrap CI; where some
+pairs are undefined, e.g. an empty group, mean and std of the rest and no CI) or over
+per-seed values. Ranks ``<r>`` are ``geometry.ranks`` up to the smallest number of
+analysed atoms of a seed, and ``d_in``; the overlap CSV has every rank up to that
+bound (blank beyond).
 
 ``metrics/curves/geometry_spectrum.csv``: ``index`` (1..d_in),
 ``activation_variance_share``, and per configuration ``<config>_gram_eigenvalue``
@@ -103,6 +68,7 @@ from pathlib import Path
 
 import typer
 
+from husai.records import GeometryMetrics
 from stages._artifacts import load_activations
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_csv, write_json
 from stages._pairs import load_config_saes
@@ -167,7 +133,7 @@ def main(
                 for i in range(d_in)]
         return names, rows
 
-    write_json(metrics, out)
+    write_json(metrics, out, GeometryMetrics)
     write_csv(spectrum_csv, *columns(spectrum_cols, "index"))
     write_csv(overlap_csv, *columns(overlap_cols, "rank"))
     console.print(f"geometry: activations effective rank "

@@ -2,9 +2,11 @@
 
 Reads only ``metrics/`` (whichever files exist) and ``params.yaml`` keys
 ``task.p`` and ``task.frac_train`` (quoted in the report). A figure whose metric file is
-absent, or lacks a field it needs, is skipped and the report says so; a metric file
-that is not valid JSON / CSV is a one-line error. Outputs are byte-identical on rerun
-(``paper/style.py``) and written atomically: ``paper/figures/`` as a whole folder,
+absent, or lacks an optional field it needs, is skipped and the report says so; a metric
+file that is not valid JSON / CSV, or does not follow its record of the metrics contract
+(``husai/records.py``, checked by ``paper/metrics.py``), is a one-line error. Outputs
+are byte-identical on rerun (``paper/style.py``) and written atomically:
+``paper/figures/`` as a whole folder,
 ``paper/report.md``, and ``paper/report_sources.json`` (the citation of every number).
 """
 

@@ -26,32 +26,19 @@ Population: live latents only (non-zero on at least one input of the grid); a de
 latent is never shared in practice and would make ``firing_frequency`` look
 predictive for a trivial reason. Their number is reported.
 
-``metrics/predictors.json``::
+``metrics/predictors.json``: :class:`husai.records.PredictorsMetrics`: the sharing
+``rule`` and, per configuration, a :class:`husai.records.PredictorConfig`: shape,
+seeds, ``min_other_seeds`` (shared with at least this many other seeds), latent counts
+pooled over seeds, the histogram of the number of other seeds each latent is shared
+with (all latents), ``per_seed`` live / shared counts and AUCs, ``auc`` per predictor
+(an :class:`husai.records.AucStat`), ``n_shared_with_any`` and
+``auc_shared_with_any`` (pooled AUCs for the looser label "shared with at least one
+other seed"), class ``means`` and ``shared_rate_by_decile``.
 
-    {
-      "rule": {"threshold": 0.7, "shared_with": "majority", "absolute": true},
-      "configs": {
-        "<config>": {
-          "architecture": "topk", "seeds": [...], "d_sae": 1024,
-          "min_other_seeds": 3,               # shared with at least this many other seeds
-          "n_latents": 5120, "n_live": ..., "n_shared": ...,   # pooled over seeds
-          "shared_count_histogram": {"0": n, ..., "<n-1>": n}, # other seeds shared with, all latents
-          "per_seed": {"<seed>": {"n_live": ..., "n_shared": ...,
-                                  "auc": {"<predictor>": float | null}}},
-          "auc": {"<predictor>": VSTATS + {"pooled": float | null}},
-          "n_shared_with_any": ..., # live latents shared with at least one other seed
-          "auc_shared_with_any": {"<predictor>": pooled AUC for that looser label},
-          "means": {"<predictor>": {"shared": float | null, "not_shared": float | null}},
-          "shared_rate_by_decile": {"<predictor>": [{"low": .., "high": .., "n": ..,
-                                                      "shared_rate": ..}, ...]}
-        }
-      }
-    }
-
-VSTATS: :meth:`husai.stats.SeedStats.to_dict` over the per-seed AUCs (mean, std,
+``auc``: the :class:`husai.records.Stat` of the per-seed AUCs (mean, std,
 seed-bootstrap 95% CI from 3 seeds on; seeds whose live latents are all shared or
-all unshared have no AUC and are left out, ``n_seeds`` counts the rest);
-``pooled`` is the AUC over the live latents of all seeds together. An AUC above
+all unshared have no AUC and are left out, ``n_seeds`` counts the rest) with
+``pooled``, the AUC over the live latents of all seeds together. An AUC above
 0.5 means larger values go with being shared. ``shared_rate_by_decile``: pooled
 live latents cut at the deciles of the predictor (tied edges merged), the share
 shared in each bin.
@@ -64,6 +51,7 @@ from typing import Any
 
 import typer
 
+from husai.records import PredictorsMetrics
 from stages._artifacts import load_activations
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
 from stages._pairs import load_config_saes
@@ -102,5 +90,5 @@ def main(
                           else f"{k} n/a" for k in PREDICTORS)
         console.print(f"predictors: {name}: {c['n_shared']}/{c['n_live']} live latents shared; "
                       f"AUC {shown}")
-    write_json(metrics, out)
+    write_json(metrics, out, PredictorsMetrics)
     console.print(f"predictors: {len(saes)} configurations -> {metrics}")

@@ -6,25 +6,12 @@ input grid, with the purity threshold of params ``fourier``, then prints the
 "Phase 1" table (L0, EV and dead share from ``metrics/saes.json``, stability from
 ``metrics/stability.json``, coverage from here).
 
-Schema of ``metrics/recovery.json`` (a *stats* object is ``{"mean", "std", "ci":
-[low, high] or null, "n_seeds", "n_pairs": null}`` over the seeds' values, CI a 95%
-percentile bootstrap over seeds)::
-
-    {
-      "<config>": {                        # topk, batchtopk, standard (params saes)
-        "architecture": str, "d_sae": int, "seeds": [int, ...],
-        "key_frequencies": [int, ...],     # from the activation dataset
-        "pure_latent_fraction": stats,     # live latents with purity >= threshold
-        "key_frequency_coverage": stats,   # key frequencies with >= 1 pure live latent
-        "decoder_alignment": stats,        # mean over ground-truth directions of best |cos|
-        "random_decoder_alignment": stats, # same for an isotropic dictionary of that shape
-        "per_seed": {"<seed>": {           # husai.recovery.recovery_metrics
-          "n_latents", "n_live", "n_pure", "pure_latent_fraction", "key_frequency_coverage",
-          "pure_latents_per_key_frequency": {"<k>": int}, "n_ground_truth",
-          "decoder_alignment", "decoder_alignment_per_key_frequency": {"<k>": float or null},
-          "random_decoder_alignment", "decoder_alignment_energy_weighted"}}
-      }
-    }
+``metrics/recovery.json``: :data:`husai.records.RecoveryMetrics`, one
+:class:`husai.records.RecoveryConfig` per configuration: its shape, seeds and key
+frequencies, each seed's :func:`husai.recovery.recovery_metrics` (``per_seed``) and the
+:class:`husai.records.Stat` over seeds (CI a 95% percentile bootstrap) of each of
+``pure_latent_fraction``, ``key_frequency_coverage``, ``decoder_alignment`` and
+``random_decoder_alignment`` (an isotropic dictionary of the same shape).
 """
 
 from __future__ import annotations
@@ -34,6 +21,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from husai.records import RecoveryMetrics
 from stages._artifacts import load_activations, read_json
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
 
@@ -82,7 +70,7 @@ def main(
             "seeds": list(sae.seeds), "key_frequencies": list(acts.key_frequencies),
             **recovery_summary(sae, acts.x, gt, acts.key_frequencies, options)}
     rows = phase1_rows(sae_json, {n: stab_json[n] for n in configs}, per_config)
-    write_json(out, per_config)
+    write_json(out, per_config, RecoveryMetrics)
     wide = Console(highlight=False, width=max(console.width, 150))  # the table is wide
     wide.print(phase1_table(rows))
     console.print(f"recovery: {len(per_config)} configurations -> {out}")

@@ -1,10 +1,10 @@
 """Stage ``saes``: train every configuration of ``saes`` (all its seeds at once) and evaluate.
 
 Writes ``models/saes/<config>/seed<seed>/{cfg.json, sae_weights.safetensors}`` (SAELens
-folders, loadable with ``sae_lens.SAE.load_from_disk``) and ``metrics/saes.json``: one
-entry per SAE with its architecture, seed, hyperparameters, SAEBench metrics on the
-whole activation dataset and its final training numbers. Everything is validated and
-trained before anything is written.
+folders, loadable with ``sae_lens.SAE.load_from_disk``) and ``metrics/saes.json``
+(:class:`husai.records.SaesMetrics`): one entry per SAE with its architecture, seed,
+hyperparameters, SAEBench metrics on the whole activation dataset and its final
+training numbers. Everything is validated and trained before anything is written.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from husai.records import SaesMetrics
 from stages._artifacts import load_activations, sae_files
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_dir, write_json
 
@@ -103,6 +104,7 @@ def main(
             },
             "saes": entries,
         },
+        SaesMetrics,
     )
     table = Table("config", "arch", "seeds", "EV", "L0", "alive", "cossim", box=None)
     for name in configs:

@@ -5,29 +5,11 @@ For every configuration of params ``saes`` it loads the checkpoints of all seeds
 (SCIENCE.md sections 4-5), with the conventions of params ``analysis``. Everything is
 checked and computed before ``metrics/stability.json`` is written.
 
-Schema of ``metrics/stability.json`` (a *stats* object is ``{"mean", "std", "ci":
-[low, high] or null, "n_seeds", "n_pairs"}``: mean and sample std over the
-n(n-1)/2 seed pairs, 95% percentile-bootstrap CI resampling seeds; a *ratio* object
-is ``{"ratio", "ci", "difference", "difference_ci", "paired"}``)::
-
-    {
-      "<config>": {                       # topk, batchtopk, standard (params saes)
-        "architecture": str, "d_sae": int, "d_in": int, "seeds": [int, ...],
-        "pwmcc": stats,                   # decoder atoms, |cos|
-        "hungarian_mcc": stats,           # Song et al. 2025, |cos|
-        "shared_fraction": stats,         # Paulo & Belrose 2025, threshold analysis.shared_threshold
-        "random_pwmcc": stats,            # isotropic dictionaries of the same shape, same seeds
-        "random_hungarian_mcc": stats, "random_shared_fraction": stats,
-        "random_pwmcc_expected": float,   # exact expectation for two isotropic dictionaries
-        "untrained_pwmcc": stats,         # the same architecture at initialisation, same seeds
-        "untrained_hungarian_mcc": stats, "untrained_shared_fraction": stats,
-        "pwmcc_ratio_to_random": ratio,   # trained / random PWMCC, seeds resampled independently
-        "pwmcc_ratio_to_untrained": ratio,  # trained / untrained PWMCC, paired by seed
-        "subspace_overlap": {"<r>": {"trained": stats, "untrained_mean": float,
-                                     "random_expectation": float}},  # r / d_in
-        "pair_pwmcc": [[float or null]]   # n x n, seeds in the order of "seeds"
-      }
-    }
+``metrics/stability.json``: :data:`husai.records.StabilityMetrics`, one
+:class:`husai.records.StabilitySummary` per configuration (statistics over the
+n(n-1)/2 seed pairs are :class:`husai.records.Stat` records with a 95% percentile
+bootstrap CI resampling seeds; trained / baseline ratios are
+:class:`husai.records.Ratio` records).
 """
 
 from __future__ import annotations
@@ -36,6 +18,7 @@ from pathlib import Path
 
 import typer
 
+from husai.records import StabilityMetrics
 from stages._artifacts import load_activations
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
 
@@ -69,7 +52,7 @@ def main(
         console.print(f"stability: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
         untrained = init_saes(SAEConfig.from_hyperparams(configs[name], d_in), sae.seeds)
         result[name] = stability_summary(sae, options, untrained, basis=basis)
-    write_json(out, result)
+    write_json(out, result, StabilityMetrics)
     for name, st in result.items():
         r = st["pwmcc_ratio_to_random"]
         ci = "" if r["ci"] is None else f" [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"

@@ -14,19 +14,12 @@ shape and seeds, so a cell computes them once for all its levels. Above
 writes a "skipped" entry instead of failing.
 
 Writes the folder ``metrics/sweep/<architecture>-d<d_sae>/`` with one
-``<config>.json`` per level (uncached, in git). Schema::
-
-    {
-      "config": str, "architecture": str, "d_sae": int,
-      "sparsity": {"knob": "k" | "l1_coefficient" | "l0_coefficient", "value": number},
-      "skipped": bool, "reason": str,          # reason only when skipped; nothing below then
-      "hyperparameters": {...},                # husai.sae.SAEConfig, d_in included
-      "metrics": {"explained_variance", "l0", "frac_alive", "mse", "cossim", "l2_ratio":
-                  mean over seeds, "per_seed": {"<seed>": {same keys}}},
-      "training": {"steps": int, "final_epoch_loss": [per seed]},
-      "stability": husai.analysis.stability_summary (schema in stages/stability.py),
-      "recovery": husai.analysis.recovery_summary (schema in stages/recovery.py)
-    }
+``<config>.json`` per level (uncached, in git), each a
+:data:`husai.records.SweepConfigFile`: :class:`husai.records.SweepSkipped` (the reason)
+or :class:`husai.records.SweepTrained` (the hyperparameters the architecture reads, the
+SAEBench metrics, training steps, and :func:`husai.analysis.stability_summary` and
+:func:`husai.analysis.recovery_summary`). Every file is checked against its record
+before the cell is written.
 """
 
 from __future__ import annotations
@@ -35,6 +28,7 @@ from pathlib import Path
 
 import typer
 
+from husai.records import SweepConfigFile, validate_json
 from husai.serialize import json_bytes
 from stages._artifacts import load_activations
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_dir
@@ -104,4 +98,7 @@ def main(
                       f"{metrics['explained_variance']:.3f}, PWMCC {stab['pwmcc']['mean']:.3f} "
                       f"(random {stab['random_pwmcc']['mean']:.3f}, ratio {r['ratio']:.2f}), "
                       f"coverage {rec['key_frequency_coverage']['mean']:.2f}")
-    write_dir(out / cell_name(arch, d_sae), files)
+    folder = out / cell_name(arch, d_sae)
+    for file, data in files.items():
+        validate_json(data, SweepConfigFile, (folder / file).as_posix())
+    write_dir(folder, files)

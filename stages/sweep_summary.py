@@ -25,29 +25,14 @@ Definitions
   best configurations at the smallest and the largest size. Otherwise "no Goldilocks
   zone above d_sae X", X the size of the highest ratio.
 
-Schema of ``metrics/sweep.json``::
-
-    {
-      "n_configs": int, "n_saes": int, "n_skipped": int, "seeds": [int], "epochs": int,
-      "rows": [{"config", "architecture", "d_sae", "knob", "level", "skipped",
-                # the rest only when not skipped:
-                "l0", "explained_variance", "dead_fraction", "pwmcc", "pwmcc_ci",
-                "random_pwmcc", "untrained_pwmcc", "ratio", "ratio_ci", "ratio_untrained",
-                "ratio_untrained_ci", "hungarian_mcc", "shared_fraction" (null above
-                sweep.hungarian_max_d_sae), "coverage", "pure_latent_fraction",
-                "decoder_alignment", "random_decoder_alignment", "stable",
-                # with the data-subspace baseline (params analysis.subspace_variance):
-                "subspace_random_pwmcc", "ratio_subspace", "ratio_subspace_ci",
-                "above_subspace"}],
-      "best_ratio": [up to 5 rows (fields as above), highest ratio first],
-      "by_d_sae": {"<d_sae>": {"best_config", "best_ratio", "best_ratio_ci", "best_pwmcc",
-                               "random_pwmcc", "n_configs", "n_stable"}},
-      "matched_l0": [{"d_sae", "target_l0", "best_architecture",
-                      "architectures": {"<arch>": {"config", "l0", "ratio", "ratio_ci",
-                                                   "pwmcc", "explained_variance"}}}],
-      "architectures_at_matched_l0": {"<arch>": {"n_comparisons", "wins", "mean_ratio"}},
-      "goldilocks": {"zone": bool, "peak_d_sae": int, "stable_d_sae": [int], "answer": str}
-    }
+``metrics/sweep.json``: :class:`husai.records.SweepMetrics`: counts, ``rows`` (one
+:class:`husai.records.SweepRow` per trained configuration, a
+:class:`husai.records.SweepRowSkipped` per skipped one; a value's CI is the
+``<value>_ci`` beside it, ``[low, high]`` or null; ``hungarian_mcc`` and
+``shared_fraction`` are null above ``sweep.hungarian_max_d_sae``; the data-subspace
+fields only with params ``analysis.subspace_variance``), ``best_ratio`` (up to 5 rows,
+highest ratio first), ``by_d_sae``, ``matched_l0``, ``architectures_at_matched_l0`` and
+``goldilocks`` (the answer above, in words).
 """
 
 from __future__ import annotations
@@ -58,6 +43,7 @@ from typing import Any
 
 import typer
 
+from husai.records import SweepMetrics
 from stages._common import PARAMS_OPTION, console, load_params, stage, write_csv, write_json
 
 L0_MATCH_FACTOR = 1.5
@@ -261,7 +247,7 @@ def main(
                       for v in sw.sparsity[a]})
     summary = summarise(entries, sw.stable_ratio, list(sw.seeds), sw.epochs, targets)
     rows = [r for r in summary["rows"] if not r["skipped"]]
-    write_json(out, summary)
+    write_json(out, summary, SweepMetrics)
     write_csv(csv, CSV_COLUMNS, ([csv_value(r, c) for c in CSV_COLUMNS] for r in rows))
     console.print(f"sweep_summary: {summary['n_configs']} configurations "
                   f"({summary['n_saes']} SAEs, {summary['n_skipped']} skipped) -> {out}, {csv}")

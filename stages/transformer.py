@@ -1,4 +1,7 @@
-"""Stage ``transformer``: train the Nanda et al. model until it has grokked and cleaned up."""
+"""Stage ``transformer``: train the Nanda et al. model until it has grokked and cleaned up.
+
+``metrics/transformer.json``: :class:`husai.records.TransformerMetrics`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from husai.records import TransformerMetrics
 from stages._artifacts import ModelSpec, load_task, save_transformer
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_csv, write_json
 
@@ -86,7 +90,7 @@ def main(
             for r in result.curve
         ),
     )
-    write_json(metrics, summary)
+    write_json(metrics, summary, TransformerMetrics)
 
     verdict = "[green]grokked[/]" if summary["grokked"] else "[bold red]NOT grokked[/]"
     console.print(

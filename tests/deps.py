@@ -45,6 +45,9 @@ PLUMBING: dict[str, set[str]] = {
     # Checking that inputs exist, are readable and match dvc.lock: it can stop a stage,
     # never change its results (the bytes read are parsed by traced code).
     "stages/_inputs.py": {"*"},
+    # The metrics contract: checks that a metric file has its declared layout (stages
+    # before writing, the paper when reading). It can stop a stage, never change a value.
+    "husai/records.py": {"*"},
     "husai/config.py": {"parse_params"},
 }
 

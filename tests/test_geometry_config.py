@@ -152,7 +152,7 @@ def test_rotation_inside_groups_keeps_groups_but_not_atoms() -> None:
     assert s["n_atoms_analysed"] == [D, D]  # each rotated atom fires on a +e_k row
     # 4 atoms of each side match at |cos| 1/sqrt(2), e4 and e5 at 1
     assert s["pwmcc"]["mean"] == pytest.approx((4 / math.sqrt(2) + 2) / 6)
-    assert s["pwmcc"]["n_pairs"] == 1 and s["pwmcc"]["ci_low"] is None  # 2 seeds: no CI
+    assert s["pwmcc"]["n_pairs"] == 1 and s["pwmcc"]["ci"] is None  # 2 seeds: no CI
     assert s["gram"]["seed_distance"]["mean"] == pytest.approx(0.0, abs=1e-12)  # both flat
     for k in ("1", "2"):
         f = s["groups"]["per_frequency"][k]

@@ -102,7 +102,7 @@ def test_dynamics_stability_rises_above_random(workdir: Path) -> None:
             # at initialisation the SAEs are as (un)related as random dictionaries ...
             assert first["stability"][metric]["mean"] < iso[metric]["mean"] + 0.1
             # ... and by the end clearly above them, confidence interval included
-            assert last["stability"][metric]["ci_low"] > iso[metric]["mean"] + 0.1
+            assert last["stability"][metric]["ci"][0] > iso[metric]["mean"] + 0.1
             assert last["ratio_to_isotropic"][metric] > 1.2
         assert last["stability"]["shared_fraction"]["mean"] > first["stability"][
             "shared_fraction"]["mean"]
@@ -140,7 +140,7 @@ def test_geometry_finds_the_planted_groups(workdir: Path) -> None:
         assert overlap > groups["all"]["random_overlap"] + 0.3
         assert overlap > groups["all"]["null_overlap"]["mean"] + 0.3
         assert groups["all"]["atom_in_span"]["mean"] > 0.7
-        assert groups["all"]["group_overlap"]["ci_low"] is not None  # 3 seeds, every pair
+        assert groups["all"]["group_overlap"]["ci"] is not None  # 3 seeds, every pair
         assert c["gram"]["summary"]["numerical_rank"]["mean"] == D
         assert 0 <= c["gram"]["seed_distance"]["mean"] < c["gram"]["distance_to_isotropic"]["mean"]
         assert set(c["subspace"]["overlap"]) == {"4", "8", "16"}

@@ -1,4 +1,7 @@
-"""Stage ``paper``: figures from hand-made metric files, skips, citations, determinism."""
+"""Stage ``paper``: figures from hand-made metric files, skips, citations, determinism.
+
+The hand-made files are minimal instances of the records of the metrics contract
+(husai/records.py): the paper reads nothing else."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import matplotlib
 import pytest
 from typer.testing import CliRunner
 
+from husai.records import FILES, validate
 from paper.build import build
 from paper.figures import FIGURES
 from stages.cli import app
@@ -23,18 +27,15 @@ CONFIGS = {"topk": "topk", "batchtopk": "batchtopk", "standard": "standard"}
 SEEDS = (42, 123, 456)
 
 
-def stats(mean: float, half: float = 0.02, ci_list: bool = True) -> dict:
-    """A seed statistic in either documented form: ``ci: [low, high]`` (stability,
-    recovery) or ``ci_low``/``ci_high`` (dynamics, geometry, predictors)."""
-    if ci_list:
-        return {"mean": mean, "std": half / 2, "ci": [mean - half, mean + half],
-                "n_seeds": 3, "n_pairs": 3}
-    return {"mean": mean, "std": half / 2, "ci_low": mean - half, "ci_high": mean + half,
-            "n_seeds": 3, "n_pairs": 3}
+def stats(mean: float, half: float = 0.02, n_pairs: int | None = 3) -> dict:
+    """A statistic over seed pairs: the husai.records.Stat record."""
+    return {"mean": mean, "std": half / 2, "ci": [mean - half, mean + half], "n_seeds": 3,
+            "n_pairs": n_pairs}
 
 
 def vstats(mean: float, half: float = 0.02) -> dict:
-    return stats(mean, half, ci_list=False)
+    """A statistic over per-seed values (``n_pairs`` null)."""
+    return stats(mean, half, n_pairs=None)
 
 
 def ratio(value: float, half: float = 0.05) -> dict:
@@ -153,8 +154,14 @@ def fake_dynamics() -> dict:
             "checkpoints": cps,
             "settle": {"all": settle, "live": settle, "shared": settle,
                        "not_shared_live": settle},
+            "settle_per_pair": {"all": settle, "live": settle, "shared": settle},
             "final_live": 0.4, "final_shared_with_majority": 0.05}
     return {"threshold": 0.7, "configs": configs}
+
+
+def gram(effective_rank: float) -> dict:
+    return {"effective_rank": effective_rank, "participation_ratio": effective_rank / 2,
+            "numerical_rank": 32, "top_eigenvalue": 0.1, "self_max_cos": 0.3}
 
 
 def fake_geometry() -> dict:
@@ -165,11 +172,13 @@ def fake_geometry() -> dict:
             "architecture": name, "seeds": list(SEEDS), "d_sae": 64, "d_in": 32,
             "live_only": True, "n_live": vstats(40.0, 2.0), "n_atoms_analysed": [40, 41, 39],
             "n_reference_atoms": 40, "pwmcc": vstats(0.8),
-            "gram": {"summary": {"effective_rank": vstats(9.0)},
-                     "seed_distance": vstats(0.04 + 0.01 * i, 0.01),
+            "gram": {"summary": {"effective_rank": vstats(9.0), "participation_ratio": vstats(4.0),
+                                 "numerical_rank": vstats(20.0),
+                                 "top_eigenvalue": vstats(0.3), "self_max_cos": vstats(0.9)},
+                     "seed_distance": stats(0.04 + 0.01 * i, 0.01),
                      "distance_to_isotropic": vstats(0.7), "distance_to_data_sample": vstats(0.4),
-                     "isotropic": {"effective_rank": 30.0}, "isotropic_pair_distance": 0.01,
-                     "data_sample": {"effective_rank": 10.0}, "data_sample_pair_distance": 0.01},
+                     "isotropic": gram(30.0), "isotropic_pair_distance": 0.01,
+                     "data_sample": gram(10.0), "data_sample_pair_distance": 0.01},
             "subspace": {"overlap": {r: vstats(0.9 - 0.01 * int(r)) for r in ranks},
                          "random_expectation": {r: int(r) / 32 for r in ranks},
                          "isotropic_overlap": {r: int(r) / 32 + 0.01 for r in ranks},
@@ -196,7 +205,7 @@ def fake_predictors() -> dict:
     for i, name in enumerate(CONFIGS):
         auc = {"firing_frequency": {**vstats(0.5 + 0.1 * i, 0.05), "pooled": 0.55},
                "purity": {**vstats(0.8 - 0.35 * i, 0.05), "pooled": 0.75},
-               "decoder_norm": {"mean": 0.5, "std": 0.0, "ci_low": 0.5, "ci_high": 0.5,
+               "decoder_norm": {"mean": 0.5, "std": 0.0, "ci": [0.5, 0.5],
                                 "n_seeds": 3, "n_pairs": None, "pooled": 0.5},
                "encoder_norm": {**vstats(0.85, 0.05), "pooled": 0.8}}
         configs[name] = {"architecture": name, "seeds": list(SEEDS), "d_sae": 64,
@@ -226,7 +235,9 @@ def fake_metrics() -> dict[str, object]:
                 "hyperparameters": {"architecture": arch, "d_sae": 64, "k": 4,
                                     "l1_coefficient": 3.0},
                 "metrics": {"explained_variance": 0.8 + 0.01 * i + 0.003 * j, "l0": 4.0 + j,
-                            "frac_alive": 0.7, "mse": 1.0, "cossim": 0.9, "l2_ratio": 0.95}}
+                            "frac_alive": 0.7, "mse": 1.0, "cossim": 0.9, "l2_ratio": 0.95},
+                "training": {"steps": 100, "activation_scale": 0.1, "final_epoch_loss": 0.5,
+                             "final_epoch_mse": 0.3, "final_epoch_l0": 4.0}}
     stability = {name: fake_stability(i) for i, name in enumerate(CONFIGS)}
     recovery = {name: {"architecture": name, "d_sae": 64, "seeds": list(SEEDS),
                        "key_frequencies": [3, 7],
@@ -243,6 +254,9 @@ def fake_metrics() -> dict[str, object]:
         "metrics/curves/transformer.csv": curve,
         "metrics/fourier.json": {
             "key_frequencies": [3, 7], "embedding_key_frequency_share": 0.6,
+            "activation_hook": "blocks.0.hook_resid_post", "activation_position": -1,
+            "pure_neurons_per_key_frequency": {"3": 10, "7": 12},
+            "pure_neurons_off_key_frequencies": 0,
             "activation_key_frequency_variance_share": 0.8,
             "untrained_activation_key_frequency_variance_share": 0.13,
             "neuron_purity_fraction": 0.7, "activation_effective_rank": 12.0,
@@ -333,18 +347,52 @@ def test_no_metrics_at_all_still_writes_a_report(tmp_path: Path) -> None:
     assert check_report(repo) == 0
 
 
-def test_a_metric_file_without_a_needed_field_is_skipped_with_the_field_named(
-        tmp_path: Path) -> None:
+def test_every_hand_made_file_follows_its_record() -> None:
+    """The fakes are minimal files of each record of the contract (husai/records.py)."""
+    files = fake_metrics()
+    assert set(FILES) <= set(files)
+    for name, record in FILES.items():
+        validate(files[name], record, name)
+
+
+def test_a_file_without_an_optional_field_skips_what_needs_it(tmp_path: Path) -> None:
     files = copy.deepcopy(fake_metrics())
     for entry in files["metrics/stability.json"].values():
-        del entry["pwmcc"]
-        del entry["pwmcc_ratio_to_random"]
+        del entry["subspace_random_pwmcc"]  # NotRequired: written with the data subspace only
     del files["metrics/sweep.json"]
     repo = write_repo(tmp_path / "repo", files)
     out = build(repo)
-    assert out.skipped["fig3_baselines"] == (
-        "metrics/stability.json: no configuration entries with pwmcc")
-    assert "fig1_grokking" in out.rendered
+    assert "fig3_baselines" in out.rendered and "fig1_grokking" in out.rendered
+    plain = re.sub(r"<!--n\d+-->", "", out.report)  # the data-subspace column is n/a
+    assert "| `topk` | 64 | 0.500 [0.480, 0.520] | 0.310 | 0.330 | n/a | 1.61 [1.56, 1.66] " \
+           "| 0.62 [0.60, 0.65] |" in plain
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda f: f["metrics/stability.json"]["topk"].pop("pwmcc"),
+     "metrics/stability.json: topk/pwmcc: missing (a StabilitySummary has"),
+    (lambda f: f["metrics/stability.json"]["batchtopk"]["pwmcc"].update(mean="0.5"),
+     "metrics/stability.json: batchtopk/pwmcc/mean: expected number | null, got a string"),
+    (lambda f: f["metrics/dynamics.json"]["configs"]["topk"]["checkpoints"][2]["stability"][
+        "pwmcc"].update(ci_low=0.1, ci_high=0.2),
+     "metrics/dynamics.json: configs/topk/checkpoints/2/stability/pwmcc/ci_low: unexpected "
+     "key (a Stat has mean, std, ci, n_seeds, n_pairs)"),
+    (lambda f: f["metrics/sweep.json"]["rows"][0].pop("ratio_ci"),
+     "metrics/sweep.json: rows/0/ratio_ci: missing (a SweepRow has"),
+    (lambda f: f["metrics/saes.json"]["saes"]["topk/seed42"].update(seed="42"),
+     "metrics/saes.json: saes/topk/seed42/seed: expected int"),
+])
+def test_a_metric_file_off_its_record_is_a_one_line_error_naming_the_json_path(
+        tmp_path: Path, change, message: str) -> None:
+    files = copy.deepcopy(fake_metrics())
+    change(files)
+    repo = write_repo(tmp_path / "repo", files)
+    result = run_paper(repo)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "husai/records.py" in lines[0]
+    assert not (repo / "paper").exists()
 
 
 def test_stale_figures_are_removed(full_repo: Path) -> None:
@@ -452,14 +500,13 @@ def test_a_sweep_with_every_configuration_skipped_skips_its_figure(tmp_path: Pat
 
 
 def test_dynamics_and_predictors_with_null_cis_still_render(tmp_path: Path) -> None:
-    """Two seeds: the stages write ci_low / ci_high null; figures draw no error bars."""
+    """Two seeds: the stages write "ci": null; figures draw no error bars."""
     files = copy.deepcopy(fake_metrics())
 
     def null_ci(node):
         if isinstance(node, dict):
-            for key in ("ci_low", "ci_high"):
-                if key in node:
-                    node[key] = None
+            if "ci" in node and "n_seeds" in node:  # a Stat
+                node["ci"] = None
             for v in node.values():
                 null_ci(v)
         elif isinstance(node, list):

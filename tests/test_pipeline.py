@@ -139,7 +139,7 @@ def test_tiny_dynamics_rises_above_random_and_analyses_run(tiny_repo: Path) -> N
         iso = c["random"]["isotropic"]["pwmcc"]["mean"]
         assert first["step"] == 0 and last["step"] == c["total_steps"]
         assert first["stability"]["pwmcc"]["mean"] < iso + 0.05, name  # untrained ~ random
-        assert last["stability"]["pwmcc"]["ci_low"] > iso + 0.1, name
+        assert last["stability"]["pwmcc"]["ci"][0] > iso + 0.1, name
         assert last["stability"]["shared_fraction"]["mean"] > 0.05, name
     geo = json.loads((tiny_repo / "metrics/geometry.json").read_text())
     pred = json.loads((tiny_repo / "metrics/predictors.json").read_text())

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from husai import stats
+from husai.records import Ratio, Stat, validate
 
 
 def pair_matrix(n: int, values: dict[tuple[int, int], float]) -> np.ndarray:
@@ -41,7 +42,10 @@ def test_three_seeds_by_hand() -> None:
     # every resample's mean is a mean of the three values: the CI lies in [0.2, 0.4]
     assert s.ci_low is not None and s.ci_high is not None
     assert 0.2 <= s.ci_low <= 0.3 <= s.ci_high <= 0.4
-    assert list(s.to_dict()) == ["mean", "std", "ci_low", "ci_high", "n_seeds", "n_pairs"]
+    assert s.to_dict() == {"mean": s.mean, "std": s.std, "ci": [s.ci_low, s.ci_high],
+                           "n_seeds": 3, "n_pairs": 3}  # the husai.records.Stat record
+    assert list(s.to_dict()) == ["mean", "std", "ci", "n_seeds", "n_pairs"]
+    validate(s.to_dict(), Stat)
     json.dumps(s.to_dict(), allow_nan=False)
 
 
@@ -81,6 +85,8 @@ def test_ci_contains_mean_and_shrinks_with_more_seeds() -> None:
 def test_two_seeds_have_no_spread_or_interval() -> None:
     s = stats.seed_stats(pair_matrix(2, {(0, 1): 0.7}))
     assert (s.mean, s.std, s.ci_low, s.ci_high, s.n_pairs) == (0.7, None, None, None, 1)
+    assert s.to_dict() == {"mean": 0.7, "std": None, "ci": None, "n_seeds": 2, "n_pairs": 1}
+    validate(s.to_dict(), Stat)
     json.dumps(s.to_dict(), allow_nan=False)
 
 
@@ -106,6 +112,11 @@ def test_ratio_by_hand_and_pairing() -> None:
     assert u.ratio == r.ratio
     assert u.ratio_ci_low is not None and u.ratio_ci_high is not None
     assert u.ratio_ci_low < 2.0 < u.ratio_ci_high
+    assert u.to_dict() == {"ratio": u.ratio, "ci": [u.ratio_ci_low, u.ratio_ci_high],
+                           "difference": u.difference,
+                           "difference_ci": [u.difference_ci_low, u.difference_ci_high],
+                           "paired": False}  # the husai.records.Ratio record
+    validate(u.to_dict(), Ratio)
     json.dumps(r.to_dict(), allow_nan=False)
 
 
@@ -116,6 +127,8 @@ def test_ratio_with_zero_baseline_and_unequal_seeds() -> None:
     assert r.ratio is None and r.ratio_ci_low is None and r.ratio_ci_high is None
     assert r.difference == pytest.approx(r.trained_mean)
     assert r.difference_ci_low is not None and r.difference_ci_low > 0
+    assert r.to_dict()["ratio"] is None and r.to_dict()["ci"] is None
+    validate(r.to_dict(), Ratio)
     json.dumps(r.to_dict(), allow_nan=False)
     with pytest.raises(ValueError, match="paired"):
         stats.ratio_stats(trained, synthetic(5, 4))
@@ -130,6 +143,11 @@ def test_value_stats_per_seed_quantity() -> None:
     assert 0.5 <= s.ci_low <= 0.7 <= s.ci_high <= 0.9
     one = stats.value_stats([0.4])
     assert (one.mean, one.std, one.ci_low) == (0.4, None, None)
+    assert s.to_dict()["ci"] == [s.ci_low, s.ci_high] and s.to_dict()["n_pairs"] is None
+    assert one.to_dict() == {"mean": 0.4, "std": None, "ci": None, "n_seeds": 1,
+                             "n_pairs": None}
+    for d in (s.to_dict(), one.to_dict()):
+        validate(d, Stat)
     json.dumps(s.to_dict(), allow_nan=False)
 
 
@@ -151,7 +169,7 @@ def test_pair_matrix_is_all_undefined() -> None:
 
 def test_pair_stats_with_every_pair_is_seed_stats() -> None:
     assert stats.pair_stats(HAND) == stats.seed_stats(HAND).to_dict()
-    assert stats.pair_stats(HAND)["ci_low"] is not None
+    assert stats.pair_stats(HAND)["ci"] is not None and len(stats.pair_stats(HAND)["ci"]) == 2
 
 
 def test_pair_stats_with_undefined_pairs_by_hand() -> None:
@@ -159,12 +177,14 @@ def test_pair_stats_with_undefined_pairs_by_hand() -> None:
     s = stats.pair_stats(pair_matrix(3, {(0, 1): np.nan, (0, 2): 0.3, (1, 2): 0.5}))
     assert s["mean"] == pytest.approx(0.4, abs=1e-15)
     assert s["std"] == pytest.approx(np.sqrt(0.02), abs=1e-15)
-    assert (s["ci_low"], s["ci_high"], s["n_seeds"], s["n_pairs"]) == (None, None, 3, 2)
+    assert (s["ci"], s["n_seeds"], s["n_pairs"]) == (None, 3, 2)
     one = stats.pair_stats(pair_matrix(3, {(0, 2): 0.3}))
     assert (one["mean"], one["std"], one["n_pairs"]) == (0.3, None, 1)
     none = stats.pair_stats(stats.pair_matrix(3))
     assert (none["mean"], none["std"], none["n_pairs"]) == (None, None, 0)
-    assert list(none) == ["mean", "std", "ci_low", "ci_high", "n_seeds", "n_pairs"]
+    assert list(none) == ["mean", "std", "ci", "n_seeds", "n_pairs"]
+    for d in (s, one, none):
+        validate(d, Stat)
     json.dumps(s, allow_nan=False)
 
 
@@ -172,5 +192,5 @@ def test_per_seed_stats_skips_undefined_values() -> None:
     assert stats.per_seed_stats([0.5, None, 0.7, float("nan"), 0.9]) == \
         stats.value_stats([0.5, 0.7, 0.9]).to_dict()
     empty = stats.per_seed_stats([None, float("nan")])
-    assert empty == {"mean": None, "std": None, "ci_low": None, "ci_high": None,
-                     "n_seeds": 0, "n_pairs": None}
+    assert empty == {"mean": None, "std": None, "ci": None, "n_seeds": 0, "n_pairs": None}
+    validate(empty, Stat)
