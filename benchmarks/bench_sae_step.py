@@ -51,8 +51,9 @@ def capture_state(x: torch.Tensor, cfg: SAEConfig, seeds: list[int], at: int) ->
 
     def spy(self, params, buffers, xb, config, step, dead):
         if step == at:
-            seen.update(params={k: v.clone() for k, v in params.items()}, xb=xb.clone(),
-                        dead=dead.clone())
+            seen.update(
+                params={k: v.clone() for k, v in params.items()}, xb=xb.clone(), dead=dead.clone()
+            )
         return original(self, params, buffers, xb, config, step, dead)
 
     cls.step = spy
@@ -78,8 +79,12 @@ def median_ms(fn, repeats: int, flush: torch.Tensor | None = None) -> float:
 
 def module_at(rev: str):
     """husai/sae/sparse.py as it was at git revision rev, imported as its own module."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:husai/sae/sparse.py"],
-                            check=True, capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:husai/sae/sparse.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     path = Path(tempfile.mkdtemp()) / "sparse_at_rev.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("sparse_at_rev", path)
@@ -106,8 +111,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compare", default=None, help="git revision to compare the step with")
-    ap.add_argument("--profile", action="store_true",
-                    help="also print torch's profile of the step (NumPy calls not included)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print torch's profile of the step (NumPy calls not included)",
+    )
     args = ap.parse_args()
 
     from safetensors.torch import load_file
@@ -115,13 +123,23 @@ def main() -> None:
     configure("cpu", args.threads)
     x = load_file(str(args.activations))["x"]
     seeds = [42, 123, 456, 789, 1011]
-    cfg = SAEConfig(architecture="topk", d_in=x.shape[1], d_sae=1024, k=32, lr=3e-4,
-                    batch_size=256, epochs=1, dead_feature_window=50,
-                    normalize_activations="expected_average_only_in")
+    cfg = SAEConfig(
+        architecture="topk",
+        d_in=x.shape[1],
+        d_sae=1024,
+        k=32,
+        lr=3e-4,
+        batch_size=256,
+        epochs=1,
+        dead_feature_window=50,
+        normalize_activations="expected_average_only_in",
+    )
     state = capture_state(x, cfg, seeds, args.steps)
     p, dead = state["params"], state["dead"]
-    print(f"state after {args.steps} steps: dead latents per seed {dead.sum(1).tolist()} "
-          f"of {cfg.d_sae}; {torch.get_num_threads()} threads; ms, median of {args.repeats}")
+    print(
+        f"state after {args.steps} steps: dead latents per seed {dead.sum(1).tolist()} "
+        f"of {cfg.d_sae}; {torch.get_num_threads()} threads; ms, median of {args.repeats}"
+    )
 
     ours = step_fn(sparse, state, cfg)
     print(f"  sparse step, 5 seeds                 {median_ms(ours, args.repeats):7.2f}")
@@ -134,18 +152,26 @@ def main() -> None:
         aux_key[s, :, count:] = float("-inf")
     for name, key, k in (("main selection", h, cfg.k), ("AuxK selection", aux_key, 64)):
         t_ours = median_ms(lambda key=key, k=k: sparse.topk_indices(key, k), args.repeats)
-        t_torch = median_ms(lambda key=key, k=k: torch.topk(key, k, sorted=False)
-                            .indices.sort(-1).values, args.repeats)
-        print(f"  {name:15s} {tuple(key.shape)!s:16s} topk_indices {t_ours:6.2f}  "
-              f"torch.topk {t_torch:6.2f}")
+        t_torch = median_ms(
+            lambda key=key, k=k: torch.topk(key, k, sorted=False).indices.sort(-1).values,
+            args.repeats,
+        )
+        print(
+            f"  {name:15s} {tuple(key.shape)!s:16s} topk_indices {t_ours:6.2f}  "
+            f"torch.topk {t_torch:6.2f}"
+        )
 
-    ids = torch.randint(0, 5 * cfg.d_sae, (5 * 256 * (32 + 64),),
-                        generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0, 5 * cfg.d_sae, (5 * 256 * (32 + 64),), generator=torch.Generator().manual_seed(0)
+    )
     t_radix = median_ms(lambda: sparse._stable_order(ids, 5 * cfg.d_sae), args.repeats)
-    t_arg = median_ms(lambda: torch.argsort(ids * ids.numel() + torch.arange(ids.numel())),
-                      args.repeats)
-    print(f"  group {ids.numel()} entries by latent      _stable_order {t_radix:6.2f}  "
-          f"argsort {t_arg:6.2f}")
+    t_arg = median_ms(
+        lambda: torch.argsort(ids * ids.numel() + torch.arange(ids.numel())), args.repeats
+    )
+    print(
+        f"  group {ids.numel()} entries by latent      _stable_order {t_radix:6.2f}  "
+        f"argsort {t_arg:6.2f}"
+    )
 
     flush = torch.zeros(20_000_000)
     xb = state["xb"]
@@ -157,8 +183,10 @@ def main() -> None:
 
     t_fold = median_ms(lambda: sparse.selection_keys(p, xb, cfg), args.repeats, flush)
     t_plain = median_ms(unfolded, args.repeats, flush)
-    print(f"  selection key, cold caches            folded {t_fold:6.2f}  "
-          f"baddbmm + mul {t_plain:6.2f}")
+    print(
+        f"  selection key, cold caches            folded {t_fold:6.2f}  "
+        f"baddbmm + mul {t_plain:6.2f}"
+    )
 
     if args.profile:
         from torch.profiler import profile
@@ -184,8 +212,10 @@ def main() -> None:
         a = statistics.median(t for t, _ in pairs)
         b = statistics.median(t for _, t in pairs)
         ratio = statistics.median(t / u for t, u in pairs)
-        print(f"  sparse step at {args.compare}: {a:.2f} ms, ours {b:.2f} ms; "
-              f"median ratio per round {ratio:.2f}x")
+        print(
+            f"  sparse step at {args.compare}: {a:.2f} ms, ours {b:.2f} ms; "
+            f"median ratio per round {ratio:.2f}x"
+        )
 
 
 if __name__ == "__main__":

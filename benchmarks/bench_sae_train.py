@@ -52,10 +52,16 @@ def saelens_topk(x: torch.Tensor, cfg: SAEConfig, seed: int) -> tuple[float, obj
         sae_trainer.tqdm = functools.partial(sae_trainer.tqdm, disable=True)
 
     torch.manual_seed(seed)  # SAELens initialises from the global RNG
-    sae = TopKTrainingSAE(TopKTrainingSAEConfig(
-        d_in=cfg.d_in, d_sae=cfg.d_sae, k=cfg.k, aux_loss_coefficient=cfg.aux_loss_coefficient,
-        rescale_acts_by_decoder_norm=cfg.rescale_acts_by_decoder_norm,
-        decoder_init_norm=cfg.decoder_init_norm))
+    sae = TopKTrainingSAE(
+        TopKTrainingSAEConfig(
+            d_in=cfg.d_in,
+            d_sae=cfg.d_sae,
+            k=cfg.k,
+            aux_loss_coefficient=cfg.aux_loss_coefficient,
+            rescale_acts_by_decoder_norm=cfg.rescale_acts_by_decoder_norm,
+            decoder_init_norm=cfg.decoder_init_norm,
+        )
+    )
     n, b = x.shape[0], cfg.batch_size
     steps = steps_per_epoch(n, b) * cfg.epochs
     gen = torch.Generator().manual_seed(seed)
@@ -70,28 +76,51 @@ def saelens_topk(x: torch.Tensor, cfg: SAEConfig, seed: int) -> tuple[float, obj
 
     trainer = SAETrainer(
         cfg=SAETrainerConfig(
-            total_training_samples=steps * b, train_batch_size_samples=b, lr=cfg.lr,
-            lr_end=cfg.lr, adam_beta1=cfg.adam_beta1, adam_beta2=cfg.adam_beta2,
-            dead_feature_window=cfg.dead_feature_window, feature_sampling_window=10**9,
-            logger=LoggingConfig(log_to_wandb=False)),
-        sae=sae, data_provider=batches())
+            total_training_samples=steps * b,
+            train_batch_size_samples=b,
+            lr=cfg.lr,
+            lr_end=cfg.lr,
+            adam_beta1=cfg.adam_beta1,
+            adam_beta2=cfg.adam_beta2,
+            dead_feature_window=cfg.dead_feature_window,
+            feature_sampling_window=10**9,
+            logger=LoggingConfig(log_to_wandb=False),
+        ),
+        sae=sae,
+        data_provider=batches(),
+    )
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit()
     seconds = time.perf_counter() - start
-    cfg_dict = {"architecture": "topk", "d_in": cfg.d_in, "d_sae": cfg.d_sae, "k": cfg.k,
-                "rescale_acts_by_decoder_norm": cfg.rescale_acts_by_decoder_norm}
+    cfg_dict = {
+        "architecture": "topk",
+        "d_in": cfg.d_in,
+        "d_sae": cfg.d_sae,
+        "k": cfg.k,
+        "rescale_acts_by_decoder_norm": cfg.rescale_acts_by_decoder_norm,
+    }
     state = {k: v.detach() for k, v in sae.state_dict().items()}
     return seconds, from_saelens(cfg_dict, state)
 
 
-ARCH_EXTRAS = {"standard": {"l1_coefficient": 7.0}, "gated": {"l1_coefficient": 7.0},
-               "jumprelu": {}, "matryoshka_batchtopk": {"matryoshka_widths": (128, 512)}}
+ARCH_EXTRAS = {
+    "standard": {"l1_coefficient": 7.0},
+    "gated": {"l1_coefficient": 7.0},
+    "jumprelu": {},
+    "matryoshka_batchtopk": {"matryoshka_widths": (128, 512)},
+}
 
 
-def round_robin(x: torch.Tensor, cfg: SAEConfig, seeds: list[int], rounds: int,
-                archs: list[str], dead_fraction: float) -> None:
+def round_robin(
+    x: torch.Tensor,
+    cfg: SAEConfig,
+    seeds: list[int],
+    rounds: int,
+    archs: list[str],
+    dead_fraction: float,
+) -> None:
     """Single training steps, one of each engine per round, back to back.
 
     Engines: SAELens's TopK step (the body of ``SAETrainer._train_step``) and ours for
@@ -111,8 +140,9 @@ def round_robin(x: torch.Tensor, cfg: SAEConfig, seeds: list[int], rounds: int,
     dead = torch.rand(s, cfg.d_sae, generator=gen) < dead_fraction
 
     def ours_step(arch_name: str):
-        acfg = SAEConfig(**{**cfg.hyperparams(), "architecture": arch_name,
-                            **ARCH_EXTRAS.get(arch_name, {})})
+        acfg = SAEConfig(
+            **{**cfg.hyperparams(), "architecture": arch_name, **ARCH_EXTRAS.get(arch_name, {})}
+        )
         arch = architecture(arch_name)
         params, buffers = arch.init_params(acfg, tuple(seeds))
         names = list(params)
@@ -133,9 +163,15 @@ def round_robin(x: torch.Tensor, cfg: SAEConfig, seeds: list[int], rounds: int,
 
     def lens_step() -> None:
         xb = x[torch.randint(0, x.shape[0], (b,), generator=gen)]
-        out = sae.training_forward_pass(TrainStepInput(
-            sae_in=xb, coefficients={}, dead_neuron_mask=dead[0], n_training_steps=100,
-            is_logging_step=False))
+        out = sae.training_forward_pass(
+            TrainStepInput(
+                sae_in=xb,
+                coefficients={},
+                dead_neuron_mask=dead[0],
+                n_training_steps=100,
+                is_logging_step=False,
+            )
+        )
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
         opt.step()
@@ -153,12 +189,16 @@ def round_robin(x: torch.Tensor, cfg: SAEConfig, seeds: list[int], rounds: int,
                 times[name].append((time.perf_counter() - start) / per * 1e3)
     ratios = [a / b for a, b in zip(times["SAELens topk"], times["ours topk"], strict=True)]
     q1, _, q3 = statistics.quantiles(ratios, n=4)
-    print(f"round robin, {rounds} rounds, {dead_fraction:.0%} of latents dead, "
-          f"{torch.get_num_threads()} threads (ms per SAE-step, median [min]):")
+    print(
+        f"round robin, {rounds} rounds, {dead_fraction:.0%} of latents dead, "
+        f"{torch.get_num_threads()} threads (ms per SAE-step, median [min]):"
+    )
     for name, values in times.items():
         print(f"  {name:28s} {statistics.median(values):8.3f} [{min(values):.3f}]")
-    print(f"  SAELens / ours (topk), per round: median {statistics.median(ratios):.2f}x, "
-          f"quartiles [{q1:.2f}, {q3:.2f}]")
+    print(
+        f"  SAELens / ours (topk), per round: median {statistics.median(ratios):.2f}x, "
+        f"quartiles [{q1:.2f}, {q3:.2f}]"
+    )
 
 
 def main() -> None:
@@ -167,17 +207,34 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 123, 456, 789, 1011])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--dead-window", type=int, default=50,
-                    help="dead_feature_window in steps, for both engines")
+    ap.add_argument(
+        "--dead-window", type=int, default=50, help="dead_feature_window in steps, for both engines"
+    )
     ap.add_argument("--repeats", type=int, default=2, help="runs of our engine")
-    ap.add_argument("--saelens-seeds", type=int, default=None,
-                    help="train only this many SAELens SAEs (default: all seeds)")
-    ap.add_argument("--archs", nargs="*", default=[],
-                    help="also time our engine on these architectures (same sizes)")
-    ap.add_argument("--rounds", type=int, default=0,
-                    help="rounds of back-to-back single steps of every engine (0: none)")
-    ap.add_argument("--dead", type=float, default=0.5,
-                    help="share of latents counted dead in the round-robin steps")
+    ap.add_argument(
+        "--saelens-seeds",
+        type=int,
+        default=None,
+        help="train only this many SAELens SAEs (default: all seeds)",
+    )
+    ap.add_argument(
+        "--archs",
+        nargs="*",
+        default=[],
+        help="also time our engine on these architectures (same sizes)",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="rounds of back-to-back single steps of every engine (0: none)",
+    )
+    ap.add_argument(
+        "--dead",
+        type=float,
+        default=0.5,
+        help="share of latents counted dead in the round-robin steps",
+    )
     ap.add_argument("--skip-full", action="store_true", help="skip the full training runs")
     args = ap.parse_args()
 
@@ -186,15 +243,26 @@ def main() -> None:
 
     acts = load_activations(args.activations)
     d_in = acts.x.shape[1]
-    x = acts.x * activation_scale(acts.x, SAEConfig(d_in=d_in,
-                                                    normalize_activations="expected_average_only_in"))
-    cfg = SAEConfig(architecture="topk", d_in=x.shape[1], d_sae=1024, k=32, lr=3e-4,
-                    batch_size=256, epochs=args.epochs, dead_feature_window=args.dead_window)
+    x = acts.x * activation_scale(
+        acts.x, SAEConfig(d_in=d_in, normalize_activations="expected_average_only_in")
+    )
+    cfg = SAEConfig(
+        architecture="topk",
+        d_in=x.shape[1],
+        d_sae=1024,
+        k=32,
+        lr=3e-4,
+        batch_size=256,
+        epochs=args.epochs,
+        dead_feature_window=args.dead_window,
+    )
     steps = steps_per_epoch(x.shape[0], cfg.batch_size) * cfg.epochs
     seeds = args.seeds
-    print(f"activations {tuple(x.shape)} from {args.activations} (hook {acts.hook}, p {acts.p}); "
-          f"topk d_sae {cfg.d_sae} k {cfg.k} lr {cfg.lr} batch {cfg.batch_size}, {steps} steps, "
-          f"{len(seeds)} seeds, {torch.get_num_threads()} threads")
+    print(
+        f"activations {tuple(x.shape)} from {args.activations} (hook {acts.hook}, p {acts.p}); "
+        f"topk d_sae {cfg.d_sae} k {cfg.k} lr {cfg.lr} batch {cfg.batch_size}, {steps} steps, "
+        f"{len(seeds)} seeds, {torch.get_num_threads()} threads"
+    )
 
     if args.rounds:
         round_robin(x, cfg, seeds, args.rounds, args.archs, args.dead)
@@ -206,8 +274,10 @@ def main() -> None:
         sae, _ = train_saes(cfg, x, seeds)
         seconds = time.perf_counter() - start
         ours_ms.append(seconds / (steps * len(seeds)) * 1e3)
-        print(f"  ours   run {r + 1}: {seconds:7.2f} s for {len(seeds)} SAEs -> "
-              f"{ours_ms[-1]:.3f} ms per SAE-step")
+        print(
+            f"  ours   run {r + 1}: {seconds:7.2f} s for {len(seeds)} SAEs -> "
+            f"{ours_ms[-1]:.3f} ms per SAE-step"
+        )
     ours_ev = [m["explained_variance"] for m in evaluate(sae, x)]
     ours_l0 = [m["l0"] for m in evaluate(sae, x)]
 
@@ -216,29 +286,44 @@ def main() -> None:
         seconds, lens_sae = saelens_topk(x, cfg, seed)
         lens_ms.append(seconds / steps * 1e3)
         lens_ev.append(evaluate(lens_sae, x)[0]["explained_variance"])
-        print(f"  SAELens seed {seed}: {seconds:7.2f} s -> {lens_ms[-1]:.3f} ms per step, "
-              f"EV {lens_ev[-1]:.4f}")
+        print(
+            f"  SAELens seed {seed}: {seconds:7.2f} s -> {lens_ms[-1]:.3f} ms per step, "
+            f"EV {lens_ev[-1]:.4f}"
+        )
 
     ours, lens = min(ours_ms), statistics.median(lens_ms)
-    print(f"ours:    {ours:.3f} ms per SAE-step (best of {len(ours_ms)}; all {[round(m, 3) for m in ours_ms]})")
-    print(f"SAELens: {lens:.3f} ms per step (median of {len(lens_ms)}; all {[round(m, 3) for m in lens_ms]})")
-    print(f"speed-up per SAE: {lens / ours:.2f}x (worst case, slowest of ours vs fastest SAELens: "
-          f"{min(lens_ms) / max(ours_ms):.2f}x)")
-    print(f"explained variance ours    {[round(e, 4) for e in ours_ev]} mean {statistics.mean(ours_ev):.4f}")
-    print(f"explained variance SAELens {[round(e, 4) for e in lens_ev]} mean {statistics.mean(lens_ev):.4f}")
-    print(f"difference of means: {statistics.mean(ours_ev) - statistics.mean(lens_ev):+.4f}; "
-          f"L0 ours {statistics.mean(ours_l0):.2f}")
+    print(
+        f"ours:    {ours:.3f} ms per SAE-step (best of {len(ours_ms)}; all {[round(m, 3) for m in ours_ms]})"
+    )
+    print(
+        f"SAELens: {lens:.3f} ms per step (median of {len(lens_ms)}; all {[round(m, 3) for m in lens_ms]})"
+    )
+    print(
+        f"speed-up per SAE: {lens / ours:.2f}x (worst case, slowest of ours vs fastest SAELens: "
+        f"{min(lens_ms) / max(ours_ms):.2f}x)"
+    )
+    print(
+        f"explained variance ours    {[round(e, 4) for e in ours_ev]} mean {statistics.mean(ours_ev):.4f}"
+    )
+    print(
+        f"explained variance SAELens {[round(e, 4) for e in lens_ev]} mean {statistics.mean(lens_ev):.4f}"
+    )
+    print(
+        f"difference of means: {statistics.mean(ours_ev) - statistics.mean(lens_ev):+.4f}; "
+        f"L0 ours {statistics.mean(ours_l0):.2f}"
+    )
 
     for arch in args.archs:
-        acfg = SAEConfig(**{**cfg.hyperparams(), "architecture": arch,
-                            **ARCH_EXTRAS.get(arch, {})})
+        acfg = SAEConfig(**{**cfg.hyperparams(), "architecture": arch, **ARCH_EXTRAS.get(arch, {})})
         start = time.perf_counter()
         asae, _ = train_saes(acfg, x, seeds)
         ms = (time.perf_counter() - start) / (steps * len(seeds)) * 1e3
         m = evaluate(asae, x)
-        print(f"  ours {arch:22s} {ms:7.3f} ms per SAE-step; EV "
-              f"{statistics.mean(r['explained_variance'] for r in m):.4f}, L0 "
-              f"{statistics.mean(r['l0'] for r in m):.1f}")
+        print(
+            f"  ours {arch:22s} {ms:7.3f} ms per SAE-step; EV "
+            f"{statistics.mean(r['explained_variance'] for r in m):.4f}, L0 "
+            f"{statistics.mean(r['l0'] for r in m):.1f}"
+        )
 
 
 if __name__ == "__main__":

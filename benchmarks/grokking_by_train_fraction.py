@@ -40,8 +40,10 @@ def main() -> None:
     start = time.time()
     result = tf.train(model, task, tf.TrainConfig(epochs=epochs, lr=lr, log_every=50), on_epoch)
     curve = [(r.epoch, round(r.test_accuracy, 3)) for r in result.curve if r.epoch % 250 == 0]
-    print(f"frac={frac} lr={lr} grok={result.grokking_epoch} time={time.time() - start:.0f}s "
-          f"purity={marks} test_accuracy={curve}")
+    print(
+        f"frac={frac} lr={lr} grok={result.grokking_epoch} time={time.time() - start:.0f}s "
+        f"purity={marks} test_accuracy={curve}"
+    )
 
 
 if __name__ == "__main__":

@@ -72,13 +72,17 @@ RECOVERY_SCALARS = (
 class AnalysisOptions:
     """How the analysis runs; the defaults are SCIENCE.md's conventions."""
 
-    ranks: tuple[int, ...] = DEFAULT_RANKS  # subspace overlap ranks (those above min(d_sae, d_in) are dropped)
+    ranks: tuple[int, ...] = (
+        DEFAULT_RANKS  # subspace overlap ranks (those above min(d_sae, d_in) are dropped)
+    )
     shared_threshold: float = DEFAULT_THRESHOLD  # Paulo & Belrose (2025)
     hungarian: bool = True  # Hungarian MCC and shared fraction (trained and baselines)
     n_boot: int = N_BOOT
     boot_seed: int = BOOT_SEED
     purity_threshold: float = PURITY_THRESHOLD
-    subspace_variance: float | None = 0.99  # data-subspace baseline: span holding this variance share
+    subspace_variance: float | None = (
+        0.99  # data-subspace baseline: span holding this variance share
+    )
 
 
 def stats_dict(s: SeedStats) -> Stat:
@@ -98,8 +102,9 @@ def _atoms(sae: BatchedSAE) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 
 def _pairwise(sae: BatchedSAE, opt: AnalysisOptions) -> dict[str, np.ndarray]:
     dec, enc = _atoms(sae)
-    return pairwise_metrics(dec, enc, threshold=opt.shared_threshold, ranks=opt.ranks,
-                            hungarian=opt.hungarian)
+    return pairwise_metrics(
+        dec, enc, threshold=opt.shared_threshold, ranks=opt.ranks, hungarian=opt.hungarian
+    )
 
 
 def baseline_matrices(
@@ -125,13 +130,24 @@ def baseline_matrices(
         raise ValueError(f"untrained seeds {untrained.seeds} differ from trained {sae.seeds}")
     if (untrained.config.d_sae, untrained.config.d_in) != (cfg.d_sae, cfg.d_in):
         raise ValueError("the untrained SAEs have another shape than the trained ones")
-    rand = isotropic_baseline(cfg.d_sae, cfg.d_in, sae.seeds, threshold=opt.shared_threshold,
-                              ranks=opt.ranks, hungarian=opt.hungarian)
+    rand = isotropic_baseline(
+        cfg.d_sae,
+        cfg.d_in,
+        sae.seeds,
+        threshold=opt.shared_threshold,
+        ranks=opt.ranks,
+        hungarian=opt.hungarian,
+    )
     out = {"random": rand, "untrained": _pairwise(untrained, opt)}
     if basis is not None:
-        out["subspace"] = subspace_baseline(cfg.d_sae, basis, sae.seeds,
-                                            threshold=opt.shared_threshold, ranks=opt.ranks,
-                                            hungarian=opt.hungarian)
+        out["subspace"] = subspace_baseline(
+            cfg.d_sae,
+            basis,
+            sae.seeds,
+            threshold=opt.shared_threshold,
+            ranks=opt.ranks,
+            hungarian=opt.hungarian,
+        )
     return out
 
 
@@ -188,16 +204,19 @@ def stability_summary(
             out[f"{prefix}_{key}"] = stat(mats, key)
     out["random_pwmcc_expected"] = isotropic_pwmcc_expectation(cfg.d_sae, cfg.d_in)
     out["pwmcc_ratio_to_random"] = ratio_dict(
-        ratio_stats(trained["pwmcc"], rand["pwmcc"], paired=False, **boot))
+        ratio_stats(trained["pwmcc"], rand["pwmcc"], paired=False, **boot)
+    )
     out["pwmcc_ratio_to_untrained"] = ratio_dict(
-        ratio_stats(trained["pwmcc"], init["pwmcc"], paired=True, **boot))
+        ratio_stats(trained["pwmcc"], init["pwmcc"], paired=True, **boot)
+    )
     sub = baselines.get("subspace")
     if sub is not None:
         out["subspace_rank"] = None if basis is None else int(basis.shape[0])
         for key in ("pwmcc", "hungarian_mcc", "shared_fraction"):
             out[f"subspace_random_{key}"] = stat(sub, key)
         out["pwmcc_ratio_to_subspace"] = ratio_dict(
-            ratio_stats(trained["pwmcc"], sub["pwmcc"], paired=False, **boot))
+            ratio_stats(trained["pwmcc"], sub["pwmcc"], paired=False, **boot)
+        )
     subspace: dict[str, Any] = {}
     for key in trained:
         if key.startswith("subspace_overlap_r"):
@@ -233,9 +252,15 @@ def recovery_summary(
         one = sae.select(i)
         acts = one.encode(x)[0]
         per_seed[str(seed)] = recovery_metrics(
-            acts, one.decoder_atoms()[0], ground_truth.directions, ground_truth.frequency,
-            list(key_frequencies), gt_energy_share=ground_truth.energy_share,
-            purity_threshold=opt.purity_threshold, seed=seed)
+            acts,
+            one.decoder_atoms()[0],
+            ground_truth.directions,
+            ground_truth.frequency,
+            list(key_frequencies),
+            gt_energy_share=ground_truth.energy_share,
+            purity_threshold=opt.purity_threshold,
+            seed=seed,
+        )
         del acts
     out: dict[str, Any] = {}
     boot = {"n_boot": opt.n_boot, "seed": opt.boot_seed}

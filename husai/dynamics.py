@@ -119,9 +119,12 @@ def settle_summary(settle: torch.Tensor | np.ndarray, steps: Sequence[int]) -> d
     v = np.asarray(settle, dtype=np.int64).flatten()
     out: dict[str, Any] = {"n_latents": len(v)}
     if len(v) == 0:
-        out |= {"median": None, "quantiles": {str(q): None for q in QUANTILES},
-                "mean_log2_step": None,
-                "fraction_settled_by_step": {str(int(s)): None for s in steps}}
+        out |= {
+            "median": None,
+            "quantiles": {str(q): None for q in QUANTILES},
+            "mean_log2_step": None,
+            "fraction_settled_by_step": {str(int(s)): None for s in steps},
+        }
         return out
     qs = np.quantile(v, QUANTILES, method="inverted_cdf")
     out["median"] = int(np.quantile(v, 0.5, method="inverted_cdf"))
@@ -153,8 +156,9 @@ class Checkpoint:
     decoder: torch.Tensor  # [S, d_sae, d_in] unit decoder atoms
 
 
-def best_match_table(decoders: Sequence[Atoms],
-                     pairs: Mapping[tuple[int, int], PairMetrics]) -> torch.Tensor:
+def best_match_table(
+    decoders: Sequence[Atoms], pairs: Mapping[tuple[int, int], PairMetrics]
+) -> torch.Tensor:
     """``[S, d_sae, S-1]`` int64: for latent l of seed i, its best match
     (:func:`husai.stability.best_matches`) in each other seed, the other seeds in
     increasing order. Pair (i, j) gives i's matches in j (``pairs[i, j].best_match_a``);
@@ -177,8 +181,7 @@ def checkpoint_metrics(sae: BatchedSAE, x: torch.Tensor, threshold: float) -> Ch
     dec, enc = sae.decoder_atoms(), sae.encoder_atoms()
     n, d_sae = sae.n_seeds, sae.config.d_sae
     with one_thread():  # small eigh / matching work (husai.geometry.one_thread)
-        pairs = seed_pair_metrics(list(dec), list(enc), threshold=threshold,
-                                  ranks=DEFAULT_RANKS)
+        pairs = seed_pair_metrics(list(dec), list(enc), threshold=threshold, ranks=DEFAULT_RANKS)
         matrices = metric_matrices(pairs, n)
         matches = best_match_table(list(dec), pairs)
         shared = count_shared(pairs, n, d_sae)
@@ -188,12 +191,16 @@ def checkpoint_metrics(sae: BatchedSAE, x: torch.Tensor, threshold: float) -> Ch
 def stability_stats(matrices: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     """:meth:`husai.stats.SeedStats.to_dict` of every measured pair matrix (the
     ``subspace_random_r*`` expectations are constants and are left out)."""
-    return {k: seed_stats(m).to_dict() for k, m in matrices.items()
-            if not k.startswith("subspace_random")}
+    return {
+        k: seed_stats(m).to_dict()
+        for k, m in matrices.items()
+        if not k.startswith("subspace_random")
+    }
 
 
-def isotropic_stats(d_sae: int, d_in: int, seeds: Sequence[int],
-                    threshold: float) -> dict[str, dict[str, Any]]:
+def isotropic_stats(
+    d_sae: int, d_in: int, seeds: Sequence[int], threshold: float
+) -> dict[str, dict[str, Any]]:
     """:func:`stability_stats` of isotropic dictionaries of the same shape, one per
     seed (:func:`husai.baselines.isotropic_baseline`, on one torch thread)."""
     with one_thread():
@@ -201,9 +208,12 @@ def isotropic_stats(d_sae: int, d_in: int, seeds: Sequence[int],
     return stability_stats(iso)
 
 
-def dynamics_summary(steps: Sequence[int], checkpoints: Mapping[int, Checkpoint],
-                     live: torch.Tensor,
-                     isotropic: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def dynamics_summary(
+    steps: Sequence[int],
+    checkpoints: Mapping[int, Checkpoint],
+    live: torch.Tensor,
+    isotropic: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
     """Stability by checkpoint and settle steps (module docstring) from the
     :class:`Checkpoint` of every step of ``steps`` (increasing; the last is the end of
     training), ``live`` ``[S, d_sae]`` at the last step and the :func:`isotropic_stats`
@@ -216,8 +226,12 @@ def dynamics_summary(steps: Sequence[int], checkpoints: Mapping[int, Checkpoint]
     matches = torch.stack([checkpoints[s].matches for s in steps])  # [T, S, d_sae, S-1]
     settle = torch.stack([settle_steps(steps, matches[:, i]) for i in range(n_seeds)])
     # per (latent, other seed): [S, d_sae, S-1]
-    settle_pair = torch.stack([settle_steps(steps, matches[:, i].flatten(1)).view(
-        -1, n_seeds - 1) for i in range(n_seeds)])
+    settle_pair = torch.stack(
+        [
+            settle_steps(steps, matches[:, i].flatten(1)).view(-1, n_seeds - 1)
+            for i in range(n_seeds)
+        ]
+    )
     live_pairs = live[:, :, None].expand_as(settle_pair)
     out = []
     for step in steps:
@@ -225,40 +239,54 @@ def dynamics_summary(steps: Sequence[int], checkpoints: Mapping[int, Checkpoint]
         stab = stability_stats(c.matrices)
         cos_final = (c.decoder * final.decoder).sum(-1).abs().mean(-1).tolist()
         agree = (c.matches == final.matches)[live_pairs]
-        out.append({
-            "step": step,
-            "stability": stab,
-            "ratio_to_isotropic": {
-                k: (v["mean"] / isotropic[k]["mean"] if isotropic[k]["mean"] else None)
-                for k, v in stab.items()},
-            "explained_variance": value_stats(
-                [e["explained_variance"] for e in c.evaluation]).to_dict(),
-            "l0": value_stats([e["l0"] for e in c.evaluation]).to_dict(),
-            "frac_alive": value_stats([e["frac_alive"] for e in c.evaluation]).to_dict(),
-            "cos_to_final": value_stats(cos_final).to_dict(),
-            "settled_fraction": float((settle <= step).to(torch.float64).mean()),
-            "match_agreement_live": (float(agree.to(torch.float64).mean()) if agree.numel()
-                                     else None),
-        })
+        out.append(
+            {
+                "step": step,
+                "stability": stab,
+                "ratio_to_isotropic": {
+                    k: (v["mean"] / isotropic[k]["mean"] if isotropic[k]["mean"] else None)
+                    for k, v in stab.items()
+                },
+                "explained_variance": value_stats(
+                    [e["explained_variance"] for e in c.evaluation]
+                ).to_dict(),
+                "l0": value_stats([e["l0"] for e in c.evaluation]).to_dict(),
+                "frac_alive": value_stats([e["frac_alive"] for e in c.evaluation]).to_dict(),
+                "cos_to_final": value_stats(cos_final).to_dict(),
+                "settled_fraction": float((settle <= step).to(torch.float64).mean()),
+                "match_agreement_live": (
+                    float(agree.to(torch.float64).mean()) if agree.numel() else None
+                ),
+            }
+        )
     return {
         "checkpoints": out,
-        "settle": {"all": settle_summary(settle, steps),
-                   "live": settle_summary(settle[live], steps),
-                   "shared": settle_summary(settle[shared_final], steps),
-                   "not_shared_live": settle_summary(settle[~shared_final & live], steps)},
+        "settle": {
+            "all": settle_summary(settle, steps),
+            "live": settle_summary(settle[live], steps),
+            "shared": settle_summary(settle[shared_final], steps),
+            "not_shared_live": settle_summary(settle[~shared_final & live], steps),
+        },
         "settle_per_pair": {
             "all": settle_summary(settle_pair, steps),
             "live": settle_summary(settle_pair[live_pairs], steps),
             "shared": settle_summary(
-                settle_pair[shared_final[:, :, None].expand_as(settle_pair)], steps)},
+                settle_pair[shared_final[:, :, None].expand_as(settle_pair)], steps
+            ),
+        },
         "final_live": float(live.to(torch.float64).mean()),
         "final_shared_with_majority": float(shared_final.to(torch.float64).mean()),
     }
 
 
-def train_dynamics(config: SAEConfig, x: torch.Tensor, seeds: Sequence[int],
-                   steps: Sequence[int], threshold: float,
-                   name: str | None = None) -> dict[str, Any]:
+def train_dynamics(
+    config: SAEConfig,
+    x: torch.Tensor,
+    seeds: Sequence[int],
+    steps: Sequence[int],
+    threshold: float,
+    name: str | None = None,
+) -> dict[str, Any]:
     """Train ``config`` at ``seeds`` on ``x`` (:func:`husai.sae.train_saes`), measure it at
     every step of ``steps`` (:func:`checkpoint_schedule`; the last is the end of
     training) and summarise: the configuration entry of ``metrics/dynamics.json``
@@ -273,10 +301,12 @@ def train_dynamics(config: SAEConfig, x: torch.Tensor, seeds: Sequence[int],
     def on_checkpoint(step: int, sae: BatchedSAE) -> None:
         seen[step] = checkpoint_metrics(sae, x, threshold)
 
-    final_sae, _ = train_saes(config, x, seeds, checkpoint_steps=steps,
-                              on_checkpoint=on_checkpoint, name=name)
-    live = torch.stack([live_latents(final_sae.select(i).encode(x)[0])
-                        for i in range(len(seeds))])  # [S, d_sae] at the last step
+    final_sae, _ = train_saes(
+        config, x, seeds, checkpoint_steps=steps, on_checkpoint=on_checkpoint, name=name
+    )
+    live = torch.stack(
+        [live_latents(final_sae.select(i).encode(x)[0]) for i in range(len(seeds))]
+    )  # [S, d_sae] at the last step
     d_in = int(x.shape[1])
     iso = isotropic_stats(config.d_sae, d_in, seeds, threshold)
     ranks = [r for r in DEFAULT_RANKS if r <= min(config.d_sae, d_in)]
@@ -288,8 +318,11 @@ def train_dynamics(config: SAEConfig, x: torch.Tensor, seeds: Sequence[int],
         "d_in": d_in,
         "total_steps": steps[-1],
         "checkpoint_steps": steps,
-        "random": {"isotropic": iso,
-                   "subspace_random": {str(r): v for r, v in
-                                       subspace_random_expectation(ranks, d_in).items()}},
+        "random": {
+            "isotropic": iso,
+            "subspace_random": {
+                str(r): v for r, v in subspace_random_expectation(ranks, d_in).items()
+            },
+        },
         **dynamics_summary(steps, seen, live, iso),
     }

@@ -220,8 +220,11 @@ def overlap_curve(va: torch.Tensor, vb: torch.Tensor, ranks: Sequence[int]) -> d
 
 
 def group_bases(
-    directions: Atoms, frequency: torch.Tensor, groups: Sequence[int],
-    present: torch.Tensor | None = None, tol: float = RANK_TOL,
+    directions: Atoms,
+    frequency: torch.Tensor,
+    groups: Sequence[int],
+    present: torch.Tensor | None = None,
+    tol: float = RANK_TOL,
 ) -> list[torch.Tensor]:
     """For each group label in ``groups`` (a key frequency), an orthonormal basis
     ``[d_in, r_k]`` of the span of its (present) ground-truth directions."""
@@ -306,8 +309,14 @@ class GroupSpans:
         return int((self.labels == k).sum())
 
 
-def group_spans(atoms: Atoms, labels: torch.Tensor, dims: Sequence[int], *,
-                null_rounds: int = 100, seed: int = 0) -> GroupSpans:
+def group_spans(
+    atoms: Atoms,
+    labels: torch.Tensor,
+    dims: Sequence[int],
+    *,
+    null_rounds: int = 100,
+    seed: int = 0,
+) -> GroupSpans:
     """Precompute :class:`GroupSpans` (the shuffles drawn from ``generator(seed)``)."""
     u = unit_rows(atoms)
     lab = torch.as_tensor(labels).to(torch.int64)
@@ -319,8 +328,9 @@ def group_spans(atoms: Atoms, labels: torch.Tensor, dims: Sequence[int], *,
     null = []
     for _ in range(null_rounds):
         shuffled = lab[grouped][torch.randperm(len(grouped), generator=gen)]
-        null.append([top_directions(u[grouped[shuffled == k]], int(dims[k]))
-                     for k in range(len(dims))])
+        null.append(
+            [top_directions(u[grouped[shuffled == k]], int(dims[k])) for k in range(len(dims))]
+        )
     return GroupSpans(u, lab, spans, null)
 
 
@@ -328,8 +338,9 @@ def compare_group_spans(a: GroupSpans, b: GroupSpans, dims: Sequence[int]) -> li
     """:class:`GroupPair` for each group (module docstring), from precomputed spans.
     The null uses round t of A with round t of B (rounds present in both)."""
     if a.atoms.shape[1] != b.atoms.shape[1]:
-        raise ValueError(f"atoms live in different spaces: d_in {a.atoms.shape[1]} vs "
-                         f"{b.atoms.shape[1]}")
+        raise ValueError(
+            f"atoms live in different spaces: d_in {a.atoms.shape[1]} vs {b.atoms.shape[1]}"
+        )
     d_in = a.atoms.shape[1]
     rounds = min(len(a.null_spans), len(b.null_spans))
     out = []
@@ -340,17 +351,27 @@ def compare_group_spans(a: GroupSpans, b: GroupSpans, dims: Sequence[int]) -> li
             out.append(GroupPair(ga.shape[0], gb.shape[0], 0, None, None, None, None, None))
             continue
         va, vb = a.spans[k][:, :r], b.spans[k][:, :r]
-        in_span = 0.5 * (float((ga @ vb).pow(2).sum(1).mean())
-                         + float((gb @ va).pow(2).sum(1).mean()))
-        match = 0.5 * (float(_best_cos2(ga, b.atoms).mean())
-                       + float(_best_cos2(gb, a.atoms).mean()))
+        in_span = 0.5 * (
+            float((ga @ vb).pow(2).sum(1).mean()) + float((gb @ va).pow(2).sum(1).mean())
+        )
+        match = 0.5 * (
+            float(_best_cos2(ga, b.atoms).mean()) + float(_best_cos2(gb, a.atoms).mean())
+        )
         null = None
         if rounds:
-            null = float(np.mean([basis_overlap(a.null_spans[t][k][:, :r],
-                                                b.null_spans[t][k][:, :r])
-                                  for t in range(rounds)]))
-        out.append(GroupPair(ga.shape[0], gb.shape[0], r, basis_overlap(va, vb), in_span, match,
-                             r / d_in, null))
+            null = float(
+                np.mean(
+                    [
+                        basis_overlap(a.null_spans[t][k][:, :r], b.null_spans[t][k][:, :r])
+                        for t in range(rounds)
+                    ]
+                )
+            )
+        out.append(
+            GroupPair(
+                ga.shape[0], gb.shape[0], r, basis_overlap(va, vb), in_span, match, r / d_in, null
+            )
+        )
     return out
 
 
@@ -360,8 +381,15 @@ def _best_cos2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def group_conservation(
-    atoms_a: Atoms, labels_a: torch.Tensor, atoms_b: Atoms, labels_b: torch.Tensor,
-    n_groups: int, dims: Sequence[int], *, null_rounds: int = 100, seed: int = 0,
+    atoms_a: Atoms,
+    labels_a: torch.Tensor,
+    atoms_b: Atoms,
+    labels_b: torch.Tensor,
+    n_groups: int,
+    dims: Sequence[int],
+    *,
+    null_rounds: int = 100,
+    seed: int = 0,
 ) -> list[GroupPair]:
     """:class:`GroupPair` for each group ``0..n_groups-1`` (module docstring);
     ``dims[k]`` is the dimension of group k's ground-truth subspace. A group with
@@ -384,8 +412,13 @@ def finite_mean(values: Sequence[float | None]) -> float | None:
 
 GROUP_METRICS = ("group_overlap", "atom_in_span", "atom_match", "null_overlap")
 """The per-pair group measures of :class:`GroupPair` summarised over seed pairs."""
-GRAM_KEYS = ("effective_rank", "participation_ratio", "numerical_rank", "top_eigenvalue",
-             "self_max_cos")
+GRAM_KEYS = (
+    "effective_rank",
+    "participation_ratio",
+    "numerical_rank",
+    "top_eigenvalue",
+    "self_max_cos",
+)
 """The :func:`gram_summary` entries summarised over seeds."""
 
 
@@ -397,8 +430,11 @@ def data_sample_dictionary(x: torch.Tensor, n_atoms: int, seed: int) -> torch.Te
     xc = x.to(torch.float64) - x.to(torch.float64).mean(dim=0, keepdim=True)
     g = generator(seed)
     n = xc.shape[0]
-    idx = (torch.randperm(n, generator=g)[:n_atoms] if n_atoms <= n
-           else torch.randint(0, n, (n_atoms,), generator=g))
+    idx = (
+        torch.randperm(n, generator=g)[:n_atoms]
+        if n_atoms <= n
+        else torch.randint(0, n, (n_atoms,), generator=g)
+    )
     return unit_rows(xc[idx])
 
 
@@ -419,8 +455,10 @@ class FewLiveLatents(HusaiError):
     def __init__(self, seed: int, n_live: int) -> None:
         self.seed = seed
         self.n_live = n_live
-        super().__init__(f"seed {seed} has {n_live} live latents (at least 2 are needed to "
-                         "analyse the live atoms alone)")
+        super().__init__(
+            f"seed {seed} has {n_live} live latents (at least 2 are needed to "
+            "analyse the live atoms alone)"
+        )
 
 
 @dataclass(frozen=True)
@@ -443,21 +481,28 @@ class ActivationGeometry:
         """``{"activations": ..., "ground_truth": ...}`` of ``metrics/geometry.json``."""
         spec = self.spectrum
         return {
-            "activations": {"n": int(self.x.shape[0]), "d_in": self.d_in,
-                            "effective_rank": spec["effective_rank"],
-                            "participation_ratio": spec["participation_ratio"],
-                            "dims_for_variance": spec["dims_for_variance"],
-                            "variance_share_top": spec["variance_share"][:16]},
-            "ground_truth": {"key_frequencies": self.key_frequencies,
-                             "subspace_dims": {str(k): d for k, d in
-                                               zip(self.key_frequencies, self.dims, strict=True)},
-                             "variance_share_in_span": self.variance_share_in_span,
-                             "group_min_share": group_min_share},
+            "activations": {
+                "n": int(self.x.shape[0]),
+                "d_in": self.d_in,
+                "effective_rank": spec["effective_rank"],
+                "participation_ratio": spec["participation_ratio"],
+                "dims_for_variance": spec["dims_for_variance"],
+                "variance_share_top": spec["variance_share"][:16],
+            },
+            "ground_truth": {
+                "key_frequencies": self.key_frequencies,
+                "subspace_dims": {
+                    str(k): d for k, d in zip(self.key_frequencies, self.dims, strict=True)
+                },
+                "variance_share_in_span": self.variance_share_in_span,
+                "group_min_share": group_min_share,
+            },
         }
 
 
-def activation_geometry(x: torch.Tensor, gt: GroundTruth,
-                        key_frequencies: Sequence[int]) -> ActivationGeometry:
+def activation_geometry(
+    x: torch.Tensor, gt: GroundTruth, key_frequencies: Sequence[int]
+) -> ActivationGeometry:
     """Spectrum, principal components and ground-truth group subspaces of the
     activations ``x [N, d_in]`` (present directions only: non-zero and above
     ``husai.recovery.MIN_ENERGY_SHARE`` of the energy); one torch thread."""
@@ -471,9 +516,14 @@ def activation_geometry(x: torch.Tensor, gt: GroundTruth,
         total_var = float(xc.pow(2).sum())
         in_span = float((xc @ span).pow(2).sum()) / total_var if total_var > 0 else 0.0
         return ActivationGeometry(
-            x=x, spectrum=activation_spectrum(x64), pcs=principal_directions(x64, centre=True),
-            key_frequencies=keys, bases=bases, dims=[q.shape[1] for q in bases],
-            variance_share_in_span=in_span)
+            x=x,
+            spectrum=activation_spectrum(x64),
+            pcs=principal_directions(x64, centre=True),
+            key_frequencies=keys,
+            bases=bases,
+            dims=[q.shape[1] for q in bases],
+            variance_share_in_span=in_span,
+        )
 
 
 @dataclass(frozen=True)
@@ -482,13 +532,16 @@ class ConfigGeometry:
     and its curves (one value per index / rank from 1)."""
 
     summary: dict[str, Any]
-    spectra: dict[str, list[float]]  # gram_eigenvalue (mean over seeds), isotropic_..., data_sample_...
+    spectra: dict[
+        str, list[float]
+    ]  # gram_eigenvalue (mean over seeds), isotropic_..., data_sample_...
     overlaps: dict[str, list[float | None]]  # subspace_overlap (mean over pairs), data_sample_...,
     # activation_pca_overlap (mean over seeds), ranks 1..min(n_atoms of a seed, d_in)
 
 
-def analysed_atoms(sae: BatchedSAE, x: torch.Tensor,
-                   live_only: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def analysed_atoms(
+    sae: BatchedSAE, x: torch.Tensor, live_only: bool
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per seed: the live mask ``[d_sae]`` (non-zero on some row of ``x``) and the
     unit decoder atoms analysed (float64; the live ones with ``live_only``). Raises
     :class:`FewLiveLatents` when ``live_only`` leaves a seed fewer than 2 atoms."""
@@ -516,8 +569,9 @@ def _pairs(n: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
-def config_geometry(sae: BatchedSAE, acts: ActivationGeometry,
-                    options: GeometryOptions) -> ConfigGeometry:
+def config_geometry(
+    sae: BatchedSAE, acts: ActivationGeometry, options: GeometryOptions
+) -> ConfigGeometry:
     """Gram spectra, subspace overlaps and atom groups of one configuration's seeds,
     beside an isotropic and a data-sample reference pair of ``n_ref`` atoms (the mean
     number of analysed atoms per seed); one torch thread. The layout of ``summary``
@@ -526,8 +580,9 @@ def config_geometry(sae: BatchedSAE, acts: ActivationGeometry,
         return _config_geometry(sae, acts, options)
 
 
-def _config_geometry(sae: BatchedSAE, acts: ActivationGeometry,
-                     opt: GeometryOptions) -> ConfigGeometry:
+def _config_geometry(
+    sae: BatchedSAE, acts: ActivationGeometry, opt: GeometryOptions
+) -> ConfigGeometry:
     n, d_in, keys, dims = sae.n_seeds, acts.d_in, acts.key_frequencies, acts.dims
     live, dec = analysed_atoms(sae, acts.x, opt.live_only)
     n_atoms = [len(a) for a in dec]
@@ -547,20 +602,33 @@ def _config_geometry(sae: BatchedSAE, acts: ActivationGeometry,
     curve = {(i, j): overlap_curve(dirs[i], dirs[j], all_ranks) for i, j in _pairs(n)}
     # atom groups, every pair
     labels = [assign_groups(d, acts.bases, opt.group_min_share) for d in dec]
-    spans = [group_spans(dec[i], labels[i], dims, null_rounds=opt.null_rounds,
-                         seed=opt.seed + i) for i in range(n)]
+    spans = [
+        group_spans(dec[i], labels[i], dims, null_rounds=opt.null_rounds, seed=opt.seed + i)
+        for i in range(n)
+    ]
     gp = {(i, j): compare_group_spans(spans[i], spans[j], dims) for i, j in _pairs(n)}
     group_rank = [[gp[ij][g].rank for ij in _pairs(n)] for g in range(len(keys))]
-    sample_pairs = compare_group_spans(*[
-        group_spans(sample[i], assign_groups(sample[i], acts.bases, opt.group_min_share), dims,
-                    null_rounds=opt.null_rounds, seed=opt.seed + i) for i in (0, 1)], dims)
+    sample_pairs = compare_group_spans(
+        *[
+            group_spans(
+                sample[i],
+                assign_groups(sample[i], acts.bases, opt.group_min_share),
+                dims,
+                null_rounds=opt.null_rounds,
+                seed=opt.seed + i,
+            )
+            for i in (0, 1)
+        ],
+        dims,
+    )
     pca_overlap = [overlap_curve(dirs[i], acts.pcs, all_ranks) for i in range(n)]
-    iso_curve = overlap_curve(principal_directions(iso[0]), principal_directions(iso[1]),
-                              all_ranks)
-    sample_curve = overlap_curve(principal_directions(sample[0]),
-                                 principal_directions(sample[1]), all_ranks)
-    random_overlap = [finite_mean([r_ / d_in if r_ else None for r_ in group_rank[g]])
-                      for g in range(len(keys))]
+    iso_curve = overlap_curve(principal_directions(iso[0]), principal_directions(iso[1]), all_ranks)
+    sample_curve = overlap_curve(
+        principal_directions(sample[0]), principal_directions(sample[1]), all_ranks
+    )
+    random_overlap = [
+        finite_mean([r_ / d_in if r_ else None for r_ in group_rank[g]]) for g in range(len(keys))
+    ]
     overlap = {r: pair_fill(n, lambda i, j, r=r: curve[i, j][r]) for r in all_ranks}
 
     def group_matrix(m: str, g: int) -> np.ndarray:
@@ -581,12 +649,15 @@ def _config_geometry(sae: BatchedSAE, acts: ActivationGeometry,
         "pwmcc": pair_stats(pair_fill(n, lambda i, j: pwmcc(dec[i], dec[j]))),
         "gram": {
             "summary": {k: per_seed_stats([s[k] for s in summaries]) for k in GRAM_KEYS},
-            "seed_distance": pair_stats(pair_fill(
-                n, lambda i, j: spectrum_distance(lams[i], lams[j]))),
+            "seed_distance": pair_stats(
+                pair_fill(n, lambda i, j: spectrum_distance(lams[i], lams[j]))
+            ),
             "distance_to_isotropic": per_seed_stats(
-                [spectrum_distance(lam, iso_lam) for lam in lams]),
+                [spectrum_distance(lam, iso_lam) for lam in lams]
+            ),
             "distance_to_data_sample": per_seed_stats(
-                [spectrum_distance(lam, sample_lam) for lam in lams]),
+                [spectrum_distance(lam, sample_lam) for lam in lams]
+            ),
             "isotropic": gram_summary(iso[0]),
             "isotropic_pair_distance": spectrum_distance(iso_lam, gram_spectrum(iso[1])),
             "data_sample": gram_summary(sample[0]),
@@ -598,29 +669,42 @@ def _config_geometry(sae: BatchedSAE, acts: ActivationGeometry,
             "isotropic_overlap": {str(r): iso_curve[r] for r in ranks},
             "data_sample_overlap": {str(r): sample_curve[r] for r in ranks},
             "activation_pca_overlap": {
-                str(r): per_seed_stats([c[r] for c in pca_overlap]) for r in ranks},
+                str(r): per_seed_stats([c[r] for c in pca_overlap]) for r in ranks
+            },
         },
         "groups": {
             "fraction_grouped": per_seed_stats(
-                [float((lab >= 0).to(torch.float64).mean()) for lab in labels]),
-            "sizes": {str(k): per_seed_stats([float((lab == g).sum()) for lab in labels])
-                      for g, k in enumerate(keys)},
+                [float((lab >= 0).to(torch.float64).mean()) for lab in labels]
+            ),
+            "sizes": {
+                str(k): per_seed_stats([float((lab == g).sum()) for lab in labels])
+                for g, k in enumerate(keys)
+            },
             "per_frequency": {
-                str(k): {"rank": finite_mean([float(r_) for r_ in group_rank[g]]),
-                         **{m: pair_stats(group_matrix(m, g)) for m in GROUP_METRICS},
-                         "random_overlap": random_overlap[g]}
-                for g, k in enumerate(keys)},
-            "all": {**{m: pair_stats(group_mean(m)) for m in GROUP_METRICS},
-                    "random_overlap": finite_mean(random_overlap)},
-            "data_sample": {m: finite_mean([getattr(p, m) for p in sample_pairs])
-                            for m in GROUP_METRICS},
+                str(k): {
+                    "rank": finite_mean([float(r_) for r_ in group_rank[g]]),
+                    **{m: pair_stats(group_matrix(m, g)) for m in GROUP_METRICS},
+                    "random_overlap": random_overlap[g],
+                }
+                for g, k in enumerate(keys)
+            },
+            "all": {
+                **{m: pair_stats(group_mean(m)) for m in GROUP_METRICS},
+                "random_overlap": finite_mean(random_overlap),
+            },
+            "data_sample": {
+                m: finite_mean([getattr(p, m) for p in sample_pairs]) for m in GROUP_METRICS
+            },
         },
     }
-    spectra = {"gram_eigenvalue": torch.stack(lams).mean(0).tolist(),
-               "isotropic_gram_eigenvalue": iso_lam.tolist(),
-               "data_sample_gram_eigenvalue": sample_lam.tolist()}
-    overlaps = {"subspace_overlap": [pair_stats(overlap[r])["mean"] for r in all_ranks],
-                "data_sample_overlap": [sample_curve[r] for r in all_ranks],
-                "activation_pca_overlap": [sum(c[r] for c in pca_overlap) / n
-                                           for r in all_ranks]}
+    spectra = {
+        "gram_eigenvalue": torch.stack(lams).mean(0).tolist(),
+        "isotropic_gram_eigenvalue": iso_lam.tolist(),
+        "data_sample_gram_eigenvalue": sample_lam.tolist(),
+    }
+    overlaps = {
+        "subspace_overlap": [pair_stats(overlap[r])["mean"] for r in all_ranks],
+        "data_sample_overlap": [sample_curve[r] for r in all_ranks],
+        "activation_pca_overlap": [sum(c[r] for c in pca_overlap) / n for r in all_ranks],
+    }
     return ConfigGeometry(summary, spectra, overlaps)

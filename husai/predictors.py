@@ -60,13 +60,14 @@ if TYPE_CHECKING:
     from husai.sae import BatchedSAE
 
 SharedWith = Literal["majority", "any", "all"]
-PREDICTORS = ("firing_frequency", "purity", "decoder_norm", "encoder_norm",
-              "max_cos_ground_truth")
+PREDICTORS = ("firing_frequency", "purity", "decoder_norm", "encoder_norm", "max_cos_ground_truth")
 """The per-latent properties scored as predictors of sharing (module docstring)."""
 
 
-def roc_auc(scores: np.ndarray | torch.Tensor | Sequence[float],
-            labels: np.ndarray | torch.Tensor | Sequence[bool]) -> float | None:
+def roc_auc(
+    scores: np.ndarray | torch.Tensor | Sequence[float],
+    labels: np.ndarray | torch.Tensor | Sequence[bool],
+) -> float | None:
     """ROC AUC of ``scores`` for the binary ``labels`` (module docstring)."""
     s = np.asarray(scores, dtype=np.float64).flatten()
     y = np.asarray(labels).astype(bool).flatten()
@@ -97,8 +98,11 @@ def min_shared(n_seeds: int, rule: SharedWith) -> int:
 
 
 def shared_counts(
-    decoders: Sequence[Atoms], encoders: Sequence[Atoms],
-    threshold: float = DEFAULT_THRESHOLD, *, absolute: bool = True,
+    decoders: Sequence[Atoms],
+    encoders: Sequence[Atoms],
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    absolute: bool = True,
 ) -> torch.Tensor:
     """``[n_seeds, d_sae]`` int64: for each latent, the number of other seeds it is
     shared with (module docstring). All dictionaries must have the same size."""
@@ -108,13 +112,13 @@ def shared_counts(
     d_sae = {int(np.shape(d)[0]) for d in decoders}
     if len(d_sae) != 1:
         raise ValueError(f"dictionaries of different sizes: {sorted(d_sae)}")
-    pairs = seed_pair_metrics(decoders, encoders, threshold=threshold, ranks=(),
-                              absolute=absolute)
+    pairs = seed_pair_metrics(decoders, encoders, threshold=threshold, ranks=(), absolute=absolute)
     return count_shared(pairs, n, d_sae.pop())
 
 
-def count_shared(pairs: Mapping[tuple[int, int], PairMetrics], n_seeds: int,
-                 d_sae: int) -> torch.Tensor:
+def count_shared(
+    pairs: Mapping[tuple[int, int], PairMetrics], n_seeds: int, d_sae: int
+) -> torch.Tensor:
     """:func:`shared_counts` from the :func:`husai.stability.seed_pair_metrics` of every
     pair (computed with encoder atoms and matching): ``[n_seeds, d_sae]`` int64."""
     counts = torch.zeros(n_seeds, d_sae, dtype=torch.int64)
@@ -140,8 +144,9 @@ def _significant(t: torch.Tensor, digits: int = 6) -> torch.Tensor:
     return torch.from_numpy(np.array([float(f"{v:.{digits}g}") for v in t.tolist()]))
 
 
-def latent_properties(sae: BatchedSAE, index: int, x: torch.Tensor,
-                      directions: Atoms) -> dict[str, torch.Tensor]:
+def latent_properties(
+    sae: BatchedSAE, index: int, x: torch.Tensor, directions: Atoms
+) -> dict[str, torch.Tensor]:
     """Every property of :data:`PREDICTORS` for the latents of seed number ``index``
     on the inputs ``x`` (a p x p grid of rows), rounded (module docstring), as
     ``[d_sae]`` float64 tensors, plus ``live`` (``[d_sae]`` bool)."""
@@ -163,8 +168,9 @@ def latent_properties(sae: BatchedSAE, index: int, x: torch.Tensor,
     return out
 
 
-def shared_rate_by_decile(scores: np.ndarray | Sequence[float],
-                          labels: np.ndarray | Sequence[bool]) -> list[dict[str, Any]]:
+def shared_rate_by_decile(
+    scores: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[bool]
+) -> list[dict[str, Any]]:
     """``[{"low", "high", "n", "shared_rate"}]`` per non-empty decile bin of ``scores``
     (module docstring): the smallest and largest score in the bin, its size and the
     share of true ``labels``. Empty scores give ``[]``."""
@@ -180,14 +186,25 @@ def shared_rate_by_decile(scores: np.ndarray | Sequence[float],
         sel = bins == b
         if not sel.any():
             continue
-        out.append({"low": float(s[sel].min()), "high": float(s[sel].max()),
-                    "n": int(sel.sum()), "shared_rate": float(y[sel].mean())})
+        out.append(
+            {
+                "low": float(s[sel].min()),
+                "high": float(s[sel].max()),
+                "n": int(sel.sum()),
+                "shared_rate": float(y[sel].mean()),
+            }
+        )
     return out
 
 
-def predictor_summary(sae: BatchedSAE, x: torch.Tensor, directions: Atoms, *,
-                      threshold: float = DEFAULT_THRESHOLD,
-                      shared_with: SharedWith = "majority") -> dict[str, Any]:
+def predictor_summary(
+    sae: BatchedSAE,
+    x: torch.Tensor,
+    directions: Atoms,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    shared_with: SharedWith = "majority",
+) -> dict[str, Any]:
     """Which properties of a configuration's live latents predict sharing (module
     docstring), as the configuration entry of ``metrics/predictors.json`` (stage
     ``predictors``): sharing counts by :func:`shared_counts` (on one torch thread),
@@ -207,8 +224,10 @@ def predictor_summary(sae: BatchedSAE, x: torch.Tensor, directions: Atoms, *,
         live = props[i]["live"]
         y = shared[i][live].numpy()
         per_seed[str(seed)] = {
-            "n_live": int(live.sum()), "n_shared": int(shared[i][live].sum()),
-            "auc": {k: roc_auc(props[i][k][live].numpy(), y) for k in PREDICTORS}}
+            "n_live": int(live.sum()),
+            "n_shared": int(shared[i][live].sum()),
+            "auc": {k: roc_auc(props[i][k][live].numpy(), y) for k in PREDICTORS},
+        }
         for k in PREDICTORS:
             pooled[k].append(props[i][k][live].numpy())
         pooled_y.append(y)
@@ -218,10 +237,14 @@ def predictor_summary(sae: BatchedSAE, x: torch.Tensor, directions: Atoms, *,
     by_decile = {}
     for k in PREDICTORS:
         v = np.concatenate(pooled[k])
-        auc[k] = {**per_seed_stats([per_seed[str(s)]["auc"][k] for s in seeds]),
-                  "pooled": roc_auc(v, y_all)}
-        means[k] = {"shared": float(v[y_all].mean()) if y_all.any() else None,
-                    "not_shared": float(v[~y_all].mean()) if (~y_all).any() else None}
+        auc[k] = {
+            **per_seed_stats([per_seed[str(s)]["auc"][k] for s in seeds]),
+            "pooled": roc_auc(v, y_all),
+        }
+        means[k] = {
+            "shared": float(v[y_all].mean()) if y_all.any() else None,
+            "not_shared": float(v[~y_all].mean()) if (~y_all).any() else None,
+        }
         by_decile[k] = shared_rate_by_decile(v, y_all)
     # the loosest rule as a second view (more positives when few latents are shared)
     any_y = np.concatenate([(counts[i] >= 1)[props[i]["live"]].numpy() for i in range(n)])

@@ -118,8 +118,13 @@ class SeedStats:
     def to_dict(self) -> Stat:
         """The :class:`husai.records.Stat` record ``{"mean", "std", "ci": [low, high] | None,
         "n_seeds", "n_pairs"}``, JSON-ready."""
-        return {"mean": self.mean, "std": self.std, "ci": _pair(self.ci_low, self.ci_high),
-                "n_seeds": self.n_seeds, "n_pairs": self.n_pairs}
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "ci": _pair(self.ci_low, self.ci_high),
+            "n_seeds": self.n_seeds,
+            "n_pairs": self.n_pairs,
+        }
 
 
 def seed_stats(
@@ -198,10 +203,13 @@ class RatioStats:
     def to_dict(self) -> Ratio:
         """The :class:`husai.records.Ratio` record ``{"ratio", "ci", "difference",
         "difference_ci", "paired"}``, JSON-ready (None where undefined)."""
-        return {"ratio": self.ratio, "ci": _pair(self.ratio_ci_low, self.ratio_ci_high),
-                "difference": self.difference,
-                "difference_ci": _pair(self.difference_ci_low, self.difference_ci_high),
-                "paired": self.paired}
+        return {
+            "ratio": self.ratio,
+            "ci": _pair(self.ratio_ci_low, self.ratio_ci_high),
+            "difference": self.difference,
+            "difference_ci": _pair(self.difference_ci_low, self.difference_ci_high),
+            "paired": self.paired,
+        }
 
 
 def ratio_stats(
@@ -295,9 +303,13 @@ def pair_stats(matrix: np.ndarray) -> Stat:
     if ok.all():
         return seed_stats(m).to_dict()
     v = values[ok]
-    return {"mean": float(v.mean()) if len(v) else None,
-            "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "ci": None, "n_seeds": n, "n_pairs": len(v)}
+    return {
+        "mean": float(v.mean()) if len(v) else None,
+        "std": float(v.std(ddof=1)) if len(v) > 1 else None,
+        "ci": None,
+        "n_seeds": n,
+        "n_pairs": len(v),
+    }
 
 
 def per_seed_stats(values: Sequence[float | None]) -> Stat:

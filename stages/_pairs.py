@@ -17,8 +17,10 @@ def load_config_saes(models: Path, name: str, seeds: tuple[int, ...], d_in: int)
 
     sae = load_saes(models / name, d_in)
     if sorted(sae.seeds) != sorted(seeds):
-        raise HusaiError(f"{models / name}: checkpoints for seeds {list(sae.seeds)} but params "
-                         f"list {list(seeds)} (run stage saes, or `dvc repro`)")
+        raise HusaiError(
+            f"{models / name}: checkpoints for seeds {list(sae.seeds)} but params "
+            f"list {list(seeds)} (run stage saes, or `dvc repro`)"
+        )
     order = [sae.seeds.index(s) for s in seeds]
     from husai.sae import BatchedSAE
 

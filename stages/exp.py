@@ -90,8 +90,9 @@ def _record(node: Mapping[str, Any], baseline: str, fallback: str) -> Experiment
         params.update(flatten(content, scope))
     rev = str(node.get("rev") or data.get("rev") or "")
     name = node.get("name") or (rev if rev == "workspace" else rev[:7]) or fallback
-    return Experiment(name=str(name), rev=rev, baseline=baseline, params=params,
-                      metrics=_files(data, "metrics"))
+    return Experiment(
+        name=str(name), rev=rev, baseline=baseline, params=params, metrics=_files(data, "metrics")
+    )
 
 
 def experiments(exp_show: list[Mapping[str, Any]]) -> list[Experiment]:
@@ -138,7 +139,11 @@ def _number(value: Any, key: str = "mean") -> float | None:
 
 
 def _ci(value: Any) -> tuple[float | None, float | None] | None:
-    if isinstance(value, Mapping) and isinstance(value.get("ci"), list | tuple) and len(value["ci"]) == 2:
+    if (
+        isinstance(value, Mapping)
+        and isinstance(value.get("ci"), list | tuple)
+        and len(value["ci"]) == 2
+    ):
         low, high = value["ci"]
         return _number(low), _number(high)
     return None
@@ -198,24 +203,48 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def table(summary: list[Row]) -> Table:
-    t = Table(title="HUSAI experiments: stability across seeds beside its baselines "
-                    "(random: isotropic; subspace: random in the activations' principal span)",
-              show_lines=False, header_style="bold")
-    for col, justify in [("experiment", "left"), ("changed params", "left"), ("config", "left"),
-                         ("L0", "right"), ("EV", "right"), ("PWMCC", "right"),
-                         ("random", "right"), ("untrained", "right"), ("ratio", "right"),
-                         ("subspace", "right"), ("ratio", "right"),
-                         ("Hung. MCC", "right"), ("shared", "right")]:
+    t = Table(
+        title="HUSAI experiments: stability across seeds beside its baselines "
+        "(random: isotropic; subspace: random in the activations' principal span)",
+        show_lines=False,
+        header_style="bold",
+    )
+    for col, justify in [
+        ("experiment", "left"),
+        ("changed params", "left"),
+        ("config", "left"),
+        ("L0", "right"),
+        ("EV", "right"),
+        ("PWMCC", "right"),
+        ("random", "right"),
+        ("untrained", "right"),
+        ("ratio", "right"),
+        ("subspace", "right"),
+        ("ratio", "right"),
+        ("Hung. MCC", "right"),
+        ("shared", "right"),
+    ]:
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in summary:
         if r.pwmcc_ci:
             spread = f" [{_fmt(r.pwmcc_ci[0])}, {_fmt(r.pwmcc_ci[1])}]"
         else:  # dvc exp show drops lists, so the CI is there only in a saved metrics file
             spread = "" if r.pwmcc_std is None else f" ± {_fmt(r.pwmcc_std)}"
-        t.add_row(r.experiment, r.changed, r.config, _fmt(r.l0, 1), _fmt(r.explained_variance),
-                  _fmt(r.pwmcc) + spread, _fmt(r.random_pwmcc), _fmt(r.untrained_pwmcc),
-                  _fmt(r.ratio, 2), _fmt(r.subspace_pwmcc), _fmt(r.subspace_ratio, 2),
-                  _fmt(r.hungarian_mcc), _fmt(r.shared_fraction))
+        t.add_row(
+            r.experiment,
+            r.changed,
+            r.config,
+            _fmt(r.l0, 1),
+            _fmt(r.explained_variance),
+            _fmt(r.pwmcc) + spread,
+            _fmt(r.random_pwmcc),
+            _fmt(r.untrained_pwmcc),
+            _fmt(r.ratio, 2),
+            _fmt(r.subspace_pwmcc),
+            _fmt(r.subspace_ratio, 2),
+            _fmt(r.hungarian_mcc),
+            _fmt(r.shared_fraction),
+        )
     return t
 
 
@@ -232,10 +261,13 @@ def _exp_show_json(source: Path | None, extra: list[str]) -> list[Mapping[str, A
         text = source.read_text()
     else:
         try:
-            proc = subprocess.run([_dvc(), "exp", "show", "--json", *extra],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [_dvc(), "exp", "show", "--json", *extra], capture_output=True, text=True
+            )
         except OSError as err:
-            raise HusaiError(f"cannot run dvc ({err.strerror}); is the environment active?") from None
+            raise HusaiError(
+                f"cannot run dvc ({err.strerror}); is the environment active?"
+            ) from None
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
             raise HusaiError(f"dvc exp show --json: {last}")
@@ -247,12 +279,15 @@ def _exp_show_json(source: Path | None, extra: list[str]) -> list[Mapping[str, A
 
 
 def main(
-    input: Path | None = typer.Option(None, "--input", help="A saved `dvc exp show --json`; "
-                                      "default: run it here."),
-    config: list[str] = typer.Option([], "--config", "-c",
-                                     help="Only these SAE configurations (repeatable)."),
-    all_commits: bool = typer.Option(False, "--all-commits", "-A",
-                                     help="Passed to dvc exp show: experiments of every commit."),
+    input: Path | None = typer.Option(
+        None, "--input", help="A saved `dvc exp show --json`; default: run it here."
+    ),
+    config: list[str] = typer.Option(
+        [], "--config", "-c", help="Only these SAE configurations (repeatable)."
+    ),
+    all_commits: bool = typer.Option(
+        False, "--all-commits", "-A", help="Passed to dvc exp show: experiments of every commit."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON, not a table."),
 ) -> None:
     """Summarise `dvc exp` experiments: stability metrics beside their baselines."""

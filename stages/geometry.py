@@ -77,14 +77,17 @@ from stages._pairs import load_config_saes
 @stage("geometry")
 def main(
     params: Path = PARAMS_OPTION,
-    activations: Path = typer.Option(Path("data/activations.safetensors"),
-                                     help="Activations with ground-truth directions."),
+    activations: Path = typer.Option(
+        Path("data/activations.safetensors"), help="Activations with ground-truth directions."
+    ),
     models: Path = typer.Option(Path("models/saes"), help="SAE checkpoints of stage saes."),
     metrics: Path = typer.Option(Path("metrics/geometry.json"), help="Metrics JSON to write."),
-    spectrum_csv: Path = typer.Option(Path("metrics/curves/geometry_spectrum.csv"),
-                                      help="Spectra CSV for dvc plots."),
-    overlap_csv: Path = typer.Option(Path("metrics/curves/geometry_overlap.csv"),
-                                     help="Subspace-overlap CSV for dvc plots."),
+    spectrum_csv: Path = typer.Option(
+        Path("metrics/curves/geometry_spectrum.csv"), help="Spectra CSV for dvc plots."
+    ),
+    overlap_csv: Path = typer.Option(
+        Path("metrics/curves/geometry_overlap.csv"), help="Subspace-overlap CSV for dvc plots."
+    ),
 ) -> None:
     """Spectra, subspaces and atom groups of the baseline SAEs (params.yaml `geometry`)."""
     from husai.errors import HusaiError
@@ -102,11 +105,14 @@ def main(
     setup(prm)
     acts = load_activations(activations)
     d_in = acts.d_in
-    saes = {name: load_config_saes(models, name, hp.seeds, d_in)
-            for name, hp in configs.items()}
-    options = GeometryOptions(ranks=tuple(geo.ranks), group_min_share=geo.group_min_share,
-                              null_rounds=geo.null_rounds, seed=geo.seed,
-                              live_only=geo.live_only)
+    saes = {name: load_config_saes(models, name, hp.seeds, d_in) for name, hp in configs.items()}
+    options = GeometryOptions(
+        ranks=tuple(geo.ranks),
+        group_min_share=geo.group_min_share,
+        null_rounds=geo.null_rounds,
+        seed=geo.seed,
+        live_only=geo.live_only,
+    )
     act_geo = activation_geometry(acts.x, ground_truth(acts), acts.key_frequencies)
     out = {**act_geo.summary(geo.group_min_share), "configs": {}}
     spectrum_cols = {"activation_variance_share": act_geo.spectrum["variance_share"]}
@@ -115,8 +121,10 @@ def main(
         try:
             result = config_geometry(sae, act_geo, options)
         except FewLiveLatents as err:
-            raise HusaiError(f"geometry: {name} seed {err.seed} has {err.n_live} live latents; "
-                             "set geometry.live_only false to use every atom") from err
+            raise HusaiError(
+                f"geometry: {name} seed {err.seed} has {err.n_live} live latents; "
+                "set geometry.live_only false to use every atom"
+            ) from err
         out["configs"][name] = c = result.summary
         spectrum_cols |= {f"{name}_{k}": v for k, v in result.spectra.items()}
         overlap_cols |= {f"{name}_{k}": v for k, v in result.overlaps.items()}
@@ -125,17 +133,21 @@ def main(
             f" (isotropic {c['gram']['isotropic']['effective_rank']:.1f}), overlap r=16 "
             f"{(c['subspace']['overlap'].get('16') or {}).get('mean')}, groups: overlap "
             f"{c['groups']['all']['group_overlap']['mean']}, atom match "
-            f"{c['groups']['all']['atom_match']['mean']}")
+            f"{c['groups']['all']['atom_match']['mean']}"
+        )
 
     def columns(cols: dict[str, list], index: str) -> tuple[list[str], list[list]]:
         names = [index, *cols]
-        rows = [[i + 1] + [v[i] if i < len(v) else None for v in cols.values()]
-                for i in range(d_in)]
+        rows = [
+            [i + 1] + [v[i] if i < len(v) else None for v in cols.values()] for i in range(d_in)
+        ]
         return names, rows
 
     write_json(metrics, out, GeometryMetrics)
     write_csv(spectrum_csv, *columns(spectrum_cols, "index"))
     write_csv(overlap_csv, *columns(overlap_cols, "rank"))
-    console.print(f"geometry: activations effective rank "
-                  f"{out['activations']['effective_rank']:.1f}; {len(saes)} configurations "
-                  f"-> {metrics}")
+    console.print(
+        f"geometry: activations effective rank "
+        f"{out['activations']['effective_rank']:.1f}; {len(saes)} configurations "
+        f"-> {metrics}"
+    )

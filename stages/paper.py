@@ -24,8 +24,9 @@ def main(
     root: Path = typer.Option(Path("."), help="Repository root holding metrics/ and params.yaml."),
     figures: Path = typer.Option(Path("paper/figures"), help="Figure folder to write."),
     report: Path = typer.Option(Path("paper/report.md"), help="Report to write."),
-    sources: Path = typer.Option(Path("paper/report_sources.json"),
-                                 help="Citations of the report's numbers."),
+    sources: Path = typer.Option(
+        Path("paper/report_sources.json"), help="Citations of the report's numbers."
+    ),
 ) -> None:
     """Render every figure whose metrics exist, and the report."""
     from husai.errors import HusaiError
@@ -43,5 +44,7 @@ def main(
         console.print(f"paper: [green]rendered[/] {name}")
     for name, why in out.skipped.items():
         console.print(f"paper: [yellow]skipped[/] {name}: {why}")
-    console.print(f"paper: {len(out.rendered)} figures -> {figures}, "
-                  f"{len(out.sources)} cited numbers -> {report}")
+    console.print(
+        f"paper: {len(out.rendered)} figures -> {figures}, "
+        f"{len(out.sources)} cited numbers -> {report}"
+    )

@@ -60,8 +60,9 @@ from stages._pairs import load_config_saes
 @stage("predictors")
 def main(
     params: Path = PARAMS_OPTION,
-    activations: Path = typer.Option(Path("data/activations.safetensors"),
-                                      help="Activations with ground-truth directions."),
+    activations: Path = typer.Option(
+        Path("data/activations.safetensors"), help="Activations with ground-truth directions."
+    ),
     models: Path = typer.Option(Path("models/saes"), help="SAE checkpoints of stage saes."),
     metrics: Path = typer.Option(Path("metrics/predictors.json"), help="Metrics JSON to write."),
 ) -> None:
@@ -74,21 +75,26 @@ def main(
     configs = prm.analysis_configs("predictors")
     setup(prm)
     acts = load_activations(activations)
-    saes = {name: load_config_saes(models, name, hp.seeds, acts.d_in)
-            for name, hp in configs.items()}
+    saes = {
+        name: load_config_saes(models, name, hp.seeds, acts.d_in) for name, hp in configs.items()
+    }
     directions = present_ground_truth(ground_truth(acts))
 
-    out: dict[str, Any] = {"rule": {"threshold": pred.threshold, "shared_with": pred.shared_with,
-                                    "absolute": True},
-                           "configs": {}}
+    out: dict[str, Any] = {
+        "rule": {"threshold": pred.threshold, "shared_with": pred.shared_with, "absolute": True},
+        "configs": {},
+    }
     for name, sae in saes.items():
-        out["configs"][name] = c = predictor_summary(sae, acts.x, directions,
-                                                     threshold=pred.threshold,
-                                                     shared_with=pred.shared_with)
+        out["configs"][name] = c = predictor_summary(
+            sae, acts.x, directions, threshold=pred.threshold, shared_with=pred.shared_with
+        )
         auc = c["auc"]
-        shown = ", ".join(f"{k} {auc[k]['mean']:.3f}" if auc[k]["mean"] is not None
-                          else f"{k} n/a" for k in PREDICTORS)
-        console.print(f"predictors: {name}: {c['n_shared']}/{c['n_live']} live latents shared; "
-                      f"AUC {shown}")
+        shown = ", ".join(
+            f"{k} {auc[k]['mean']:.3f}" if auc[k]["mean"] is not None else f"{k} n/a"
+            for k in PREDICTORS
+        )
+        console.print(
+            f"predictors: {name}: {c['n_shared']}/{c['n_live']} live latents shared; AUC {shown}"
+        )
     write_json(metrics, out, PredictorsMetrics)
     console.print(f"predictors: {len(saes)} configurations -> {metrics}")

@@ -29,12 +29,14 @@ from stages._common import PARAMS_OPTION, console, load_params, setup, stage, wr
 @stage("recovery")
 def main(
     params: Path = PARAMS_OPTION,
-    activations: Path = typer.Option(Path("data/activations.safetensors"),
-                                     help="Activation dataset with the ground truth."),
+    activations: Path = typer.Option(
+        Path("data/activations.safetensors"), help="Activation dataset with the ground truth."
+    ),
     saes: Path = typer.Option(Path("models/saes"), help="Checkpoint folder of stage saes."),
     saes_metrics: Path = typer.Option(Path("metrics/saes.json"), help="Metrics of stage saes."),
-    stability: Path = typer.Option(Path("metrics/stability.json"),
-                                   help="Metrics of stage stability (for the table)."),
+    stability: Path = typer.Option(
+        Path("metrics/stability.json"), help="Metrics of stage stability (for the table)."
+    ),
     out: Path = typer.Option(Path("metrics/recovery.json"), help="Metrics JSON to write."),
 ) -> None:
     """Ground-truth recovery of every `saes` configuration; prints the Phase 1 table."""
@@ -60,15 +62,19 @@ def main(
         raise HusaiError(f"{stability} lacks configurations {missing} (run `dvc repro stability`)")
     options = analysis_options(prm)
     gt = ground_truth(acts)
-    loaded = {name: load_config_saes(saes / name, name, hp, acts.d_in)
-              for name, hp in configs.items()}
+    loaded = {
+        name: load_config_saes(saes / name, name, hp, acts.d_in) for name, hp in configs.items()
+    }
     per_config = {}
     for name, sae in loaded.items():
         console.print(f"recovery: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
         per_config[name] = {
-            "architecture": sae.config.architecture, "d_sae": sae.config.d_sae,
-            "seeds": list(sae.seeds), "key_frequencies": list(acts.key_frequencies),
-            **recovery_summary(sae, acts.x, gt, acts.key_frequencies, options)}
+            "architecture": sae.config.architecture,
+            "d_sae": sae.config.d_sae,
+            "seeds": list(sae.seeds),
+            "key_frequencies": list(acts.key_frequencies),
+            **recovery_summary(sae, acts.x, gt, acts.key_frequencies, options),
+        }
     rows = phase1_rows(sae_json, {n: stab_json[n] for n in configs}, per_config)
     write_json(out, per_config, RecoveryMetrics)
     wide = Console(highlight=False, width=max(console.width, 150))  # the table is wide

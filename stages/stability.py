@@ -26,8 +26,9 @@ from stages._common import PARAMS_OPTION, console, load_params, setup, stage, wr
 @stage("stability")
 def main(
     params: Path = PARAMS_OPTION,
-    activations: Path = typer.Option(Path("data/activations.safetensors"),
-                                     help="Activation dataset (for d_in)."),
+    activations: Path = typer.Option(
+        Path("data/activations.safetensors"), help="Activation dataset (for d_in)."
+    ),
     saes: Path = typer.Option(Path("models/saes"), help="Checkpoint folder of stage saes."),
     out: Path = typer.Option(Path("metrics/stability.json"), help="Metrics JSON to write."),
 ) -> None:
@@ -56,9 +57,14 @@ def main(
     for name, st in result.items():
         r = st["pwmcc_ratio_to_random"]
         ci = "" if r["ci"] is None else f" [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"
-        console.print(f"  {name}: PWMCC {st['pwmcc']['mean']:.3f} vs random "
-                      f"{st['random_pwmcc']['mean']:.3f}, ratio {r['ratio']:.2f}{ci}"
-                      + ("" if "subspace_random_pwmcc" not in st else
-                         f"; random in the {st['subspace_rank']}-dim data subspace "
-                         f"{st['subspace_random_pwmcc']['mean']:.3f}"))
+        console.print(
+            f"  {name}: PWMCC {st['pwmcc']['mean']:.3f} vs random "
+            f"{st['random_pwmcc']['mean']:.3f}, ratio {r['ratio']:.2f}{ci}"
+            + (
+                ""
+                if "subspace_random_pwmcc" not in st
+                else f"; random in the {st['subspace_rank']}-dim data subspace "
+                f"{st['subspace_random_pwmcc']['mean']:.3f}"
+            )
+        )
     console.print(f"stability: {len(result)} configurations -> {out}")

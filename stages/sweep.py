@@ -52,8 +52,9 @@ def main(
     arch: str = typer.Option(..., "--arch", help="Architecture of the cell."),
     d_sae: int = typer.Option(..., "--d-sae", help="Dictionary size of the cell."),
     params: Path = PARAMS_OPTION,
-    activations: Path = typer.Option(Path("data/activations.safetensors"),
-                                     help="Activation dataset with the ground truth."),
+    activations: Path = typer.Option(
+        Path("data/activations.safetensors"), help="Activation dataset with the ground truth."
+    ),
     out: Path = typer.Option(Path("metrics/sweep"), help="Folder of the sweep's cells."),
 ) -> None:
     """Train and analyse every sparsity level of one (architecture, d_sae) cell."""
@@ -72,8 +73,12 @@ def main(
     files: dict[str, bytes] = {}
     baselines = None
     for name, (knob, value, hp) in cells.items():
-        entry: dict = {"config": name, "architecture": arch, "d_sae": d_sae,
-                       "sparsity": {"knob": knob, "value": value}}
+        entry: dict = {
+            "config": name,
+            "architecture": arch,
+            "d_sae": d_sae,
+            "sparsity": {"knob": knob, "value": value},
+        }
         if isinstance(hp, str):
             console.print(f"sweep: {name} skipped ({hp})")
             files[f"{name}.json"] = json_bytes({**entry, "skipped": True, "reason": hp})
@@ -87,17 +92,27 @@ def main(
         metrics["per_seed"] = {str(s): r for s, r in zip(sae.seeds, per_seed, strict=True)}
         stab = stability_summary(sae, options, baselines=baselines, basis=basis)
         rec = recovery_summary(sae, acts.x, gt, acts.key_frequencies, options)
-        files[f"{name}.json"] = json_bytes({
-            **entry, "skipped": False, "hyperparameters": used_hyperparams(config),
-            "metrics": metrics,
-            "training": {"steps": history.steps,
-                         "final_epoch_loss": [float(v) for v in history.loss[-1]]},
-            "stability": stab, "recovery": rec})
+        files[f"{name}.json"] = json_bytes(
+            {
+                **entry,
+                "skipped": False,
+                "hyperparameters": used_hyperparams(config),
+                "metrics": metrics,
+                "training": {
+                    "steps": history.steps,
+                    "final_epoch_loss": [float(v) for v in history.loss[-1]],
+                },
+                "stability": stab,
+                "recovery": rec,
+            }
+        )
         r = stab["pwmcc_ratio_to_random"]
-        console.print(f"sweep: {name}: L0 {metrics['l0']:.1f}, EV "
-                      f"{metrics['explained_variance']:.3f}, PWMCC {stab['pwmcc']['mean']:.3f} "
-                      f"(random {stab['random_pwmcc']['mean']:.3f}, ratio {r['ratio']:.2f}), "
-                      f"coverage {rec['key_frequency_coverage']['mean']:.2f}")
+        console.print(
+            f"sweep: {name}: L0 {metrics['l0']:.1f}, EV "
+            f"{metrics['explained_variance']:.3f}, PWMCC {stab['pwmcc']['mean']:.3f} "
+            f"(random {stab['random_pwmcc']['mean']:.3f}, ratio {r['ratio']:.2f}), "
+            f"coverage {rec['key_frequency_coverage']['mean']:.2f}"
+        )
     folder = out / cell_name(arch, d_sae)
     for file, data in files.items():
         validate_json(data, SweepConfigFile, (folder / file).as_posix())

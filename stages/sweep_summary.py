@@ -48,10 +48,28 @@ from stages._common import PARAMS_OPTION, console, load_params, stage, write_csv
 
 L0_MATCH_FACTOR = 1.5
 N_BEST = 5
-CSV_COLUMNS = ["config", "architecture", "d_sae", "knob", "level", "l0", "explained_variance",
-               "dead_fraction", "pwmcc", "random_pwmcc", "untrained_pwmcc", "ratio",
-               "ratio_ci_low", "ratio_ci_high", "hungarian_mcc", "shared_fraction", "coverage",
-               "decoder_alignment", "subspace_random_pwmcc", "ratio_subspace"]
+CSV_COLUMNS = [
+    "config",
+    "architecture",
+    "d_sae",
+    "knob",
+    "level",
+    "l0",
+    "explained_variance",
+    "dead_fraction",
+    "pwmcc",
+    "random_pwmcc",
+    "untrained_pwmcc",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "hungarian_mcc",
+    "shared_fraction",
+    "coverage",
+    "decoder_alignment",
+    "subspace_random_pwmcc",
+    "ratio_subspace",
+]
 
 
 def _mean(stats: dict | None) -> float | None:
@@ -60,9 +78,14 @@ def _mean(stats: dict | None) -> float | None:
 
 def row_of(entry: dict, stable_ratio: float) -> dict[str, Any]:
     """The summary row of one configuration file of stage ``sweep``."""
-    row: dict[str, Any] = {"config": entry["config"], "architecture": entry["architecture"],
-                           "d_sae": entry["d_sae"], "knob": entry["sparsity"]["knob"],
-                           "level": entry["sparsity"]["value"], "skipped": entry["skipped"]}
+    row: dict[str, Any] = {
+        "config": entry["config"],
+        "architecture": entry["architecture"],
+        "d_sae": entry["d_sae"],
+        "knob": entry["sparsity"]["knob"],
+        "level": entry["sparsity"]["value"],
+        "skipped": entry["skipped"],
+    }
     if entry["skipped"]:
         row["reason"] = entry["reason"]
         return row
@@ -72,25 +95,38 @@ def row_of(entry: dict, stable_ratio: float) -> dict[str, Any]:
     def above(r: dict) -> bool:
         return r["ci"] is not None and r["ci"][0] > stable_ratio
 
-    row.update({
-        "l0": m["l0"], "explained_variance": m["explained_variance"],
-        "dead_fraction": 1.0 - m["frac_alive"],
-        "pwmcc": st["pwmcc"]["mean"], "pwmcc_ci": st["pwmcc"]["ci"],
-        "random_pwmcc": st["random_pwmcc"]["mean"], "untrained_pwmcc": st["untrained_pwmcc"]["mean"],
-        "ratio": ratio["ratio"], "ratio_ci": ratio["ci"],
-        "ratio_untrained": untrained["ratio"], "ratio_untrained_ci": untrained["ci"],
-        "hungarian_mcc": _mean(st["hungarian_mcc"]), "shared_fraction": _mean(st["shared_fraction"]),
-        "coverage": rec["key_frequency_coverage"]["mean"],
-        "pure_latent_fraction": rec["pure_latent_fraction"]["mean"],
-        "decoder_alignment": rec["decoder_alignment"]["mean"],
-        "random_decoder_alignment": rec["random_decoder_alignment"]["mean"],
-        "stable": above(ratio) and above(untrained),
-    })
+    row.update(
+        {
+            "l0": m["l0"],
+            "explained_variance": m["explained_variance"],
+            "dead_fraction": 1.0 - m["frac_alive"],
+            "pwmcc": st["pwmcc"]["mean"],
+            "pwmcc_ci": st["pwmcc"]["ci"],
+            "random_pwmcc": st["random_pwmcc"]["mean"],
+            "untrained_pwmcc": st["untrained_pwmcc"]["mean"],
+            "ratio": ratio["ratio"],
+            "ratio_ci": ratio["ci"],
+            "ratio_untrained": untrained["ratio"],
+            "ratio_untrained_ci": untrained["ci"],
+            "hungarian_mcc": _mean(st["hungarian_mcc"]),
+            "shared_fraction": _mean(st["shared_fraction"]),
+            "coverage": rec["key_frequency_coverage"]["mean"],
+            "pure_latent_fraction": rec["pure_latent_fraction"]["mean"],
+            "decoder_alignment": rec["decoder_alignment"]["mean"],
+            "random_decoder_alignment": rec["random_decoder_alignment"]["mean"],
+            "stable": above(ratio) and above(untrained),
+        }
+    )
     sub = st.get("pwmcc_ratio_to_subspace")  # the data-subspace baseline, when computed
     if sub is not None:
-        row.update({"subspace_random_pwmcc": st["subspace_random_pwmcc"]["mean"],
-                    "ratio_subspace": sub["ratio"], "ratio_subspace_ci": sub["ci"],
-                    "above_subspace": above(sub)})
+        row.update(
+            {
+                "subspace_random_pwmcc": st["subspace_random_pwmcc"]["mean"],
+                "ratio_subspace": sub["ratio"],
+                "ratio_subspace_ci": sub["ci"],
+                "above_subspace": above(sub),
+            }
+        )
     return row
 
 
@@ -113,19 +149,32 @@ def matched_l0(rows: list[dict], targets: list[float]) -> list[dict[str, Any]]:
         for target in targets:
             arches: dict[str, Any] = {}
             for arch in sorted({r["architecture"] for r in rows}):
-                cands = [r for r in rows if r["d_sae"] == d and r["architecture"] == arch
-                         and r["l0"] > 0 and r["ratio"] is not None]
+                cands = [
+                    r
+                    for r in rows
+                    if r["d_sae"] == d
+                    and r["architecture"] == arch
+                    and r["l0"] > 0
+                    and r["ratio"] is not None
+                ]
                 if not cands:
                     continue
                 best = min(cands, key=lambda r: (abs(math.log(r["l0"] / target)), r["config"]))
                 if abs(math.log(best["l0"] / target)) <= math.log(L0_MATCH_FACTOR):
-                    arches[arch] = {k: best[k] for k in ("config", "l0", "ratio", "pwmcc",
-                                                         "explained_variance")}
+                    arches[arch] = {
+                        k: best[k] for k in ("config", "l0", "ratio", "pwmcc", "explained_variance")
+                    }
                     arches[arch]["ratio_ci"] = best["ratio_ci"]
             if len(arches) >= 2:
                 top = max(arches, key=lambda a: (arches[a]["ratio"], a))
-                out.append({"d_sae": d, "target_l0": target, "best_architecture": top,
-                            "architectures": arches})
+                out.append(
+                    {
+                        "d_sae": d,
+                        "target_l0": target,
+                        "best_architecture": top,
+                        "architectures": arches,
+                    }
+                )
     return out
 
 
@@ -147,18 +196,23 @@ def goldilocks(by_d: dict[int, dict], rows: list[dict]) -> dict[str, Any]:
 
     interior = peak not in (sizes[0], sizes[-1])
     zone = interior and lo(peak) > hi(sizes[0]) and lo(peak) > hi(sizes[-1])
-    trend = ", ".join(f"d_sae {d}: {best[d]['best_ratio']:.2f}{_ci(best[d]['best_ratio_ci'])}"
-                      for d in sizes)
+    trend = ", ".join(
+        f"d_sae {d}: {best[d]['best_ratio']:.2f}{_ci(best[d]['best_ratio_ci'])}" for d in sizes
+    )
     p = best[peak]
     if zone:
-        answer = (f"Goldilocks zone at d_sae {peak}: the best trained/random PWMCC ratio "
-                  f"({p['best_config']}, {p['best_ratio']:.2f}{_ci(p['best_ratio_ci'])}) is "
-                  f"clearly above the best at both ends of the grid. Best ratio by size: {trend}.")
+        answer = (
+            f"Goldilocks zone at d_sae {peak}: the best trained/random PWMCC ratio "
+            f"({p['best_config']}, {p['best_ratio']:.2f}{_ci(p['best_ratio_ci'])}) is "
+            f"clearly above the best at both ends of the grid. Best ratio by size: {trend}."
+        )
     else:
-        answer = (f"No Goldilocks zone above d_sae {peak}: the best trained/random PWMCC ratio "
-                  f"is highest at d_sae {peak} ({p['best_config']}, {p['best_ratio']:.2f}"
-                  f"{_ci(p['best_ratio_ci'])}) and no interior size beats both ends with "
-                  f"its CI. Best ratio by size: {trend}.")
+        answer = (
+            f"No Goldilocks zone above d_sae {peak}: the best trained/random PWMCC ratio "
+            f"is highest at d_sae {peak} ({p['best_config']}, {p['best_ratio']:.2f}"
+            f"{_ci(p['best_ratio_ci'])}) and no interior size beats both ends with "
+            f"its CI. Best ratio by size: {trend}."
+        )
     unstable_above = [d for d in sizes if stable and d > stable[-1]]
     if not stable:
         answer += " No configuration is stable (CIs above both baselines)."
@@ -170,15 +224,18 @@ def goldilocks(by_d: dict[int, dict], rows: list[dict]) -> dict[str, Any]:
     if with_sub:
         n_above = sum(r["above_subspace"] for r in with_sub)
         top = max(with_sub, key=lambda r: (r["ratio_subspace"], r["config"]))
-        answer += (f" Against random atoms in the activations' principal subspace, "
-                   f"{n_above} of {len(with_sub)} configurations are above with their CI; the "
-                   f"highest trained/subspace ratio is {top['ratio_subspace']:.2f}"
-                   f"{_ci(top['ratio_subspace_ci'])} ({top['config']}).")
+        answer += (
+            f" Against random atoms in the activations' principal subspace, "
+            f"{n_above} of {len(with_sub)} configurations are above with their CI; the "
+            f"highest trained/subspace ratio is {top['ratio_subspace']:.2f}"
+            f"{_ci(top['ratio_subspace_ci'])} ({top['config']})."
+        )
     return {"zone": zone, "peak_d_sae": peak, "stable_d_sae": stable, "answer": answer}
 
 
-def summarise(entries: list[dict], stable_ratio: float, seeds: list[int], epochs: int,
-              targets: list[float]) -> dict[str, Any]:
+def summarise(
+    entries: list[dict], stable_ratio: float, seeds: list[int], epochs: int, targets: list[float]
+) -> dict[str, Any]:
     """Everything of ``metrics/sweep.json`` from the configuration files (pure)."""
     all_rows = [row_of(e, stable_ratio) for e in entries]
     rows = [r for r in all_rows if not r["skipped"]]
@@ -186,17 +243,22 @@ def summarise(entries: list[dict], stable_ratio: float, seeds: list[int], epochs
         from husai.errors import HusaiError
 
         raise HusaiError("sweep: every configuration of the grid was skipped")
-    ranked = sorted((r for r in rows if r["ratio"] is not None),
-                    key=lambda r: (-r["ratio"], r["config"]))
+    ranked = sorted(
+        (r for r in rows if r["ratio"] is not None), key=lambda r: (-r["ratio"], r["config"])
+    )
     by_d: dict[int, dict] = {}
     for d in sorted({r["d_sae"] for r in rows}):
         here = [r for r in ranked if r["d_sae"] == d]
         top = here[0] if here else None
-        by_d[d] = {"best_config": top and top["config"], "best_ratio": top and top["ratio"],
-                   "best_ratio_ci": top and top["ratio_ci"], "best_pwmcc": top and top["pwmcc"],
-                   "random_pwmcc": top and top["random_pwmcc"],
-                   "n_configs": sum(r["d_sae"] == d for r in rows),
-                   "n_stable": sum(r["d_sae"] == d and r["stable"] for r in rows)}
+        by_d[d] = {
+            "best_config": top and top["config"],
+            "best_ratio": top and top["ratio"],
+            "best_ratio_ci": top and top["ratio_ci"],
+            "best_pwmcc": top and top["pwmcc"],
+            "random_pwmcc": top and top["random_pwmcc"],
+            "n_configs": sum(r["d_sae"] == d for r in rows),
+            "n_stable": sum(r["d_sae"] == d and r["stable"] for r in rows),
+        }
     matched = matched_l0(rows, targets)
     arch_stats: dict[str, dict[str, Any]] = {}
     for cell in matched:
@@ -209,8 +271,11 @@ def summarise(entries: list[dict], stable_ratio: float, seeds: list[int], epochs
         ratios = s.pop("ratios")
         s["mean_ratio"] = sum(ratios) / len(ratios)
     return {
-        "n_configs": len(rows), "n_saes": len(rows) * len(seeds),
-        "n_skipped": len(all_rows) - len(rows), "seeds": seeds, "epochs": epochs,
+        "n_configs": len(rows),
+        "n_saes": len(rows) * len(seeds),
+        "n_skipped": len(all_rows) - len(rows),
+        "seeds": seeds,
+        "epochs": epochs,
         "rows": all_rows,
         "best_ratio": ranked[:N_BEST],
         "by_d_sae": {str(d): v for d, v in by_d.items()},
@@ -243,15 +308,20 @@ def main(
             for name in prm.sweep_configs(arch, d):
                 path = sweep_dir / cell_name(arch, d) / f"{name}.json"
                 entries.append(read_json(path))
-    targets = sorted({float(v) for a in sw.architectures if SWEEP_KNOBS[a] == "k"
-                      for v in sw.sparsity[a]})
+    targets = sorted(
+        {float(v) for a in sw.architectures if SWEEP_KNOBS[a] == "k" for v in sw.sparsity[a]}
+    )
     summary = summarise(entries, sw.stable_ratio, list(sw.seeds), sw.epochs, targets)
     rows = [r for r in summary["rows"] if not r["skipped"]]
     write_json(out, summary, SweepMetrics)
     write_csv(csv, CSV_COLUMNS, ([csv_value(r, c) for c in CSV_COLUMNS] for r in rows))
-    console.print(f"sweep_summary: {summary['n_configs']} configurations "
-                  f"({summary['n_saes']} SAEs, {summary['n_skipped']} skipped) -> {out}, {csv}")
+    console.print(
+        f"sweep_summary: {summary['n_configs']} configurations "
+        f"({summary['n_saes']} SAEs, {summary['n_skipped']} skipped) -> {out}, {csv}"
+    )
     for r in summary["best_ratio"]:
-        console.print(f"  {r['config']}: ratio {r['ratio']:.2f}{_ci(r['ratio_ci'])}, PWMCC "
-                      f"{r['pwmcc']:.3f}, L0 {r['l0']:.1f}, EV {r['explained_variance']:.3f}")
+        console.print(
+            f"  {r['config']}: ratio {r['ratio']:.2f}{_ci(r['ratio_ci'])}, PWMCC "
+            f"{r['pwmcc']:.3f}, L0 {r['l0']:.1f}, EV {r['explained_variance']:.3f}"
+        )
     console.print(summary["goldilocks"]["answer"])

@@ -31,9 +31,16 @@ IGNORED: dict[str, set[str]] = {
     # husai.determinism.configure (traced there), atomic writes (bytes pass through
     # unchanged; their formatting is husai/serialize.py, traced).
     "stages/_common.py": {
-        "stage", "stage.<locals>.decorate", "stage.<locals>.decorate.<locals>.wrapper",
-        "setup", "_tmp_sibling", "write_bytes", "write_text", "write_json",
-        "write_csv", "write_dir",
+        "stage",
+        "stage.<locals>.decorate",
+        "stage.<locals>.decorate.<locals>.wrapper",
+        "setup",
+        "_tmp_sibling",
+        "write_bytes",
+        "write_text",
+        "write_json",
+        "write_csv",
+        "write_dir",
     },
 }
 

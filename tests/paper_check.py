@@ -16,7 +16,8 @@ MARK = re.compile(r"<!--n(\d+)-->")
 # digits that are structure, not measurements: figure/section/question labels, "95% CI"
 # (the bootstrap's level), L0/L1, p², figure file names, `code` (config names)
 STRUCTURAL = re.compile(
-    r"`[^`]*`|Figure \d+|fig\d+[ab]?_[a-z_]+(?:\.(?:png|pdf))?|section \d+|RQ\d|95% CI|\bL[01]\b|p²")
+    r"`[^`]*`|Figure \d+|fig\d+[ab]?_[a-z_]+(?:\.(?:png|pdf))?|section \d+|RQ\d|95% CI|\bL[01]\b|p²"
+)
 
 
 def _load(root: Path, file: str):
@@ -63,8 +64,9 @@ def _op(op: str, vals: list):
     return {"mean": statistics.fmean, "min": min, "max": max, "sum": sum}[op](nums)
 
 
-def check_report(root: Path, report: str = "paper/report.md",
-                 sources: str = "paper/report_sources.json") -> int:
+def check_report(
+    root: Path, report: str = "paper/report.md", sources: str = "paper/report_sources.json"
+) -> int:
     """Every number in the report is cited and equals its cited value; returns the count."""
     text = (root / report).read_text()
     cites = json.loads((root / sources).read_text())["citations"]
@@ -89,7 +91,8 @@ def check_report(root: Path, report: str = "paper/report.md",
             continue
         assert shown_value is not None and math.isfinite(float(value)), c
         assert abs(shown_value - float(value)) <= _resolution(c["text"]), (
-            f"citation {c['id']}: report says {c['text']}, {c.get('file')} has {value}")
+            f"citation {c['id']}: report says {c['text']}, {c.get('file')} has {value}"
+        )
     bare = STRUCTURAL.sub("", re.sub(r"[^\s|(\[,/]*<!--n\d+-->", "", text))
     stray = re.findall(r".{0,30}\d.{0,30}", bare)
     assert not stray, f"uncited numbers in the report: {stray[:5]}"

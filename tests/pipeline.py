@@ -15,7 +15,9 @@ def tracked_files(root: Path) -> list[str]:
     """Files git would put in a clean clone: tracked plus untracked-not-ignored."""
     out = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=root, check=True, capture_output=True,
+        cwd=root,
+        check=True,
+        capture_output=True,
     ).stdout.decode()
     return [f for f in out.split("\0") if f and (root / f).is_file()]
 
@@ -30,11 +32,13 @@ def env_for(repo: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run(repo: Path, *args: str, check: bool = True,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a command in ``repo`` with the copy's own code on PYTHONPATH (``env`` adds to it)."""
-    proc = subprocess.run(list(args), cwd=repo, env=env_for(repo, env), capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        list(args), cwd=repo, env=env_for(repo, env), capture_output=True, text=True
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

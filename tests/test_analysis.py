@@ -27,9 +27,17 @@ def planted_data(n: int = 4096, d: int = 32, m: int = 24, k: int = 3) -> torch.T
 
 
 def train(x: torch.Tensor) -> BatchedSAE:
-    cfg = SAEConfig(architecture="topk", d_sae=24, k=3, d_in=x.shape[1], epochs=8,
-                    batch_size=256, lr=0.01, dead_feature_window=20,
-                    normalize_activations="expected_average_only_in")
+    cfg = SAEConfig(
+        architecture="topk",
+        d_sae=24,
+        k=3,
+        d_in=x.shape[1],
+        epochs=8,
+        batch_size=256,
+        lr=0.01,
+        dead_feature_window=20,
+        normalize_activations="expected_average_only_in",
+    )
     sae, _ = train_saes(cfg, x, SEEDS)
     return sae
 
@@ -81,8 +89,12 @@ def hand_built(seeds: tuple[int, ...]) -> tuple[BatchedSAE, torch.Tensor, fr.Gro
     n, d_in = d.shape
     s = len(seeds)
     cfg = SAEConfig(architecture="standard", d_sae=n, d_in=d_in)
-    params = {"W_enc": d.T.expand(s, d_in, n).clone(), "b_enc": torch.zeros(s, n),
-              "W_dec": d.expand(s, n, d_in).clone(), "b_dec": torch.zeros(s, d_in)}
+    params = {
+        "W_enc": d.T.expand(s, d_in, n).clone(),
+        "b_enc": torch.zeros(s, n),
+        "W_dec": d.expand(s, n, d_in).clone(),
+        "b_dec": torch.zeros(s, d_in),
+    }
     gt = fr.ground_truth_directions(x, list(KEYS))
     return BatchedSAE(cfg, seeds, params), x.reshape(-1, d_in).to(torch.float32), gt
 
@@ -91,8 +103,11 @@ def test_hand_built_fourier_sae_recovers_everything_in_every_seed() -> None:
     sae, x, gt = hand_built((5, 6, 7))
     # the SAE's latents are the planted functions
     x_grid, directions, _ = planted_grid()
-    assert torch.allclose(sae.select(0).encode(x)[0].reshape(*x_grid.shape[:2], -1).double(),
-                          hand_sae(x_grid, directions), atol=1e-4)
+    assert torch.allclose(
+        sae.select(0).encode(x)[0].reshape(*x_grid.shape[:2], -1).double(),
+        hand_sae(x_grid, directions),
+        atol=1e-4,
+    )
     out = recovery_summary(sae, x, gt, KEYS, OPT)
     assert set(out["per_seed"]) == {"5", "6", "7"}
     for key in ("pure_latent_fraction", "key_frequency_coverage"):
@@ -105,7 +120,8 @@ def test_hand_built_fourier_sae_recovers_everything_in_every_seed() -> None:
     for key in ("pwmcc", "hungarian_mcc", "shared_fraction"):
         assert st[key]["mean"] == pytest.approx(1.0, abs=1e-6)
     assert st["pwmcc_ratio_to_random"]["ratio"] == pytest.approx(
-        1.0 / st["random_pwmcc"]["mean"], rel=1e-6)
+        1.0 / st["random_pwmcc"]["mean"], rel=1e-6
+    )
     assert st["subspace_overlap"]["8"]["trained"]["mean"] == pytest.approx(1.0, abs=1e-6)
 
 
@@ -135,7 +151,9 @@ def test_low_rank_noise_beats_isotropic_but_not_the_data_subspace_baseline() -> 
     s = out["noise"]
     assert s["pwmcc_ratio_to_random"]["ci"][0] > 1.5  # "stable" against the isotropic baseline...
     assert s["subspace_random_pwmcc"]["mean"] > s["random_pwmcc"]["mean"] + 0.3
-    assert s["pwmcc_ratio_to_subspace"]["ratio"] < 1.1  # ...but not against random atoms in the span
+    assert (
+        s["pwmcc_ratio_to_subspace"]["ratio"] < 1.1
+    )  # ...but not against random atoms in the span
     p = out["planted"]
     assert p["pwmcc_ratio_to_subspace"]["ci"][0] > 1.05  # real features beat the span's chance
     assert p["shared_fraction"]["mean"] > s["shared_fraction"]["mean"] + 0.2

@@ -12,10 +12,21 @@ from typer.testing import CliRunner
 from stages.cli import app
 from tests.test_sae_stage import setup_dir, with_value
 
-STAB_KEYS = {"pwmcc", "hungarian_mcc", "shared_fraction", "random_pwmcc", "untrained_pwmcc",
-             "pwmcc_ratio_to_random"}
-REC_KEYS = {"pure_latent_fraction", "key_frequency_coverage", "decoder_alignment",
-            "random_decoder_alignment", "per_seed"}
+STAB_KEYS = {
+    "pwmcc",
+    "hungarian_mcc",
+    "shared_fraction",
+    "random_pwmcc",
+    "untrained_pwmcc",
+    "pwmcc_ratio_to_random",
+}
+REC_KEYS = {
+    "pure_latent_fraction",
+    "key_frequency_coverage",
+    "decoder_alignment",
+    "random_decoder_alignment",
+    "per_seed",
+}
 
 
 def invoke(tmp: Path, monkeypatch, *args: str):
@@ -39,13 +50,13 @@ def trained(tmp_path_factory, tiny_params_raw) -> Path:
 
 def fresh(trained: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "w"
-    shutil.copytree(trained, dest, ignore=shutil.ignore_patterns("stability.json",
-                                                                 "recovery.json"))
+    shutil.copytree(trained, dest, ignore=shutil.ignore_patterns("stability.json", "recovery.json"))
     return dest
 
 
-def test_stages_write_every_config_byte_identically(trained, tmp_path, monkeypatch,
-                                                     tiny_params_raw) -> None:
+def test_stages_write_every_config_byte_identically(
+    trained, tmp_path, monkeypatch, tiny_params_raw
+) -> None:
     work = fresh(trained, tmp_path)
     for stage in ("stability", "recovery"):
         result = invoke(work, monkeypatch, stage)
@@ -65,8 +76,7 @@ def test_stages_write_every_config_byte_identically(trained, tmp_path, monkeypat
         assert s[name]["seeds"] == seeds
         assert REC_KEYS <= set(r[name]) and set(r[name]["per_seed"]) == {str(x) for x in seeds}
         per = [r[name]["per_seed"][str(x)]["decoder_alignment"] for x in seeds]
-        assert r[name]["decoder_alignment"]["mean"] == pytest.approx(sum(per) / len(per),
-                                                                     rel=1e-5)
+        assert r[name]["decoder_alignment"]["mean"] == pytest.approx(sum(per) / len(per), rel=1e-5)
     # rerun: byte-identical
     for stage in ("stability", "recovery"):
         assert invoke(work, monkeypatch, stage).exit_code == 0
@@ -82,8 +92,9 @@ def one_line_error(result) -> str:
 
 
 @pytest.mark.parametrize("stage", ["stability", "recovery"])
-def test_bad_params_and_inputs_write_nothing(trained, tmp_path, monkeypatch, tiny_params_raw,
-                                             stage) -> None:
+def test_bad_params_and_inputs_write_nothing(
+    trained, tmp_path, monkeypatch, tiny_params_raw, stage
+) -> None:
     from ruamel.yaml import YAML
 
     work = fresh(trained, tmp_path)
@@ -95,15 +106,19 @@ def test_bad_params_and_inputs_write_nothing(trained, tmp_path, monkeypatch, tin
         with open(work / "params.yaml", "w") as fh:
             YAML(typ="safe", pure=True).dump(raw, fh)
 
-    for key, value, reason in [("analysis.shared_threshold", 1.5, "must lie in (0, 1]"),
-                               ("analysis.ranks", [], "must list at least one rank"),
-                               ("analysis.n_boot", 2, "must be >= 10")]:
+    for key, value, reason in [
+        ("analysis.shared_threshold", 1.5, "must lie in (0, 1]"),
+        ("analysis.ranks", [], "must list at least one rank"),
+        ("analysis.n_boot", 2, "must be >= 10"),
+    ]:
         write_params(with_value(tiny_params_raw, key, value))
         line = one_line_error(invoke(work, monkeypatch, stage))
         assert f"{key} = {value!r}" in line and reason in line
     # checkpoints from other params: an error naming the mismatch
     write_params(with_value(tiny_params_raw, "sae.seeds", [42, 123, 457]))
-    assert "checkpoints have seeds [42, 123, 456] but params saes." in one_line_error(invoke(work, monkeypatch, stage))
+    assert "checkpoints have seeds [42, 123, 456] but params saes." in one_line_error(
+        invoke(work, monkeypatch, stage)
+    )
     write_params(tiny_params_raw)
     shutil.rmtree(work / "models" / "saes" / "batchtopk")
     assert "input not found" in one_line_error(invoke(work, monkeypatch, stage))

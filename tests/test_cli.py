@@ -48,11 +48,22 @@ def test_bad_params_fail_in_one_line_and_write_nothing(
     assert not out.exists() and not out.parent.exists()
 
 
-def test_missing_inputs_and_params_are_one_line_errors(tmp_path: Path, tiny_params_raw: dict) -> None:
+def test_missing_inputs_and_params_are_one_line_errors(
+    tmp_path: Path, tiny_params_raw: dict
+) -> None:
     params = write_params(tmp_path / "params.yaml", tiny_params_raw)
-    result = runner.invoke(app, ["transformer", "--params", str(params),
-                                 "--task", str(tmp_path / "nope.safetensors"),
-                                 "--out", str(tmp_path / "model")])
+    result = runner.invoke(
+        app,
+        [
+            "transformer",
+            "--params",
+            str(params),
+            "--task",
+            str(tmp_path / "nope.safetensors"),
+            "--out",
+            str(tmp_path / "model"),
+        ],
+    )
     assert result.exit_code == 2
     assert "input not found" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "model").exists()
@@ -99,4 +110,7 @@ def test_json_numbers_are_rounded_and_finite(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     record = dict[str, float | list[float] | None]  # checked after rounding: nan is null
     _common.write_json(path, {"x": 0.1234567891, "nan": float("nan"), "n": [1, 2.0]}, record)
-    assert path.read_text() == '{\n  "x": 0.123457,\n  "nan": null,\n  "n": [\n    1,\n    2.0\n  ]\n}\n'
+    assert (
+        path.read_text()
+        == '{\n  "x": 0.123457,\n  "nan": null,\n  "n": [\n    1,\n    2.0\n  ]\n}\n'
+    )

@@ -25,7 +25,9 @@ def test_the_tiny_profile_and_the_default_params_parse(tiny_params_raw: dict, re
 
     tiny = parse_params(tiny_params_raw)
     assert tiny.task.p == 31
-    default = parse_params(YAML(typ="safe", pure=True).load((repo_root / "params.yaml").read_text()))
+    default = parse_params(
+        YAML(typ="safe", pure=True).load((repo_root / "params.yaml").read_text())
+    )
     assert default.task.p == 113 and default.transformer.d_model == 128
 
 
@@ -50,8 +52,9 @@ def test_the_tiny_profile_and_the_default_params_parse(tiny_params_raw: dict, re
         ("runtime.threads", 0, ">= 1"),
     ],
 )
-def test_bad_values_name_key_and_value(tiny_params_raw: dict, key: str, value: object,
-                                       reason: str) -> None:
+def test_bad_values_name_key_and_value(
+    tiny_params_raw: dict, key: str, value: object, reason: str
+) -> None:
     with pytest.raises(ParamError) as info:
         parse_params(with_value(tiny_params_raw, key, value))
     message = str(info.value)
@@ -72,8 +75,9 @@ def test_unknown_and_missing_keys(tiny_params_raw: dict) -> None:
 
 def test_numbers_are_coerced_helpfully(tiny_params_raw: dict) -> None:
     # PyYAML-style strings such as "1e-3" and integral floats are accepted
-    params = parse_params(with_value(with_value(tiny_params_raw, "transformer.lr", "1e-3"),
-                                     "task.p", 23.0))
+    params = parse_params(
+        with_value(with_value(tiny_params_raw, "transformer.lr", "1e-3"), "task.p", 23.0)
+    )
     assert params.transformer.lr == 0.001 and params.task.p == 23
 
 

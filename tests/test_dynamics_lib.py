@@ -36,9 +36,11 @@ def test_checkpoint_schedule() -> None:
 
 # best matches of DECODERS (seed 0: e0..e3; seed 1: e0, e1, (e2 +- e3) / sqrt(2);
 # seed 2: e2, e3, e1, e0); |cos| ties go to the lowest index
-MATCHES = [[[0, 3], [1, 2], [2, 0], [2, 1]],    # seed 0 in seeds 1, 2
-           [[0, 3], [1, 2], [2, 0], [2, 0]],    # seed 1 in seeds 0, 2
-           [[2, 2], [3, 2], [1, 1], [0, 0]]]    # seed 2 in seeds 0, 1
+MATCHES = [
+    [[0, 3], [1, 2], [2, 0], [2, 1]],  # seed 0 in seeds 1, 2
+    [[0, 3], [1, 2], [2, 0], [2, 0]],  # seed 1 in seeds 0, 2
+    [[2, 2], [3, 2], [1, 1], [0, 0]],
+]  # seed 2 in seeds 0, 1
 
 
 def test_best_match_table_by_hand() -> None:
@@ -80,14 +82,23 @@ def hand_checkpoints() -> tuple[list[int], dict[int, Checkpoint], torch.Tensor]:
     def pair(v: float) -> np.ndarray:
         return np.array([[np.nan, v], [v, np.nan]])
 
-    checkpoints = {s: Checkpoint(
-        matrices={"pwmcc": pair(pw[s]), "hungarian_mcc": pair(pw[s] / 2),
-                  "subspace_random_r4": pair(0.25)},
-        matches=torch.tensor(matches[s])[:, :, None],
-        shared=torch.tensor([[1, 0, 1], [1, 1, 0]]),
-        evaluation=[{"explained_variance": 0.1 * s, "l0": 2.0, "frac_alive": 1.0},
-                    {"explained_variance": 0.1 * s + 0.2, "l0": 4.0, "frac_alive": 0.5}],
-        decoder=decoders[s]) for s in steps}
+    checkpoints = {
+        s: Checkpoint(
+            matrices={
+                "pwmcc": pair(pw[s]),
+                "hungarian_mcc": pair(pw[s] / 2),
+                "subspace_random_r4": pair(0.25),
+            },
+            matches=torch.tensor(matches[s])[:, :, None],
+            shared=torch.tensor([[1, 0, 1], [1, 1, 0]]),
+            evaluation=[
+                {"explained_variance": 0.1 * s, "l0": 2.0, "frac_alive": 1.0},
+                {"explained_variance": 0.1 * s + 0.2, "l0": 4.0, "frac_alive": 0.5},
+            ],
+            decoder=decoders[s],
+        )
+        for s in steps
+    }
     live = torch.tensor([[True, True, False], [True, True, True]])
     return steps, checkpoints, live
 

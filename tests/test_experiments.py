@@ -23,23 +23,42 @@ GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@t"]
 # ----------------------------------------------------------------------------- unit
 
 
-def _node(rev: str, name: str | None, k: int, pwmcc: float, l0s: list[float],
-          exps: list | None = None) -> dict:
-    saes = {f"topk/seed{i}": {"config": "topk", "seed": i, "metrics": {"l0": v, "explained_variance": 0.9}}
-            for i, v in enumerate(l0s)}
+def _node(
+    rev: str, name: str | None, k: int, pwmcc: float, l0s: list[float], exps: list | None = None
+) -> dict:
+    saes = {
+        f"topk/seed{i}": {
+            "config": "topk",
+            "seed": i,
+            "metrics": {"l0": v, "explained_variance": 0.9},
+        }
+        for i, v in enumerate(l0s)
+    }
     return {
-        "rev": rev, "name": name,
+        "rev": rev,
+        "name": name,
         "data": {
             "rev": rev,
             "params": {"params.yaml": {"data": {"sae": {"k": k, "lr": 0.1}, "task": {"p": 31}}}},
             "metrics": {
-                "metrics/stability.json": {"data": {"topk": {
-                    "pwmcc": {"mean": pwmcc, "std": 0.01, "ci": [pwmcc - 0.02, pwmcc + 0.02]},
-                    "random_pwmcc": {"mean": 0.25}, "untrained_pwmcc": 0.26,
-                    "pwmcc_ratio_to_random": {"ratio": pwmcc / 0.25, "ci": [1.0, 3.0]},
-                    "subspace_random_pwmcc": {"mean": 0.8, "std": 0.001},
-                    "pwmcc_ratio_to_subspace": {"ratio": pwmcc / 0.8},
-                    "hungarian_mcc": {"mean": 0.5}, "shared_fraction": {"mean": 0.4}}}},
+                "metrics/stability.json": {
+                    "data": {
+                        "topk": {
+                            "pwmcc": {
+                                "mean": pwmcc,
+                                "std": 0.01,
+                                "ci": [pwmcc - 0.02, pwmcc + 0.02],
+                            },
+                            "random_pwmcc": {"mean": 0.25},
+                            "untrained_pwmcc": 0.26,
+                            "pwmcc_ratio_to_random": {"ratio": pwmcc / 0.25, "ci": [1.0, 3.0]},
+                            "subspace_random_pwmcc": {"mean": 0.8, "std": 0.001},
+                            "pwmcc_ratio_to_subspace": {"ratio": pwmcc / 0.8},
+                            "hungarian_mcc": {"mean": 0.5},
+                            "shared_fraction": {"mean": 0.4},
+                        }
+                    }
+                },
                 "metrics/saes.json": {"data": {"saes": saes}},
             },
         },
@@ -73,8 +92,12 @@ def test_summary_rows_from_hand_made_exp_show() -> None:
 def test_summary_rejects_a_bad_saved_file(tmp_path: Path) -> None:
     bad = tmp_path / "show.json"
     bad.write_text("{not json")
-    proc = subprocess.run(["husai", "exp-summary", "--input", str(bad)], capture_output=True,
-                          text=True, env=_env(ROOT))
+    proc = subprocess.run(
+        ["husai", "exp-summary", "--input", str(bad)],
+        capture_output=True,
+        text=True,
+        env=_env(ROOT),
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "not JSON" in lines[0]
@@ -162,7 +185,9 @@ def test_a_bad_override_fails_in_one_line_and_leaves_the_workspace(shared: dict[
 
 def test_two_machines_share_experiments_through_remotes(shared: dict[str, Path]) -> None:
     base, origin, alice = shared["base"], shared["origin"], shared["alice"]
-    if "k2" not in {e.name for e in experiments(json.loads(run(alice, "dvc", "exp", "show", "--json").stdout))}:
+    if "k2" not in {
+        e.name for e in experiments(json.loads(run(alice, "dvc", "exp", "show", "--json").stdout))
+    }:
         run(alice, "dvc", "exp", "run", "-n", "k2", "-S", "sae.k=2")
     run(alice, "dvc", "exp", "push", "origin", "k2")
 

@@ -108,7 +108,9 @@ def test_variance_share_and_ground_truth_directions() -> None:
     # only (cos,cos) and (sin,sin) carry the planted product, both along `direction`
     assert strong.sum() == 2
     assert set(zip(gt.u[strong].tolist(), gt.v[strong].tolist(), strict=True)) == {(5, 5), (6, 6)}
-    assert torch.allclose(gt.directions[strong].abs() @ direction, torch.ones(2, dtype=torch.float64))
+    assert torch.allclose(
+        gt.directions[strong].abs() @ direction, torch.ones(2, dtype=torch.float64)
+    )
     assert float(gt.energy_share.sum()) == pytest.approx(share, rel=1e-10)
 
 

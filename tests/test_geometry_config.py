@@ -37,18 +37,29 @@ def ground_truth() -> GroundTruth:
     """Key frequency 1 spans e0, e1; key frequency 2 spans e2, e3; e4, e5 are outside."""
     total = sum(s * s for s in SCALES)
     dirs = torch.eye(D)[:4]
-    return GroundTruth(directions=dirs, frequency=torch.tensor([1, 1, 2, 2]),
-                       u=torch.zeros(4, dtype=torch.int64), v=torch.zeros(4, dtype=torch.int64),
-                       energy_share=torch.tensor([s * s / total for s in SCALES[:4]],
-                                                 dtype=torch.float64))
+    return GroundTruth(
+        directions=dirs,
+        frequency=torch.tensor([1, 1, 2, 2]),
+        u=torch.zeros(4, dtype=torch.int64),
+        v=torch.zeros(4, dtype=torch.int64),
+        energy_share=torch.tensor([s * s / total for s in SCALES[:4]], dtype=torch.float64),
+    )
 
 
 def rotated() -> torch.Tensor:
     """The standard basis rotated by 45 degrees inside each group's plane."""
     r = 1 / math.sqrt(2)
     eye = torch.eye(D)
-    return torch.stack([r * (eye[0] + eye[1]), r * (eye[0] - eye[1]),
-                        r * (eye[2] + eye[3]), r * (eye[2] - eye[3]), eye[4], eye[5]])
+    return torch.stack(
+        [
+            r * (eye[0] + eye[1]),
+            r * (eye[0] - eye[1]),
+            r * (eye[2] + eye[3]),
+            r * (eye[2] - eye[3]),
+            eye[4],
+            eye[5],
+        ]
+    )
 
 
 def tied_sae(decoders: list[torch.Tensor], b_enc: torch.Tensor | None = None) -> BatchedSAE:
@@ -57,9 +68,16 @@ def tied_sae(decoders: list[torch.Tensor], b_enc: torch.Tensor | None = None) ->
     s, n = len(decoders), decoders[0].shape[0]
     w_dec = torch.stack(decoders).to(torch.float32)
     cfg = SAEConfig(architecture="standard", d_sae=n, d_in=D)
-    return BatchedSAE(cfg, tuple(range(10, 10 + s)), {
-        "W_enc": w_dec.transpose(1, 2).clone(), "W_dec": w_dec.clone(),
-        "b_enc": torch.zeros(s, n) if b_enc is None else b_enc, "b_dec": torch.zeros(s, D)})
+    return BatchedSAE(
+        cfg,
+        tuple(range(10, 10 + s)),
+        {
+            "W_enc": w_dec.transpose(1, 2).clone(),
+            "W_dec": w_dec.clone(),
+            "b_enc": torch.zeros(s, n) if b_enc is None else b_enc,
+            "b_dec": torch.zeros(s, D),
+        },
+    )
 
 
 OPTIONS = GeometryOptions(ranks=(2, 4, 8), group_min_share=0.5, null_rounds=4, seed=0)
@@ -68,11 +86,13 @@ OPTIONS = GeometryOptions(ranks=(2, 4, 8), group_min_share=0.5, null_rounds=4, s
 def test_data_sample_dictionary_draws_centred_rows() -> None:
     x = planted_x() + 5.0  # the mean is removed
     unit = {tuple(r) for r in torch.eye(D, dtype=torch.float64).tolist()} | {
-        tuple(-v for v in r) for r in torch.eye(D, dtype=torch.float64).tolist()}
+        tuple(-v for v in r) for r in torch.eye(D, dtype=torch.float64).tolist()
+    }
     every = data_sample_dictionary(x, 36, seed=3)  # without replacement: every row once
     assert every.dtype == torch.float64 and every.shape == (36, D)
     assert sorted(map(tuple, every.tolist())) == sorted(
-        map(tuple, (planted_x() / planted_x().norm(dim=1, keepdim=True)).double().tolist()))
+        map(tuple, (planted_x() / planted_x().norm(dim=1, keepdim=True)).double().tolist())
+    )
     more = data_sample_dictionary(x, 50, seed=3)  # with replacement
     assert more.shape == (50, D) and {tuple(r) for r in more.tolist()} <= unit
     assert torch.equal(data_sample_dictionary(x, 5, 1), data_sample_dictionary(x, 5, 1))
@@ -91,14 +111,18 @@ def test_activation_geometry_of_planted_data() -> None:
     # variance in span(e0..e3): (9 + 9 + 4 + 4) / 28
     assert geo.variance_share_in_span == pytest.approx(26 / 28, abs=1e-12)
     assert geo.spectrum["variance_share"] == pytest.approx(
-        [9 / 28, 9 / 28, 4 / 28, 4 / 28, 1 / 28, 1 / 28], abs=1e-12)
+        [9 / 28, 9 / 28, 4 / 28, 4 / 28, 1 / 28, 1 / 28], abs=1e-12
+    )
     s = geo.summary(0.5)
     assert s["activations"]["n"] == 36 and s["activations"]["d_in"] == D
     # cumulative shares 9, 18, 22, 26, 27, 28 (/ 28): 0.9 needs 4, 0.95 needs 5, 0.99 all 6
     assert s["activations"]["dims_for_variance"] == {"0.9": 4, "0.95": 5, "0.99": 6}
-    assert s["ground_truth"] == {"key_frequencies": [1, 2], "subspace_dims": {"1": 2, "2": 2},
-                                 "variance_share_in_span": geo.variance_share_in_span,
-                                 "group_min_share": 0.5}
+    assert s["ground_truth"] == {
+        "key_frequencies": [1, 2],
+        "subspace_dims": {"1": 2, "2": 2},
+        "variance_share_in_span": geo.variance_share_in_span,
+        "group_min_share": 0.5,
+    }
     # the top-2 principal components span the two largest coordinates (e0, e1)
     assert float(geo.pcs[:2, :2].pow(2).sum()) == pytest.approx(2.0, abs=1e-12)
 
@@ -140,10 +164,12 @@ def test_identical_seeds_conserve_everything() -> None:
     assert c.overlaps["subspace_overlap"] == pytest.approx([1.0] * D)
     assert c.overlaps["activation_pca_overlap"][-1] == pytest.approx(1.0)
     assert c.spectra["gram_eigenvalue"] == pytest.approx([1 / 6] * D)
-    assert list(c.spectra) == ["gram_eigenvalue", "isotropic_gram_eigenvalue",
-                               "data_sample_gram_eigenvalue"]
-    assert list(c.overlaps) == ["subspace_overlap", "data_sample_overlap",
-                                "activation_pca_overlap"]
+    assert list(c.spectra) == [
+        "gram_eigenvalue",
+        "isotropic_gram_eigenvalue",
+        "data_sample_gram_eigenvalue",
+    ]
+    assert list(c.overlaps) == ["subspace_overlap", "data_sample_overlap", "activation_pca_overlap"]
 
 
 def test_rotation_inside_groups_keeps_groups_but_not_atoms() -> None:
@@ -177,8 +203,9 @@ def test_dead_latents_and_live_only() -> None:
     assert on["live_only"] and on["n_atoms_analysed"] == [D, D]
     assert on["n_live"]["mean"] == D and on["n_reference_atoms"] == D
     assert on["gram"]["summary"]["self_max_cos"]["mean"] == 0.0
-    off = config_geometry(sae, geo, GeometryOptions(ranks=(2,), null_rounds=0,
-                                                    live_only=False)).summary
+    off = config_geometry(
+        sae, geo, GeometryOptions(ranks=(2,), null_rounds=0, live_only=False)
+    ).summary
     assert off["n_atoms_analysed"] == [8, 8] and off["n_reference_atoms"] == 8
     # the two repeated atoms (e0, e1) each have a duplicate: 4 of 8 atoms at |cos| 1
     assert off["gram"]["summary"]["self_max_cos"]["mean"] == pytest.approx(0.5)

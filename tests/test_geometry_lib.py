@@ -63,8 +63,11 @@ def test_shared_counts_match_the_pairwise_rule() -> None:
         dicts.append(d[perm])
     counts = shared_counts(dicts, dicts)
     for i in range(3):
-        expect = sum(shared_latents(dicts[i], dicts[i], dicts[j], dicts[j]).to(torch.int64)
-                     for j in range(3) if j != i)
+        expect = sum(
+            shared_latents(dicts[i], dicts[i], dicts[j], dicts[j]).to(torch.int64)
+            for j in range(3)
+            if j != i
+        )
         assert torch.equal(counts[i], expect)
     assert int(counts.max()) == 2 and int((counts == 2).sum(1).min()) >= 8
 
@@ -81,13 +84,15 @@ def test_log_checkpoints() -> None:
 
 def test_settle_step_on_hand_built_matchings() -> None:
     steps = [0, 1, 2, 4]
-    matches = torch.tensor([
-        # latent: 0  1  2  3
-        [5, 1, 3, 0],  # step 0
-        [5, 2, 3, 1],  # step 1
-        [5, 3, 1, 1],  # step 2
-        [5, 3, 3, 1],  # step 4
-    ])
+    matches = torch.tensor(
+        [
+            # latent: 0  1  2  3
+            [5, 1, 3, 0],  # step 0
+            [5, 2, 3, 1],  # step 1
+            [5, 3, 1, 1],  # step 2
+            [5, 3, 3, 1],  # step 4
+        ]
+    )
     # latent 0 never changes; 1 settles at step 2; 2 returns to its first match but only
     # at the last checkpoint; 3 settles at step 1
     assert settle_index(matches).tolist() == [0, 2, 3, 1]
@@ -106,7 +111,8 @@ def test_settle_summary_quantiles_are_checkpoints() -> None:
     assert summary["quantiles"]["0.75"] == 2 and summary["quantiles"]["0.9"] == 4
     assert summary["fraction_settled_by_step"] == {"0": 0.25, "1": 0.5, "2": 0.75, "4": 1.0}
     assert summary["mean_log2_step"] == pytest.approx(
-        np.mean([0.0, math.log2(3), math.log2(5), 1.0]))
+        np.mean([0.0, math.log2(3), math.log2(5), 1.0])
+    )
     assert settle_summary([], steps)["median"] is None
 
 
@@ -114,8 +120,9 @@ def test_settle_summary_quantiles_are_checkpoints() -> None:
 
 
 def test_gram_spectrum_of_an_orthonormal_dictionary_is_flat() -> None:
-    q, _ = torch.linalg.qr(torch.randn(16, 16, generator=torch.Generator().manual_seed(1),
-                                       dtype=torch.float64))
+    q, _ = torch.linalg.qr(
+        torch.randn(16, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    )
     atoms = q.T * torch.linspace(0.5, 3.0, 16, dtype=torch.float64)[:, None]  # norms ignored
     lam = gram_spectrum(atoms)
     assert torch.allclose(lam, torch.full((16,), 1 / 16, dtype=torch.float64), atol=1e-12)
@@ -127,8 +134,9 @@ def test_gram_spectrum_of_an_orthonormal_dictionary_is_flat() -> None:
 
 
 def test_gram_spectrum_of_duplicated_atoms_has_their_rank() -> None:
-    q, _ = torch.linalg.qr(torch.randn(32, 5, generator=torch.Generator().manual_seed(2),
-                                       dtype=torch.float64))
+    q, _ = torch.linalg.qr(
+        torch.randn(32, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    )
     atoms = torch.cat([q.T, -2 * q.T, 0.5 * q.T])  # 5 directions, each three times (15 atoms)
     lam = gram_spectrum(atoms)
     assert lam.shape == (32,)  # d_in: zeros beyond the 15 atoms
@@ -146,8 +154,9 @@ def test_gram_spectrum_of_duplicated_atoms_has_their_rank() -> None:
 
 def test_activation_spectrum_of_planted_low_rank_data() -> None:
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(500, 3, generator=g, dtype=torch.float64) @ torch.randn(3, 10, generator=g,
-                                                                             dtype=torch.float64)
+    x = torch.randn(500, 3, generator=g, dtype=torch.float64) @ torch.randn(
+        3, 10, generator=g, dtype=torch.float64
+    )
     spec = activation_spectrum(x + 4.0)  # the mean is removed
     assert spec["dims_for_variance"]["0.99"] <= 3
     assert sum(spec["variance_share"][:3]) == pytest.approx(1.0)
@@ -171,12 +180,16 @@ def planted_groups(d: int = 24, n_groups: int = 3, dim: int = 4):
     the group's basis vectors; B holds the same subspaces rotated (each atom is
     (+-e1 +-e2 +-e3 +-e4)/2), so every single atom has cos^2 1/4 with every partner."""
     eye = torch.eye(d, dtype=torch.float64)
-    h = torch.tensor([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]],
-                     dtype=torch.float64) / 2
+    h = (
+        torch.tensor(
+            [[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]], dtype=torch.float64
+        )
+        / 2
+    )
     gt = eye[: n_groups * dim]
     freq = torch.arange(n_groups).repeat_interleave(dim) + 1
-    a = torch.cat([eye[k * dim:(k + 1) * dim] for k in range(n_groups)])
-    b = torch.cat([h @ eye[k * dim:(k + 1) * dim] for k in range(n_groups)])
+    a = torch.cat([eye[k * dim : (k + 1) * dim] for k in range(n_groups)])
+    b = torch.cat([h @ eye[k * dim : (k + 1) * dim] for k in range(n_groups)])
     return gt, freq, a, b
 
 
@@ -208,8 +221,15 @@ def test_group_assignment_threshold_and_empty_groups() -> None:
     outside = torch.eye(24, dtype=torch.float64)[20]
     labels = assign_groups(torch.stack([mixed, outside, a[9]]), bases, 0.6)
     assert labels.tolist() == [-1, -1, 2]
-    pairs = group_conservation(a, assign_groups(a, bases, 0.5), a, assign_groups(a, bases, 0.5),
-                               4, [4, 4, 4, 0], null_rounds=3)
+    pairs = group_conservation(
+        a,
+        assign_groups(a, bases, 0.5),
+        a,
+        assign_groups(a, bases, 0.5),
+        4,
+        [4, 4, 4, 0],
+        null_rounds=3,
+    )
     assert pairs[3].rank == 0 and pairs[3].group_overlap is None
     assert pairs[0].atom_match == pytest.approx(1.0)
 

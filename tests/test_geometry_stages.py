@@ -26,7 +26,7 @@ def planted_activations(path: Path) -> None:
     feats = []
     for k in range(GROUPS):
         f = torch.zeros(PER_GROUP, D)
-        f[:, k * GROUP_DIM:(k + 1) * GROUP_DIM] = torch.randn(PER_GROUP, GROUP_DIM, generator=g)
+        f[:, k * GROUP_DIM : (k + 1) * GROUP_DIM] = torch.randn(PER_GROUP, GROUP_DIM, generator=g)
         feats.append(f / f.norm(dim=1, keepdim=True))
     feats = torch.cat(feats)
     n = P * P
@@ -34,20 +34,39 @@ def planted_activations(path: Path) -> None:
     mags = 1 + torch.rand(n, 2, generator=g)
     x = (mags[:, :, None] * feats[pick]).sum(1) + 0.01 * torch.randn(n, D, generator=g)
     grid = torch.arange(n)
-    save_activations(path, Activations(
-        x=x, a=grid // P, b=grid % P, gt_directions=torch.eye(D)[: GROUPS * GROUP_DIM],
-        gt_frequency=torch.arange(1, GROUPS + 1).repeat_interleave(GROUP_DIM),
-        gt_u=torch.zeros(D, dtype=torch.int64), gt_v=torch.zeros(D, dtype=torch.int64),
-        gt_energy_share=torch.full((D,), 1 / D, dtype=torch.float64), p=P,
-        hook="blocks.0.hook_resid_post", position=-1, key_frequencies=list(range(1, GROUPS + 1))))
+    save_activations(
+        path,
+        Activations(
+            x=x,
+            a=grid // P,
+            b=grid % P,
+            gt_directions=torch.eye(D)[: GROUPS * GROUP_DIM],
+            gt_frequency=torch.arange(1, GROUPS + 1).repeat_interleave(GROUP_DIM),
+            gt_u=torch.zeros(D, dtype=torch.int64),
+            gt_v=torch.zeros(D, dtype=torch.int64),
+            gt_energy_share=torch.full((D,), 1 / D, dtype=torch.float64),
+            p=P,
+            hook="blocks.0.hook_resid_post",
+            position=-1,
+            key_frequencies=list(range(1, GROUPS + 1)),
+        ),
+    )
 
 
 def params(tiny: dict) -> dict:
     raw = copy.deepcopy(tiny)
-    raw["sae"] |= {"d_sae": 48, "k": 2, "lr": 0.01, "batch_size": 64, "epochs": 12,
-                   "seeds": [42, 123, 456]}
-    raw["saes"] = {"topk": {"architecture": "topk"},
-                   "standard": {"architecture": "standard", "l1_coefficient": 1.0}}
+    raw["sae"] |= {
+        "d_sae": 48,
+        "k": 2,
+        "lr": 0.01,
+        "batch_size": 64,
+        "epochs": 12,
+        "seeds": [42, 123, 456],
+    }
+    raw["saes"] = {
+        "topk": {"architecture": "topk"},
+        "standard": {"architecture": "standard", "l1_coefficient": 1.0},
+    }
     raw["dynamics"] = {"configs": ["topk", "standard"], "checkpoint_base": 2, "threshold": 0.7}
     raw["geometry"] = {"ranks": [4, 8, 16], "group_min_share": 0.5, "null_rounds": 10, "seed": 0}
     raw["predictors"] = {"threshold": 0.7, "shared_with": "majority"}
@@ -61,8 +80,11 @@ def write_params(tmp: Path, raw: dict) -> None:
 
 OUTPUTS = {
     "dynamics": ["metrics/dynamics.json", "metrics/curves/dynamics.csv"],
-    "geometry": ["metrics/geometry.json", "metrics/curves/geometry_spectrum.csv",
-                 "metrics/curves/geometry_overlap.csv"],
+    "geometry": [
+        "metrics/geometry.json",
+        "metrics/curves/geometry_spectrum.csv",
+        "metrics/curves/geometry_overlap.csv",
+    ],
     "predictors": ["metrics/predictors.json"],
 }
 
@@ -104,8 +126,10 @@ def test_dynamics_stability_rises_above_random(workdir: Path) -> None:
             # ... and by the end clearly above them, confidence interval included
             assert last["stability"][metric]["ci"][0] > iso[metric]["mean"] + 0.1
             assert last["ratio_to_isotropic"][metric] > 1.2
-        assert last["stability"]["shared_fraction"]["mean"] > first["stability"][
-            "shared_fraction"]["mean"]
+        assert (
+            last["stability"]["shared_fraction"]["mean"]
+            > first["stability"]["shared_fraction"]["mean"]
+        )
         assert last["explained_variance"]["mean"] > 0.5 > first["explained_variance"]["mean"]
         assert last["cos_to_final"]["mean"] == pytest.approx(1.0)
         assert last["settled_fraction"] == 1.0 and first["settled_fraction"] <= 1.0
@@ -115,8 +139,10 @@ def test_dynamics_stability_rises_above_random(workdir: Path) -> None:
         settle = c["settle"]
         assert settle["all"]["n_latents"] == 3 * 48
         assert settle["live"]["n_latents"] == round(3 * 48 * c["final_live"])
-        assert settle["shared"]["n_latents"] + settle["not_shared_live"]["n_latents"] <= \
-            settle["live"]["n_latents"]
+        assert (
+            settle["shared"]["n_latents"] + settle["not_shared_live"]["n_latents"]
+            <= settle["live"]["n_latents"]
+        )
         assert settle["all"]["median"] in steps
         # one other seed at a time settles no later than all of them together
         assert c["settle_per_pair"]["all"]["n_latents"] == 3 * 48 * 2
@@ -187,7 +213,8 @@ BAD = [
 
 @pytest.mark.parametrize(("stage_name", "key", "value", "reason"), BAD)
 def test_bad_params_give_one_line_errors_and_write_nothing(
-        tiny_params_raw, tmp_path, monkeypatch, stage_name, key, value, reason) -> None:
+    tiny_params_raw, tmp_path, monkeypatch, stage_name, key, value, reason
+) -> None:
     raw = params(tiny_params_raw)
     section, name = key.split(".")
     raw[section][name] = value
@@ -200,13 +227,15 @@ def test_bad_params_give_one_line_errors_and_write_nothing(
     assert not (tmp_path / "metrics").exists()
 
 
-def test_missing_or_stale_checkpoints_are_one_line_errors(tiny_params_raw, tmp_path,
-                                                          monkeypatch, workdir) -> None:
+def test_missing_or_stale_checkpoints_are_one_line_errors(
+    tiny_params_raw, tmp_path, monkeypatch, workdir
+) -> None:
     raw = params(tiny_params_raw)
     write_params(tmp_path, raw)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "activations.safetensors").write_bytes(
-        (workdir / "data" / "activations.safetensors").read_bytes())
+        (workdir / "data" / "activations.safetensors").read_bytes()
+    )
     result = invoke(tmp_path, monkeypatch, "geometry")
     assert result.exit_code == 2 and "input not found" in result.output
     raw["sae"]["seeds"] = [42, 123, 7]  # params no longer match the checkpoints

@@ -55,8 +55,16 @@ def garble(path: Path) -> None:
 
 
 def small_config(**overrides) -> SAEConfig:
-    base = dict(architecture="topk", d_in=16, d_sae=32, k=4, batch_size=32, epochs=2,
-                dead_feature_window=5, normalize_activations="expected_average_only_in")
+    base = dict(
+        architecture="topk",
+        d_in=16,
+        d_sae=32,
+        k=4,
+        batch_size=32,
+        epochs=2,
+        dead_feature_window=5,
+        normalize_activations="expected_average_only_in",
+    )
     return SAEConfig(**{**base, **overrides})
 
 
@@ -73,13 +81,15 @@ def test_nan_loss_stops_training_naming_seed_and_step() -> None:
 def test_explained_variance_floor_and_non_finite_weights_are_divergence() -> None:
     x = torch.randn(200, 16, generator=torch.Generator().manual_seed(1)) + 1.0
     sae, history = train_saes(small_config(lr=1e-3), x, (1, 2))
-    assert all(m["explained_variance"] > DIVERGED_EXPLAINED_VARIANCE
-               for m in history.final_metrics)
+    assert all(m["explained_variance"] > DIVERGED_EXPLAINED_VARIANCE for m in history.final_metrics)
     check_trained(sae, history.final_metrics, 14, 14, "ok")  # a sane SAE passes
     bad = [dict(m) for m in history.final_metrics]
     bad[1]["explained_variance"] = DIVERGED_EXPLAINED_VARIANCE - 0.5
-    with pytest.raises(DivergedError, match=r"seed 2 diverged at step 14 of 14: explained "
-                                            r"variance -1\.5 is below the floor -1"):
+    with pytest.raises(
+        DivergedError,
+        match=r"seed 2 diverged at step 14 of 14: explained "
+        r"variance -1\.5 is below the floor -1",
+    ):
         check_trained(sae, bad, 14, 14, "topk SAE")
     sae.params["W_dec"][0, 3, 2] = float("nan")
     with pytest.raises(DivergedError, match=r"seed 1 .*W_dec holds NaN or inf"):
@@ -94,12 +104,16 @@ def test_nan_activations_are_named_as_nan() -> None:
 
 
 @pytest.mark.parametrize("lr", [1e30, 10.0])
-def test_saes_stage_refuses_a_diverging_learning_rate(tiny_params_raw, tmp_path, monkeypatch,
-                                                      lr) -> None:
+def test_saes_stage_refuses_a_diverging_learning_rate(
+    tiny_params_raw, tmp_path, monkeypatch, lr
+) -> None:
     setup_dir(tmp_path, with_value(tiny_params_raw, "sae.lr", lr))
     line = one_line_error(invoke(tmp_path, monkeypatch, "saes"))
-    assert re.search(r"configuration '(topk|batchtopk|standard)': .* seed \d+ diverged at step "
-                     r"\d+ of \d+: ", line), line
+    assert re.search(
+        r"configuration '(topk|batchtopk|standard)': .* seed \d+ diverged at step "
+        r"\d+ of \d+: ",
+        line,
+    ), line
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
 
 
@@ -110,8 +124,11 @@ def saved_transformer(path: Path) -> None:
     from husai.transformer import build_model, model_config
 
     spec = ModelSpec(p=5, d_model=8, n_heads=2, d_head=4, d_mlp=16, seed=0)
-    model = build_model(model_config(**{k: getattr(spec, k) for k in
-                                        ("p", "d_model", "n_heads", "d_head", "d_mlp", "seed")}))
+    model = build_model(
+        model_config(
+            **{k: getattr(spec, k) for k in ("p", "d_model", "n_heads", "d_head", "d_mlp", "seed")}
+        )
+    )
     save_transformer(path, spec, model.state_dict())
 
 
@@ -188,12 +205,27 @@ def test_downstream_stage_refuses_a_truncated_or_nan_checkpoint(trained, monkeyp
 def test_changed_input_outside_dvc_is_an_error_unless_overridden(trained, monkeypatch) -> None:
     """A bit flipped in a checkpoint after dvc.lock recorded it: by hand, the stage refuses
     it (inside `dvc repro` DVC itself sees the change); HUSAI_SKIP_LOCK_CHECK=1 overrides."""
-    lock = {"schema": "2.0", "stages": {
-        "saes": {"cmd": "husai saes", "outs": [
-            {"path": "models/saes", "hash": "md5", "md5": dir_md5(trained / "models/saes")}]},
-        "activations": {"cmd": "husai activations", "outs": [
-            {"path": "data/activations.safetensors", "hash": "md5",
-             "md5": file_md5(trained / "data/activations.safetensors")}]}}}
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "saes": {
+                "cmd": "husai saes",
+                "outs": [
+                    {"path": "models/saes", "hash": "md5", "md5": dir_md5(trained / "models/saes")}
+                ],
+            },
+            "activations": {
+                "cmd": "husai activations",
+                "outs": [
+                    {
+                        "path": "data/activations.safetensors",
+                        "hash": "md5",
+                        "md5": file_md5(trained / "data/activations.safetensors"),
+                    }
+                ],
+            },
+        },
+    }
     (trained / "dvc.lock").write_text(json.dumps(lock))  # JSON is YAML
     monkeypatch.delenv("DVC_STAGE", raising=False)
     monkeypatch.delenv(SKIP_ENV, raising=False)
@@ -217,16 +249,27 @@ def test_changed_input_outside_dvc_is_an_error_unless_overridden(trained, monkey
 # ----------------------------------------------------------------------------- params
 
 
-@pytest.mark.parametrize(("raw_of", "expected"), [
-    (lambda raw: None, "params.yaml is empty: it must hold the pipeline's params"),
-    (lambda raw: with_value(raw, "sae.seeds", [42]),
-     "sae.seeds = [42]: must list at least 2 seeds (stability compares seeds)"),
-    (lambda raw: with_value(raw, "saes.topk.seeds", [7]),
-     "saes.topk.seeds = [7]: must list at least 2 seeds"),
-    (lambda raw: {**raw, "transformr": {"epochs": 3}}, "transformr = {'epochs': 3}: unknown key"),
-])
-def test_unusable_params_fail_in_the_first_stage(tiny_params_raw, tmp_path, monkeypatch, raw_of,
-                                                 expected) -> None:
+@pytest.mark.parametrize(
+    ("raw_of", "expected"),
+    [
+        (lambda raw: None, "params.yaml is empty: it must hold the pipeline's params"),
+        (
+            lambda raw: with_value(raw, "sae.seeds", [42]),
+            "sae.seeds = [42]: must list at least 2 seeds (stability compares seeds)",
+        ),
+        (
+            lambda raw: with_value(raw, "saes.topk.seeds", [7]),
+            "saes.topk.seeds = [7]: must list at least 2 seeds",
+        ),
+        (
+            lambda raw: {**raw, "transformr": {"epochs": 3}},
+            "transformr = {'epochs': 3}: unknown key",
+        ),
+    ],
+)
+def test_unusable_params_fail_in_the_first_stage(
+    tiny_params_raw, tmp_path, monkeypatch, raw_of, expected
+) -> None:
     """A config no later stage could use fails at once, in `data`, the pipeline's first stage."""
     from ruamel.yaml import YAML
 
@@ -241,8 +284,9 @@ def test_unusable_params_fail_in_the_first_stage(tiny_params_raw, tmp_path, monk
     assert line.startswith("husai check-params: error: ") and expected in line, line
 
 
-def test_sweep_and_dynamics_refuse_diverging_training(tiny_params_raw, tmp_path,
-                                                      monkeypatch) -> None:
+def test_sweep_and_dynamics_refuse_diverging_training(
+    tiny_params_raw, tmp_path, monkeypatch
+) -> None:
     raw = with_value(tiny_params_raw, "sweep.lr", 1e30)
     setup_dir(tmp_path, raw)
     line = one_line_error(invoke(tmp_path, monkeypatch, "sweep", "--arch", "topk", "--d-sae", "8"))
@@ -255,8 +299,9 @@ def test_sweep_and_dynamics_refuse_diverging_training(tiny_params_raw, tmp_path,
     assert not (tmp_path / "metrics").exists()
 
 
-def test_nan_activations_stop_the_saes_stage_by_name(tiny_params_raw, tmp_path,
-                                                     monkeypatch) -> None:
+def test_nan_activations_stop_the_saes_stage_by_name(
+    tiny_params_raw, tmp_path, monkeypatch
+) -> None:
     """With `normalize_activations: none` nothing would divide by the mean norm: the loader
     itself names the NaN (no 'mean norm is 0', no NaN checkpoints)."""
     from husai.serialize import from_bytes, to_bytes

@@ -68,7 +68,8 @@ def test_inputs_match_the_hashes_dvc_records(tiny_repo: Path) -> None:
 
     outs = [o for e in _locked_stages(tiny_repo).values() for o in e.get("outs", [])]
     assert {"models/saes", "models/transformer", "data/activations.safetensors"} <= {
-        o["path"] for o in outs}
+        o["path"] for o in outs
+    }
     for out in outs:
         path = tiny_repo / out["path"]
         assert (dir_md5(path) if path.is_dir() else file_md5(path)) == out["md5"], out["path"]
@@ -87,7 +88,10 @@ def test_params_changes_rerun_only_what_uses_them(tiny_repo: Path) -> None:
         params.write_text(original + "transformr:\n  epochs: 3\n")
         proc = run(tiny_repo, "dvc", "repro", check=False)
         assert proc.returncode != 0
-        assert "husai data: error: transformr = {'epochs': 3}: unknown key" in proc.stdout + proc.stderr
+        assert (
+            "husai data: error: transformr = {'epochs': 3}: unknown key"
+            in proc.stdout + proc.stderr
+        )
         assert "Traceback" not in proc.stdout + proc.stderr
     finally:
         params.write_text(original)
@@ -100,8 +104,10 @@ def test_tiny_transformer_groks_and_shows_fourier_structure(tiny_repo: Path) -> 
     assert tf["test_accuracy"] >= 0.99 and tf["grokking_epoch"] is not None
     assert tf["fast_forward_max_abs_error"] < 1e-3
     assert 1 <= len(fourier["key_frequencies"]) <= 6
-    assert (fourier["activation_key_frequency_variance_share"]
-            > fourier["untrained_activation_key_frequency_variance_share"] + 0.2)
+    assert (
+        fourier["activation_key_frequency_variance_share"]
+        > fourier["untrained_activation_key_frequency_variance_share"] + 0.2
+    )
 
 
 def test_paper_figures_and_report_from_the_tiny_pipeline(tiny_repo: Path) -> None:
@@ -120,16 +126,27 @@ def test_paper_figures_and_report_from_the_tiny_pipeline(tiny_repo: Path) -> Non
     assert check_report(tiny_repo) > 40
     # a second render, in another process with another hash seed, is byte-identical
     again = tiny_repo / "paper-again"
-    env_run = ["env", "PYTHONHASHSEED=123", "husai", "paper", "--figures",
-               str(again / "figures"), "--report", str(again / "report.md"),
-               "--sources", str(again / "report_sources.json")]
+    env_run = [
+        "env",
+        "PYTHONHASHSEED=123",
+        "husai",
+        "paper",
+        "--figures",
+        str(again / "figures"),
+        "--report",
+        str(again / "report.md"),
+        "--sources",
+        str(again / "report_sources.json"),
+    ]
     run(tiny_repo, *env_run)
     assert sorted(p.name for p in (again / "figures").iterdir()) == sorted(
-        p.name for p in figures.iterdir())
+        p.name for p in figures.iterdir()
+    )
     for p in figures.iterdir():
         assert (again / "figures" / p.name).read_bytes() == p.read_bytes(), p.name
     assert (again / "report_sources.json").read_bytes() == (
-        tiny_repo / "paper" / "report_sources.json").read_bytes()
+        tiny_repo / "paper" / "report_sources.json"
+    ).read_bytes()
 
 
 def test_tiny_dynamics_rises_above_random_and_analyses_run(tiny_repo: Path) -> None:
@@ -163,7 +180,8 @@ def test_stability_and_recovery_cover_every_baseline_config(tiny_repo: Path) -> 
     for name, s in stab.items():
         assert s["pwmcc"]["ci"][0] <= s["pwmcc"]["mean"] <= s["pwmcc"]["ci"][1]
         assert s["pwmcc_ratio_to_random"]["ratio"] == pytest.approx(
-            s["pwmcc"]["mean"] / s["random_pwmcc"]["mean"], rel=1e-4)
+            s["pwmcc"]["mean"] / s["random_pwmcc"]["mean"], rel=1e-4
+        )
         assert 0 <= rec[name]["key_frequency_coverage"]["mean"] <= 1
 
 
@@ -172,10 +190,12 @@ def test_sweep_summary_matches_the_configuration_files(tiny_repo: Path) -> None:
     files = sorted((tiny_repo / "metrics/sweep").glob("*/*.json"))
     entries = {e["config"]: e for e in (json.loads(f.read_text()) for f in files)}
     params = YAML(typ="safe", pure=True).load((tiny_repo / "params.yaml").read_text())["sweep"]
-    assert {f.parent.name for f in files} == {f"{a}-d{d}" for a in params["architectures"]
-                                              for d in params["d_sae"]}
-    assert entries["topk-d8-k16"]["skipped"] and "must be <= d_sae" in entries["topk-d8-k16"][
-        "reason"]
+    assert {f.parent.name for f in files} == {
+        f"{a}-d{d}" for a in params["architectures"] for d in params["d_sae"]
+    }
+    assert (
+        entries["topk-d8-k16"]["skipped"] and "must be <= d_sae" in entries["topk-d8-k16"]["reason"]
+    )
     trained = {n: e for n, e in entries.items() if not e["skipped"]}
     assert summary["n_configs"] == len(trained) == 5 and summary["n_skipped"] == 1
     assert summary["n_saes"] == 5 * len(params["seeds"])

@@ -24,8 +24,12 @@ FIELDS = [f.name for f in dataclasses.fields(hs.SAEHyperparams)]
 
 def test_params_validation_does_not_import_torch() -> None:
     code = "import husai.config; import sys; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
-                   env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_every_list_of_architectures_is_the_registry() -> None:
@@ -53,48 +57,104 @@ def test_every_training_class_has_a_registered_spec_and_vice_versa() -> None:
 
 
 def test_the_derived_tables_are_the_old_hand_kept_ones() -> None:
-    assert registry.names() == ("standard", "topk", "batchtopk", "jumprelu", "gated",
-                                "matryoshka_batchtopk")
+    assert registry.names() == (
+        "standard",
+        "topk",
+        "batchtopk",
+        "jumprelu",
+        "gated",
+        "matryoshka_batchtopk",
+    )
     assert sae_config.TOPK_FAMILY == {"topk", "batchtopk", "matryoshka_batchtopk"}
     assert sae_config.L1_FAMILY == {"standard", "gated"}
-    assert hs.INFERENCE_KIND == {"standard": "standard", "topk": "topk", "batchtopk": "jumprelu",
-                                 "matryoshka_batchtopk": "jumprelu", "jumprelu": "jumprelu",
-                                 "gated": "gated"}
-    assert hc.SWEEP_KNOBS == {"topk": "k", "batchtopk": "k", "matryoshka_batchtopk": "k",
-                              "standard": "l1_coefficient", "gated": "l1_coefficient",
-                              "jumprelu": "l0_coefficient"}
-    assert registry.sweep_labels() == {"standard": "l1c", "topk": "k", "batchtopk": "k",
-                                       "jumprelu": "l0c", "gated": "l1c",
-                                       "matryoshka_batchtopk": "k"}
+    assert hs.INFERENCE_KIND == {
+        "standard": "standard",
+        "topk": "topk",
+        "batchtopk": "jumprelu",
+        "matryoshka_batchtopk": "jumprelu",
+        "jumprelu": "jumprelu",
+        "gated": "gated",
+    }
+    assert hc.SWEEP_KNOBS == {
+        "topk": "k",
+        "batchtopk": "k",
+        "matryoshka_batchtopk": "k",
+        "standard": "l1_coefficient",
+        "gated": "l1_coefficient",
+        "jumprelu": "l0_coefficient",
+    }
+    assert registry.sweep_labels() == {
+        "standard": "l1c",
+        "topk": "k",
+        "batchtopk": "k",
+        "jumprelu": "l0c",
+        "gated": "l1c",
+        "matryoshka_batchtopk": "k",
+    }
 
 
 def test_sweep_configuration_names_are_unchanged(tiny_params_raw: dict) -> None:
     """The names label committed metric files: ``<arch>-d<d_sae>-<label><level>``."""
-    raw = {**tiny_params_raw, "sweep": {
-        "architectures": list(registry.names()), "d_sae": [8, 64],
-        "sparsity": {a: ([16] if hc.SWEEP_KNOBS[a] == "k" else [13, 0.5])
-                     for a in registry.names()}}}
+    raw = {
+        **tiny_params_raw,
+        "sweep": {
+            "architectures": list(registry.names()),
+            "d_sae": [8, 64],
+            "sparsity": {
+                a: ([16] if hc.SWEEP_KNOBS[a] == "k" else [13, 0.5]) for a in registry.names()
+            },
+        },
+    }
     prm = hc.parse_params(raw)
     got = [n for a in registry.names() for d in (8, 64) for n in prm.sweep_configs(a, d)]
     assert got == [
-        "standard-d8-l1c13", "standard-d8-l1c0.5", "standard-d64-l1c13", "standard-d64-l1c0.5",
-        "topk-d8-k16", "topk-d64-k16", "batchtopk-d8-k16", "batchtopk-d64-k16",
-        "jumprelu-d8-l0c13", "jumprelu-d8-l0c0.5", "jumprelu-d64-l0c13", "jumprelu-d64-l0c0.5",
-        "gated-d8-l1c13", "gated-d8-l1c0.5", "gated-d64-l1c13", "gated-d64-l1c0.5",
-        "matryoshka_batchtopk-d8-k16", "matryoshka_batchtopk-d64-k16"]
+        "standard-d8-l1c13",
+        "standard-d8-l1c0.5",
+        "standard-d64-l1c13",
+        "standard-d64-l1c0.5",
+        "topk-d8-k16",
+        "topk-d64-k16",
+        "batchtopk-d8-k16",
+        "batchtopk-d64-k16",
+        "jumprelu-d8-l0c13",
+        "jumprelu-d8-l0c0.5",
+        "jumprelu-d64-l0c13",
+        "jumprelu-d64-l0c0.5",
+        "gated-d8-l1c13",
+        "gated-d8-l1c0.5",
+        "gated-d64-l1c13",
+        "gated-d64-l1c0.5",
+        "matryoshka_batchtopk-d8-k16",
+        "matryoshka_batchtopk-d64-k16",
+    ]
 
 
 def test_sweep_hyperparams_known_answer() -> None:
-    common = ("sae.decoder_init_norm", "sae.normalize_activations", "sae.lr_warm_up_steps",
-              "sae.adam_beta1", "sae.adam_beta2", "sae.max_grad_norm")
+    common = (
+        "sae.decoder_init_norm",
+        "sae.normalize_activations",
+        "sae.lr_warm_up_steps",
+        "sae.adam_beta1",
+        "sae.adam_beta2",
+        "sae.max_grad_norm",
+    )
     assert registry.sweep_hyperparams(["topk"]) == (
-        "sae.aux_loss_coefficient", "sae.dead_feature_window",
-        "sae.rescale_acts_by_decoder_norm", *common)
+        "sae.aux_loss_coefficient",
+        "sae.dead_feature_window",
+        "sae.rescale_acts_by_decoder_norm",
+        *common,
+    )
     assert registry.sweep_hyperparams(["standard", "gated"]) == ("sae.l1_warm_up_steps", *common)
     assert registry.sweep_hyperparams(["jumprelu", "batchtopk"]) == (
-        "sae.aux_loss_coefficient", "sae.dead_feature_window",
-        "sae.rescale_acts_by_decoder_norm", "sae.topk_threshold_lr", "sae.l0_warm_up_steps",
-        "sae.jumprelu_init_threshold", "sae.jumprelu_bandwidth", *common)
+        "sae.aux_loss_coefficient",
+        "sae.dead_feature_window",
+        "sae.rescale_acts_by_decoder_norm",
+        "sae.topk_threshold_lr",
+        "sae.l0_warm_up_steps",
+        "sae.jumprelu_init_threshold",
+        "sae.jumprelu_bandwidth",
+        *common,
+    )
     every = registry.sweep_hyperparams(registry.names())
     # a knob of one architecture is read by no other: no knob is left; matryoshka's widths are
     assert "sae.matryoshka_widths" in every
@@ -152,16 +212,40 @@ def test_an_architecture_ignores_knobs_it_does_not_read(arch) -> None:
 
 # ----------------------------------------------------------------------------- declared = read
 
-BASE = {"d_sae": 16, "k": 3, "lr": 3e-3, "batch_size": 16, "epochs": 2,
-        "dead_feature_window": 1, "l1_coefficient": 0.5, "l0_coefficient": 0.1,
-        "matryoshka_widths": (6,)}
+BASE = {
+    "d_sae": 16,
+    "k": 3,
+    "lr": 3e-3,
+    "batch_size": 16,
+    "epochs": 2,
+    "dead_feature_window": 1,
+    "l1_coefficient": 0.5,
+    "l0_coefficient": 0.1,
+    "matryoshka_widths": (6,),
+}
 OTHER = {  # a second valid value of every field, one that a short run can tell apart
-    "d_sae": 24, "k": 2, "aux_loss_coefficient": 0.3, "dead_feature_window": 3,
-    "rescale_acts_by_decoder_norm": False, "topk_threshold_lr": 0.5, "matryoshka_widths": (4, 10),
-    "l1_coefficient": 2.0, "l1_warm_up_steps": 4, "l0_coefficient": 0.5, "l0_warm_up_steps": 4,
-    "jumprelu_init_threshold": 0.2, "jumprelu_bandwidth": 0.5, "decoder_init_norm": 0.5,
-    "normalize_activations": "expected_average_only_in", "lr": 1e-2, "lr_warm_up_steps": 4,
-    "adam_beta1": 0.5, "adam_beta2": 0.9, "max_grad_norm": 0.01, "batch_size": 8, "epochs": 1,
+    "d_sae": 24,
+    "k": 2,
+    "aux_loss_coefficient": 0.3,
+    "dead_feature_window": 3,
+    "rescale_acts_by_decoder_norm": False,
+    "topk_threshold_lr": 0.5,
+    "matryoshka_widths": (4, 10),
+    "l1_coefficient": 2.0,
+    "l1_warm_up_steps": 4,
+    "l0_coefficient": 0.5,
+    "l0_warm_up_steps": 4,
+    "jumprelu_init_threshold": 0.2,
+    "jumprelu_bandwidth": 0.5,
+    "decoder_init_norm": 0.5,
+    "normalize_activations": "expected_average_only_in",
+    "lr": 1e-2,
+    "lr_warm_up_steps": 4,
+    "adam_beta1": 0.5,
+    "adam_beta2": 0.9,
+    "max_grad_norm": 0.01,
+    "batch_size": 8,
+    "epochs": 1,
 }
 
 
@@ -175,8 +259,9 @@ def run(config: hs.SAEConfig) -> list[torch.Tensor]:
 
 
 def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
-    return len(a) == len(b) and all(x.shape == y.shape and torch.equal(x, y)
-                                    for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(
+        x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b, strict=True)
+    )
 
 
 def test_every_field_has_another_value() -> None:

@@ -20,11 +20,23 @@ def write_activations(path: Path, p: int = 11, d: int = 16, seed: int = 0) -> to
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(p * p, d, generator=g) @ torch.randn(d, d, generator=g) + 1.0
     grid = torch.arange(p * p)
-    save_activations(path, Activations(
-        x=x, a=grid // p, b=grid % p, gt_directions=torch.eye(d)[:2],
-        gt_frequency=torch.tensor([1, 1]), gt_u=torch.tensor([1, 2]), gt_v=torch.tensor([0, 0]),
-        gt_energy_share=torch.tensor([0.5, 0.5], dtype=torch.float64), p=p,
-        hook="blocks.0.hook_resid_post", position=-1, key_frequencies=[1]))
+    save_activations(
+        path,
+        Activations(
+            x=x,
+            a=grid // p,
+            b=grid % p,
+            gt_directions=torch.eye(d)[:2],
+            gt_frequency=torch.tensor([1, 1]),
+            gt_u=torch.tensor([1, 2]),
+            gt_v=torch.tensor([0, 0]),
+            gt_energy_share=torch.tensor([0.5, 0.5], dtype=torch.float64),
+            p=p,
+            hook="blocks.0.hook_resid_post",
+            position=-1,
+            key_frequencies=[1],
+        ),
+    )
     return x
 
 
@@ -58,7 +70,8 @@ def outputs(tmp: Path) -> dict[str, bytes]:
 
 
 def test_stage_writes_saelens_checkpoints_and_metrics_byte_identically(
-        tiny_params_raw, tmp_path, monkeypatch) -> None:
+    tiny_params_raw, tmp_path, monkeypatch
+) -> None:
     setup_dir(tmp_path, tiny_params_raw)
     result = run_saes(tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
@@ -74,8 +87,14 @@ def test_stage_writes_saelens_checkpoints_and_metrics_byte_identically(
     entry = metrics["saes"][f"topk/seed{seeds[0]}"]
     assert entry["architecture"] == "topk" and entry["seed"] == seeds[0]
     assert entry["hyperparameters"]["k"] == tiny_params_raw["sae"]["k"]
-    assert set(entry["metrics"]) == {"explained_variance", "l0", "frac_alive", "mse", "cossim",
-                                     "l2_ratio"}
+    assert set(entry["metrics"]) == {
+        "explained_variance",
+        "l0",
+        "frac_alive",
+        "mse",
+        "cossim",
+        "l2_ratio",
+    }
     assert entry["metrics"]["l0"] == tiny_params_raw["sae"]["k"]
     # the checkpoints load, and reproduce the metrics
     sae = load_saes(tmp_path / "models" / "saes" / "topk", d_in=16)
@@ -106,15 +125,17 @@ BAD = [
 
 
 @pytest.mark.parametrize(("key", "value", "reason"), BAD)
-def test_bad_params_give_one_line_errors_and_write_nothing(tiny_params_raw, tmp_path, monkeypatch,
-                                                           key, value, reason) -> None:
+def test_bad_params_give_one_line_errors_and_write_nothing(
+    tiny_params_raw, tmp_path, monkeypatch, key, value, reason
+) -> None:
     setup_dir(tmp_path, with_value(tiny_params_raw, key, value))
     result = run_saes(tmp_path, monkeypatch)
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
-    shown = float(value) if isinstance(value, int) and key.endswith(("lr", "coefficient")) \
-        else value
+    shown = (
+        float(value) if isinstance(value, int) and key.endswith(("lr", "coefficient")) else value
+    )
     assert f"{key} = {shown!r}" in lines[0] and reason in lines[0]
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
 
@@ -133,8 +154,9 @@ def test_activation_width_must_match_the_checkpoint(tiny_params_raw, tmp_path, m
     folder = tmp_path / "models" / "saes" / "topk" / "seed42"
     with pytest.raises(HusaiError) as info:
         load_sae(folder, d_in=32)
-    assert str(info.value) == (f"{folder}: checkpoint has d_in = 16 but the activations have "
-                               "width 32")
+    assert str(info.value) == (
+        f"{folder}: checkpoint has d_in = 16 but the activations have width 32"
+    )
     with pytest.raises(HusaiError, match="activations have width 32 but the SAE has d_in = 16"):
         import husai.sae as hs
 
@@ -147,7 +169,9 @@ def test_sae_sections_resolve_and_name_their_keys(tiny_params_raw, repo_root) ->
     tiny = parse_params(tiny_params_raw).sae_configs()
     assert set(tiny) == set(tiny_params_raw["saes"])
     assert tiny["standard"].architecture == "standard" and tiny["standard"].d_sae == 64
-    default = parse_params(YAML(typ="safe", pure=True).load((repo_root / "params.yaml").read_text()))
+    default = parse_params(
+        YAML(typ="safe", pure=True).load((repo_root / "params.yaml").read_text())
+    )
     configs = default.sae_configs()
     assert {c.architecture for c in configs.values()} >= {"topk", "batchtopk", "standard"}
     for c in configs.values():

@@ -30,8 +30,15 @@ def recovered(sae: hs.BatchedSAE, atoms: torch.Tensor, threshold: float = 0.9) -
     return (cos >= threshold).float().mean(-1)
 
 
-PLANTED = {"d_in": 32, "d_sae": 96, "k": 3, "lr": 1e-2, "batch_size": 128, "epochs": 10,
-           "dead_feature_window": 20}
+PLANTED = {
+    "d_in": 32,
+    "d_sae": 96,
+    "k": 3,
+    "lr": 1e-2,
+    "batch_size": 128,
+    "epochs": 10,
+    "dead_feature_window": 20,
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +56,24 @@ def test_topk_recovers_the_planted_dictionary(planted_data) -> None:
     assert history.loss.shape == (10, 2) and history.loss[-1].max() < history.loss[0].min()
 
 
-@pytest.mark.parametrize(("arch", "extra", "min_recovered", "max_l0"), [
-    ("batchtopk", {}, 0.8, 3.6),
-    ("matryoshka_batchtopk", {"matryoshka_widths": (24,)}, 0.75, 3.9),
-    ("standard", {"l1_coefficient": 0.3}, 0.8, 15.0),
-    ("gated", {"l1_coefficient": 0.3}, 0.8, 15.0),
-    ("jumprelu", {"l0_coefficient": 0.05, "jumprelu_init_threshold": 0.1,
-                  "jumprelu_bandwidth": 0.1}, 0.7, 8.0),
-])
-def test_other_architectures_do_something_sensible(planted_data, arch, extra, min_recovered,
-                                                   max_l0) -> None:
+@pytest.mark.parametrize(
+    ("arch", "extra", "min_recovered", "max_l0"),
+    [
+        ("batchtopk", {}, 0.8, 3.6),
+        ("matryoshka_batchtopk", {"matryoshka_widths": (24,)}, 0.75, 3.9),
+        ("standard", {"l1_coefficient": 0.3}, 0.8, 15.0),
+        ("gated", {"l1_coefficient": 0.3}, 0.8, 15.0),
+        (
+            "jumprelu",
+            {"l0_coefficient": 0.05, "jumprelu_init_threshold": 0.1, "jumprelu_bandwidth": 0.1},
+            0.7,
+            8.0,
+        ),
+    ],
+)
+def test_other_architectures_do_something_sensible(
+    planted_data, arch, extra, min_recovered, max_l0
+) -> None:
     x, atoms = planted_data
     sae, _ = hs.train_saes(hs.SAEConfig(architecture=arch, **{**PLANTED, **extra}), x, [1])
     (m,) = hs.evaluate(sae, x)
@@ -68,9 +83,20 @@ def test_other_architectures_do_something_sensible(planted_data, arch, extra, mi
 
 
 def small_config(arch: str = "topk", **kw) -> hs.SAEConfig:
-    base = {"architecture": arch, "d_in": 16, "d_sae": 48, "k": 4, "lr": 3e-3, "batch_size": 32,
-            "epochs": 2, "dead_feature_window": 3, "l1_coefficient": 0.5, "l0_coefficient": 0.1,
-            "matryoshka_widths": (12,), "normalize_activations": "expected_average_only_in"}
+    base = {
+        "architecture": arch,
+        "d_in": 16,
+        "d_sae": 48,
+        "k": 4,
+        "lr": 3e-3,
+        "batch_size": 32,
+        "epochs": 2,
+        "dead_feature_window": 3,
+        "l1_coefficient": 0.5,
+        "l0_coefficient": 0.1,
+        "matryoshka_widths": (12,),
+        "normalize_activations": "expected_average_only_in",
+    }
     return hs.SAEConfig(**{**base, **kw})
 
 
@@ -125,8 +151,13 @@ def test_checkpoints_are_canonical_snapshots_at_the_requested_steps() -> None:
     config = small_config("topk")
     steps = hs.steps_per_epoch(x.shape[0], config.batch_size) * config.epochs
     seen = {}
-    final, _ = hs.train_saes(config, x, [3], checkpoint_steps=[0, 5, steps],
-                             on_checkpoint=lambda step, sae: seen.__setitem__(step, sae))
+    final, _ = hs.train_saes(
+        config,
+        x,
+        [3],
+        checkpoint_steps=[0, 5, steps],
+        on_checkpoint=lambda step, sae: seen.__setitem__(step, sae),
+    )
     assert sorted(seen) == [0, 5, steps]
     for name in final.params:
         assert torch.equal(seen[steps].params[name], final.params[name])
@@ -148,16 +179,20 @@ def test_init_matches_saelens_conventions() -> None:
 
 
 def test_wrong_width_is_a_one_line_error() -> None:
-    with pytest.raises(HusaiError, match=r"activations have shape \(300, 16\) but the SAE config "
-                                         r"has d_in = 8"):
+    with pytest.raises(
+        HusaiError,
+        match=r"activations have shape \(300, 16\) but the SAE config "
+        r"has d_in = 8",
+    ):
         hs.train_saes(small_config(d_in=8, matryoshka_widths=()), data(), [1])
     sae = hs.init_saes(small_config(), [1])
     with pytest.raises(HusaiError, match="activations have width 8 but the SAE has d_in = 16"):
         hs.evaluate(sae, torch.zeros(5, 8))
 
 
-@pytest.mark.parametrize(("n", "k"), [(1024, 32), (1000, 7), (5000, 40), (64, 8), (736, 64),
-                                    (40, 39), (262144, 8192)])
+@pytest.mark.parametrize(
+    ("n", "k"), [(1024, 32), (1000, 7), (5000, 40), (64, 8), (736, 64), (40, 39), (262144, 8192)]
+)
 def test_topk_indices_is_torch_topk_set_in_ascending_order(n, k) -> None:
     g = torch.Generator().manual_seed(n)
     h = torch.randn(2 if n > 10000 else 40, n, generator=g)
@@ -189,11 +224,13 @@ def test_threshold_count_is_per_row_not_in_total() -> None:
     """A row with a NaN (k - 1 entries reach its bound) beside a row with a tie (k + 1)
     has k * R entries in all: the threshold step must still decline."""
     k = 4
-    a = np.array([[9.0, 8.0, 7.0, np.nan, 1.0, 0.0],
-                  [9.0, 8.0, 7.0, 5.0, 5.0, 0.0]], dtype=np.float32)
+    a = np.array(
+        [[9.0, 8.0, 7.0, np.nan, 1.0, 0.0], [9.0, 8.0, 7.0, 5.0, 5.0, 0.0]], dtype=np.float32
+    )
     assert sparse._at_least(a, sparse._kth_largest(a, k), k) is None
-    assert sparse._at_least(a[1:, [0, 1, 2, 3, 5]], np.array([5.0], dtype=np.float32),
-                            k).tolist() == [[0, 1, 2, 3]]
+    assert sparse._at_least(
+        a[1:, [0, 1, 2, 3, 5]], np.array([5.0], dtype=np.float32), k
+    ).tolist() == [[0, 1, 2, 3]]
 
 
 @pytest.mark.parametrize("n_ids", [5000, 70000])
@@ -223,11 +260,19 @@ def test_importing_the_sae_package_stays_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, husai.sae, husai.config, stages.saes; "
-            "print(sorted(m for m in ('transformer_lens', 'sae_lens') if m in sys.modules))")
+    code = (
+        "import sys, husai.sae, husai.config, stages.saes; "
+        "print(sorted(m for m in ('transformer_lens', 'sae_lens') if m in sys.modules))"
+    )
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout.strip() == "[]"

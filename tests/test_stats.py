@@ -42,8 +42,13 @@ def test_three_seeds_by_hand() -> None:
     # every resample's mean is a mean of the three values: the CI lies in [0.2, 0.4]
     assert s.ci_low is not None and s.ci_high is not None
     assert 0.2 <= s.ci_low <= 0.3 <= s.ci_high <= 0.4
-    assert s.to_dict() == {"mean": s.mean, "std": s.std, "ci": [s.ci_low, s.ci_high],
-                           "n_seeds": 3, "n_pairs": 3}  # the husai.records.Stat record
+    assert s.to_dict() == {
+        "mean": s.mean,
+        "std": s.std,
+        "ci": [s.ci_low, s.ci_high],
+        "n_seeds": 3,
+        "n_pairs": 3,
+    }  # the husai.records.Stat record
     assert list(s.to_dict()) == ["mean", "std", "ci", "n_seeds", "n_pairs"]
     validate(s.to_dict(), Stat)
     json.dumps(s.to_dict(), allow_nan=False)
@@ -112,10 +117,13 @@ def test_ratio_by_hand_and_pairing() -> None:
     assert u.ratio == r.ratio
     assert u.ratio_ci_low is not None and u.ratio_ci_high is not None
     assert u.ratio_ci_low < 2.0 < u.ratio_ci_high
-    assert u.to_dict() == {"ratio": u.ratio, "ci": [u.ratio_ci_low, u.ratio_ci_high],
-                           "difference": u.difference,
-                           "difference_ci": [u.difference_ci_low, u.difference_ci_high],
-                           "paired": False}  # the husai.records.Ratio record
+    assert u.to_dict() == {
+        "ratio": u.ratio,
+        "ci": [u.ratio_ci_low, u.ratio_ci_high],
+        "difference": u.difference,
+        "difference_ci": [u.difference_ci_low, u.difference_ci_high],
+        "paired": False,
+    }  # the husai.records.Ratio record
     validate(u.to_dict(), Ratio)
     json.dumps(r.to_dict(), allow_nan=False)
 
@@ -144,8 +152,7 @@ def test_value_stats_per_seed_quantity() -> None:
     one = stats.value_stats([0.4])
     assert (one.mean, one.std, one.ci_low) == (0.4, None, None)
     assert s.to_dict()["ci"] == [s.ci_low, s.ci_high] and s.to_dict()["n_pairs"] is None
-    assert one.to_dict() == {"mean": 0.4, "std": None, "ci": None, "n_seeds": 1,
-                             "n_pairs": None}
+    assert one.to_dict() == {"mean": 0.4, "std": None, "ci": None, "n_seeds": 1, "n_pairs": None}
     for d in (s.to_dict(), one.to_dict()):
         validate(d, Stat)
     json.dumps(s.to_dict(), allow_nan=False)
@@ -189,8 +196,10 @@ def test_pair_stats_with_undefined_pairs_by_hand() -> None:
 
 
 def test_per_seed_stats_skips_undefined_values() -> None:
-    assert stats.per_seed_stats([0.5, None, 0.7, float("nan"), 0.9]) == \
-        stats.value_stats([0.5, 0.7, 0.9]).to_dict()
+    assert (
+        stats.per_seed_stats([0.5, None, 0.7, float("nan"), 0.9])
+        == stats.value_stats([0.5, 0.7, 0.9]).to_dict()
+    )
     empty = stats.per_seed_stats([None, float("nan")])
     assert empty == {"mean": None, "std": None, "ci": None, "n_seeds": 0, "n_pairs": None}
     validate(empty, Stat)

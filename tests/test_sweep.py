@@ -21,8 +21,12 @@ def test_grid_cells_resolve_and_skip_invalid_combinations(tiny_params_raw) -> No
     assert (hp.d_sae, hp.k, hp.epochs, hp.lr, hp.seeds) == (8, 2, 3, 0.01, (42, 123, 456))
     assert cells["topk-d8-k16"][2] == "k = 16 with d_sae = 8: must be <= d_sae = 8"
     knob, value, hp = prm.sweep_configs("standard", 32)["standard-d32-l1c3"]
-    assert (knob, value, hp.l1_coefficient, hp.architecture) == ("l1_coefficient", 3.0, 3.0,
-                                                                "standard")
+    assert (knob, value, hp.l1_coefficient, hp.architecture) == (
+        "l1_coefficient",
+        3.0,
+        3.0,
+        "standard",
+    )
     with pytest.raises(ParamError, match=r"^sweep.d_sae = \[8, 32\]: does not list 9$"):
         prm.sweep_configs("topk", 9)
 
@@ -35,23 +39,35 @@ def test_default_grid_is_large_enough(repo_root) -> None:
     assert {"topk", "batchtopk", "standard", "jumprelu"} <= set(sw.architectures)
     # from below the default activations' effective rank (~10) to at least 2x d_model
     assert min(sw.d_sae) < 10 and max(sw.d_sae) >= 256
-    trained = [hp for a in sw.architectures for d in sw.d_sae
-               for (_, _, hp) in prm.sweep_configs(a, d).values() if not isinstance(hp, str)]
+    trained = [
+        hp
+        for a in sw.architectures
+        for d in sw.d_sae
+        for (_, _, hp) in prm.sweep_configs(a, d).values()
+        if not isinstance(hp, str)
+    ]
     assert len(trained) >= 50 and len(trained) * len(sw.seeds) >= 250
     assert len(sw.seeds) == 5
 
 
-@pytest.mark.parametrize(("key", "value", "named", "reason"), [
-    ("sweep.architectures", ["topk", "gated"], "sweep.sparsity",
-     "must list sparsity levels for architecture gated"),
-    ("sweep.architectures", ["topkk"], "sweep.architectures[0]", "unknown architecture"),
-    ("sweep.sparsity.topk", [2, 2.5], None, "k levels must be integers >= 1"),
-    ("sweep.sparsity.standard", [0.0], None, "l1_coefficient levels must be > 0"),
-    ("sweep.d_sae", [8, 8], None, "must not repeat a size"),
-    ("sweep.seeds", [1], None, "at least two seeds"),
-    ("sweep.epochs", 0, None, "must be >= 1"),
-    ("sweep.bogus", 1, None, "unknown key"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "named", "reason"),
+    [
+        (
+            "sweep.architectures",
+            ["topk", "gated"],
+            "sweep.sparsity",
+            "must list sparsity levels for architecture gated",
+        ),
+        ("sweep.architectures", ["topkk"], "sweep.architectures[0]", "unknown architecture"),
+        ("sweep.sparsity.topk", [2, 2.5], None, "k levels must be integers >= 1"),
+        ("sweep.sparsity.standard", [0.0], None, "l1_coefficient levels must be > 0"),
+        ("sweep.d_sae", [8, 8], None, "must not repeat a size"),
+        ("sweep.seeds", [1], None, "at least two seeds"),
+        ("sweep.epochs", 0, None, "must be >= 1"),
+        ("sweep.bogus", 1, None, "unknown key"),
+    ],
+)
 def test_bad_sweep_params_name_their_key(tiny_params_raw, key, value, named, reason) -> None:
     with pytest.raises(ParamError) as info:
         parse_params(with_value(tiny_params_raw, key, value))
@@ -59,30 +75,58 @@ def test_bad_sweep_params_name_their_key(tiny_params_raw, key, value, named, rea
     assert "\n" not in str(info.value)
 
 
-def entry(config: str, arch: str, d: int, l0: float, ratio: float, ci: list[float] | None,
-          skipped: bool = False) -> dict:
-    base = {"config": config, "architecture": arch, "d_sae": d,
-            "sparsity": {"knob": "k", "value": 4}, "skipped": skipped}
+def entry(
+    config: str,
+    arch: str,
+    d: int,
+    l0: float,
+    ratio: float,
+    ci: list[float] | None,
+    skipped: bool = False,
+) -> dict:
+    base = {
+        "config": config,
+        "architecture": arch,
+        "d_sae": d,
+        "sparsity": {"knob": "k", "value": 4},
+        "skipped": skipped,
+    }
     if skipped:
         return {**base, "reason": "k = 64 with d_sae = 16: must be <= d_sae = 16"}
     stats = {"mean": 0.3 * ratio, "std": 0.01, "ci": None}
-    return {**base, "metrics": {"l0": l0, "explained_variance": 0.9, "frac_alive": 0.75},
-            "stability": {"pwmcc": stats, "random_pwmcc": {"mean": 0.3}, "untrained_pwmcc":
-                          {"mean": 0.3}, "hungarian_mcc": None, "shared_fraction": None,
-                          "pwmcc_ratio_to_random": {"ratio": ratio, "ci": ci},
-                          "pwmcc_ratio_to_untrained": {"ratio": ratio, "ci": ci}},
-            "recovery": {k: {"mean": 0.5} for k in ("key_frequency_coverage",
-                         "pure_latent_fraction", "decoder_alignment",
-                         "random_decoder_alignment")}}
+    return {
+        **base,
+        "metrics": {"l0": l0, "explained_variance": 0.9, "frac_alive": 0.75},
+        "stability": {
+            "pwmcc": stats,
+            "random_pwmcc": {"mean": 0.3},
+            "untrained_pwmcc": {"mean": 0.3},
+            "hungarian_mcc": None,
+            "shared_fraction": None,
+            "pwmcc_ratio_to_random": {"ratio": ratio, "ci": ci},
+            "pwmcc_ratio_to_untrained": {"ratio": ratio, "ci": ci},
+        },
+        "recovery": {
+            k: {"mean": 0.5}
+            for k in (
+                "key_frequency_coverage",
+                "pure_latent_fraction",
+                "decoder_alignment",
+                "random_decoder_alignment",
+            )
+        },
+    }
 
 
 def test_summary_ranks_compares_and_finds_no_zone_for_a_falling_curve() -> None:
-    entries = [entry("a16", "topk", 16, 4.0, 3.0, [2.8, 3.2]),
-               entry("b16", "standard", 16, 5.0, 2.0, [1.9, 2.1]),
-               entry("c16", "topk", 16, 0, 0, None, skipped=True),
-               entry("a64", "topk", 64, 4.2, 1.5, [1.4, 1.6]),
-               entry("b64", "standard", 64, 30.0, 1.8, [1.7, 1.9]),
-               entry("a256", "topk", 256, 4.0, 1.02, [0.98, 1.06])]
+    entries = [
+        entry("a16", "topk", 16, 4.0, 3.0, [2.8, 3.2]),
+        entry("b16", "standard", 16, 5.0, 2.0, [1.9, 2.1]),
+        entry("c16", "topk", 16, 0, 0, None, skipped=True),
+        entry("a64", "topk", 64, 4.2, 1.5, [1.4, 1.6]),
+        entry("b64", "standard", 64, 30.0, 1.8, [1.7, 1.9]),
+        entry("a256", "topk", 256, 4.0, 1.02, [0.98, 1.06]),
+    ]
     s = summarise(entries, 1.0, [1, 2, 3], 2, [4.0, 32.0])
     assert (s["n_configs"], s["n_saes"], s["n_skipped"]) == (5, 15, 1)
     assert [r["config"] for r in s["best_ratio"]] == ["a16", "b16", "b64", "a64", "a256"]
@@ -93,8 +137,11 @@ def test_summary_ranks_compares_and_finds_no_zone_for_a_falling_curve() -> None:
     # at d_sae 64 target 4 has only a64 (b64's 30 is too far): no comparison; target 32: only b64
     assert [(c["d_sae"], c["target_l0"]) for c in s["matched_l0"]] == [(16, 4.0)]
     assert s["matched_l0"][0]["best_architecture"] == "topk"
-    assert s["architectures_at_matched_l0"]["topk"] == {"n_comparisons": 1, "wins": 1,
-                                                        "mean_ratio": 3.0}
+    assert s["architectures_at_matched_l0"]["topk"] == {
+        "n_comparisons": 1,
+        "wins": 1,
+        "mean_ratio": 3.0,
+    }
     g = s["goldilocks"]
     assert not g["zone"] and g["peak_d_sae"] == 16 and g["stable_d_sae"] == [16, 64]
     assert g["answer"].startswith("No Goldilocks zone above d_sae 16")
@@ -102,9 +149,11 @@ def test_summary_ranks_compares_and_finds_no_zone_for_a_falling_curve() -> None:
 
 
 def test_an_interior_peak_with_clear_cis_is_a_zone() -> None:
-    by_d = {16: {"best_config": "x", "best_ratio": 1.2, "best_ratio_ci": [1.1, 1.3]},
-            64: {"best_config": "y", "best_ratio": 2.0, "best_ratio_ci": [1.8, 2.2]},
-            256: {"best_config": "z", "best_ratio": 1.1, "best_ratio_ci": [1.0, 1.2]}}
+    by_d = {
+        16: {"best_config": "x", "best_ratio": 1.2, "best_ratio_ci": [1.1, 1.3]},
+        64: {"best_config": "y", "best_ratio": 2.0, "best_ratio_ci": [1.8, 2.2]},
+        256: {"best_config": "z", "best_ratio": 1.1, "best_ratio_ci": [1.0, 1.2]},
+    }
     rows = [{"d_sae": 64, "stable": True}]
     g = goldilocks(by_d, rows)
     assert g["zone"] and g["peak_d_sae"] == 64 and g["answer"].startswith("Goldilocks zone")
@@ -114,10 +163,23 @@ def test_an_interior_peak_with_clear_cis_is_a_zone() -> None:
 
 
 def test_matched_l0_prefers_the_nearest_in_log_scale() -> None:
-    rows = [{"config": c, "architecture": a, "d_sae": 8, "l0": l0, "ratio": r, "pwmcc": 0.5,
-             "explained_variance": 0.9, "ratio_ci": None}
-            for c, a, l0, r in [("t", "topk", 8.0, 2.0), ("s1", "standard", 5.0, 1.0),
-                                ("s2", "standard", 12.0, 3.0)]]
+    rows = [
+        {
+            "config": c,
+            "architecture": a,
+            "d_sae": 8,
+            "l0": l0,
+            "ratio": r,
+            "pwmcc": 0.5,
+            "explained_variance": 0.9,
+            "ratio_ci": None,
+        }
+        for c, a, l0, r in [
+            ("t", "topk", 8.0, 2.0),
+            ("s1", "standard", 5.0, 1.0),
+            ("s2", "standard", 12.0, 3.0),
+        ]
+    ]
     (cell,) = matched_l0(rows, [8.0])
     # |log(5/8)| = 0.47 > |log(12/8)| = 0.405: s2
     assert cell["architectures"]["standard"]["config"] == "s2"
@@ -125,18 +187,26 @@ def test_matched_l0_prefers_the_nearest_in_log_scale() -> None:
 
 
 def test_the_data_subspace_baseline_is_reported_beside_the_answer() -> None:
-    entries = [entry("a16", "topk", 16, 4.0, 3.0, [2.8, 3.2]),
-               entry("a64", "topk", 64, 4.0, 2.0, [1.9, 2.1])]
-    entries[0]["stability"] |= {"subspace_random_pwmcc": {"mean": 0.8},
-                                "pwmcc_ratio_to_subspace": {"ratio": 1.1, "ci": [1.05, 1.15]}}
-    entries[1]["stability"] |= {"subspace_random_pwmcc": {"mean": 0.7},
-                                "pwmcc_ratio_to_subspace": {"ratio": 0.9, "ci": [0.8, 1.0]}}
+    entries = [
+        entry("a16", "topk", 16, 4.0, 3.0, [2.8, 3.2]),
+        entry("a64", "topk", 64, 4.0, 2.0, [1.9, 2.1]),
+    ]
+    entries[0]["stability"] |= {
+        "subspace_random_pwmcc": {"mean": 0.8},
+        "pwmcc_ratio_to_subspace": {"ratio": 1.1, "ci": [1.05, 1.15]},
+    }
+    entries[1]["stability"] |= {
+        "subspace_random_pwmcc": {"mean": 0.7},
+        "pwmcc_ratio_to_subspace": {"ratio": 0.9, "ci": [0.8, 1.0]},
+    }
     s = summarise(entries, 1.0, [1, 2, 3], 2, [4.0])
     first, second = s["rows"]
     assert (first["ratio_subspace"], first["above_subspace"]) == (1.1, True)
     assert (second["ratio_subspace_ci"], second["above_subspace"]) == ([0.8, 1.0], False)
-    assert ("principal subspace, 1 of 2 configurations are above with their CI; the highest "
-            "trained/subspace ratio is 1.10 [1.05, 1.15] (a16)") in s["goldilocks"]["answer"]
+    assert (
+        "principal subspace, 1 of 2 configurations are above with their CI; the highest "
+        "trained/subspace ratio is 1.10 [1.05, 1.15] (a16)"
+    ) in s["goldilocks"]["answer"]
 
 
 def test_sweep_cells_depend_only_on_the_sae_params_a_sweep_reads(repo_root) -> None:
@@ -147,11 +217,22 @@ def test_sweep_cells_depend_only_on_the_sae_params_a_sweep_reads(repo_root) -> N
     from husai.sae.config import ARCHITECTURES
     from husai.sae.registry import sweep_hyperparams
 
-    stage = YAML(typ="safe", pure=True).load((repo_root / "dvc.yaml").read_text())["stages"]["sweep"]
+    stage = YAML(typ="safe", pure=True).load((repo_root / "dvc.yaml").read_text())["stages"][
+        "sweep"
+    ]
     listed = [p for p in stage["params"] if isinstance(p, str) and p.startswith("sae")]
     assert listed == list(sweep_hyperparams(ARCHITECTURES))
-    for overridden in ("sae", "sae.k", "sae.l1_coefficient", "sae.l0_coefficient", "sae.lr",
-                       "sae.epochs", "sae.d_sae", "sae.seeds", "sae.architecture"):
+    for overridden in (
+        "sae",
+        "sae.k",
+        "sae.l1_coefficient",
+        "sae.l0_coefficient",
+        "sae.lr",
+        "sae.epochs",
+        "sae.d_sae",
+        "sae.seeds",
+        "sae.architecture",
+    ):
         assert overridden not in listed
 
 

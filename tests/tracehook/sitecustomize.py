@@ -50,7 +50,7 @@ if _DIR and _STAGE:
         importing = code.co_name == "<module>"
         if not importing and not code.co_flags & _CO_OPTIMIZED:
             return None  # a class body
-        rel = path[len(_PREFIX):]
+        rel = path[len(_PREFIX) :]
         if importing or is_plumbing(rel, code.co_qualname):
             _depth[0] += 1
             frame.f_trace_lines = False
