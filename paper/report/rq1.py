@@ -1,0 +1,254 @@
+"""RQ1 "Goldilocks zone": stability over dictionary size x sparsity (``metrics/sweep.json``).
+
+Decided here: whether the best ratio falls with every step up in size (the peak at the
+smallest size, not inside the range), which sizes are at or below the activations'
+effective rank, whether every configuration is stable by the isotropic and untrained
+baselines, how many are above the data-subspace baseline, and whether JumpReLU's L0
+responds to its coefficient. The zone itself is the sweep summary's ``goldilocks.zone``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+from paper import schema as sc
+from paper.cite import Citer
+from paper.errors import Skip
+from paper.figures import FOURIER, SWEEP
+from paper.metrics import JsonPath, Metrics
+from paper.report.common import fig_ref, row_ci
+
+Ref = tuple[str, JsonPath]
+FLAT = 1.1  # JumpReLU's L0 is "flat" when its largest is within this factor of its smallest
+
+
+@dataclass(frozen=True)
+class SizeBest:
+    key: str  # "<d_sae>" of by_d_sae
+    d_sae: JsonPath | None  # a trained row's d_sae (None: no trained row of this size)
+    best_config: str
+
+
+@dataclass(frozen=True)
+class SubspaceCount:
+    """Configurations of one size above the data-subspace baseline (with their CI)."""
+
+    d_sae: JsonPath
+    above: tuple[Ref, ...]
+    rows: tuple[Ref, ...]
+
+
+@dataclass(frozen=True)
+class Subspace:
+    above: tuple[Ref, ...]  # rows whose CI lies above the data-subspace baseline
+    rows: tuple[Ref, ...]  # rows with the data-subspace decision
+    by_size: tuple[SubspaceCount, ...]
+    top: tuple[JsonPath, str] | None  # (row path, config) of the highest data-subspace ratio
+
+    @property
+    def all_above(self) -> bool:
+        return len(self.above) == len(self.rows)
+
+
+@dataclass(frozen=True)
+class JumpReLUSize:
+    d_sae: JsonPath
+    l0: tuple[Ref, ...]
+    levels: tuple[Ref, ...]
+
+
+@dataclass(frozen=True)
+class JumpReLU:
+    sizes: tuple[JumpReLUSize, ...]
+    flat: bool  # L0 barely responds to the L0 coefficient at every size
+
+
+@dataclass(frozen=True)
+class Facts:
+    zone: bool  # the sweep summary's answer (goldilocks.zone)
+    sizes: tuple[SizeBest, ...]
+    falling: bool  # the best ratio falls with every step up in size
+    low_rank_sizes: tuple[JsonPath, ...] | None  # d_sae at or below the effective rank
+    stable: tuple[Ref, ...]  # n_stable per size
+    total: tuple[Ref, ...]  # n_configs per size
+    all_stable: bool  # every configuration above the isotropic and untrained baselines
+    subspace: Subspace | None  # None: the sweep has no data-subspace baseline
+    jumprelu: JumpReLU | None  # None: no JumpReLU size with two levels or more
+
+
+def decide(m: Metrics) -> Facts:
+    gold = m.get(SWEEP, ("goldilocks",))
+    by = m.get(SWEEP, ("by_d_sae",))
+    if not by:
+        raise Skip(f"{SWEEP}: no by_d_sae summary")
+    sizes = sorted(by, key=float)
+    trained = sc.rows(m, SWEEP)
+    d_path = {str(r["d_sae"]): (*p, "d_sae") for p, r in trained}
+    best = [by[d]["best_ratio"] for d in sizes]
+    falling = all(a is not None and b is not None and a > b for a, b in pairwise(best))
+    low = None
+    if m.exists(FOURIER):
+        rank = m.get(FOURIER, ("activation_effective_rank",))
+        low = tuple(d_path[d] for d in sizes if float(d) <= rank and d in d_path)
+    stable = tuple((SWEEP, ("by_d_sae", d, "n_stable")) for d in sizes)
+    total = tuple((SWEEP, ("by_d_sae", d, "n_configs")) for d in sizes)
+    n_stable = sum(m.get(f, p) for f, p in stable)
+    n_total = sum(m.get(f, p) for f, p in total)
+    return Facts(
+        zone=bool(gold["zone"]),
+        sizes=tuple(SizeBest(d, d_path.get(d), by[d]["best_config"]) for d in sizes),
+        falling=falling,
+        low_rank_sizes=low,
+        stable=stable,
+        total=total,
+        all_stable=n_stable == n_total,
+        subspace=decide_subspace(trained, sizes),
+        jumprelu=decide_jumprelu(trained),
+    )
+
+
+def decide_subspace(trained, sizes) -> Subspace | None:
+    has_sub = [(p, r) for p, r in trained if "above_subspace" in r]  # data-subspace baseline
+    if not has_sub:
+        return None
+    groups = []
+    for d in sizes:
+        mine = [(p, r) for p, r in has_sub if str(r["d_sae"]) == d]
+        if mine:
+            groups.append(
+                SubspaceCount(
+                    (*mine[0][0], "d_sae"),
+                    tuple((SWEEP, (*p, "ratio_subspace")) for p, r in mine if r["above_subspace"]),
+                    tuple((SWEEP, (*p, "ratio")) for p, _ in mine),
+                )
+            )
+    top = max(
+        (pr for pr in has_sub if pr[1]["ratio_subspace"] is not None),
+        key=lambda pr: pr[1]["ratio_subspace"],
+        default=None,
+    )
+    return Subspace(
+        above=tuple((SWEEP, (*p, "ratio_subspace")) for p, r in has_sub if r["above_subspace"]),
+        rows=tuple((SWEEP, (*p, "ratio")) for p, _ in has_sub),
+        by_size=tuple(groups),
+        top=None if top is None else (top[0], top[1]["config"]),
+    )
+
+
+def decide_jumprelu(trained) -> JumpReLU | None:
+    mine = [(p, r) for p, r in trained if r["architecture"] == "jumprelu"]
+    out, flat = [], True
+    for d in sorted({r["d_sae"] for _, r in mine}):
+        l0s = [r["l0"] for _, r in mine if r["d_sae"] == d]
+        if len(l0s) < 2:
+            continue
+        flat = flat and max(l0s) <= FLAT * min(l0s)
+        first = next(p for p, r in mine if r["d_sae"] == d)
+        out.append(
+            JumpReLUSize(
+                (*first, "d_sae"),
+                tuple((SWEEP, (*p, "l0")) for p, r in mine if r["d_sae"] == d),
+                tuple((SWEEP, (*p, "level")) for p, r in mine if r["d_sae"] == d),
+            )
+        )
+    return JumpReLU(tuple(out), flat) if out else None
+
+
+def render(c: Citer, f: Facts, build) -> str:
+    text = "**A Goldilocks zone.** " if f.zone else "**No Goldilocks zone.** "
+    text += (
+        "The best trained / isotropic PWMCC ratio per dictionary size is "
+        + "; ".join(
+            f"d_sae {c.num(SWEEP, s.d_sae, 'd') if s.d_sae else 'n/a'}: "
+            f"{row_ci(c, ('by_d_sae', s.key), 'best_ratio', 'best_ratio_ci')} (`{s.best_config}`)"
+            for s in f.sizes
+        )
+        + ". "
+    )
+    peak = ("goldilocks", "peak_d_sae")
+    if f.falling:
+        text += (
+            "It falls with every step up in size, so the peak is at the smallest size "
+            f"tried (d_sae {c.num(SWEEP, peak, 'd')}), not inside the range. "
+        )
+    else:
+        text += f"It peaks at d_sae {c.num(SWEEP, peak, 'd')}. "
+    if f.low_rank_sizes is not None:
+        text += (
+            f"The activations' effective rank is "
+            f"{c.num(FOURIER, ('activation_effective_rank',), '.1f')}"
+            + (
+                "; sizes at or below it: "
+                + ", ".join(f"d_sae {c.num(SWEEP, p, 'd')}" for p in f.low_rank_sizes)
+                if f.low_rank_sizes
+                else "; every size tried is above it"
+            )
+            + ". "
+        )
+    text += (
+        "By the isotropic and untrained baselines every configuration counts as stable: "
+        if f.all_stable
+        else "By the isotropic and untrained baselines most configurations count as stable: "
+    ) + (
+        f"{c.derived('sum', f.stable, 'd')} of {c.derived('sum', f.total, 'd')} are above "
+        "both with their CI. "
+    )
+    if f.subspace is not None:
+        text += render_subspace(c, f.subspace)
+    if f.jumprelu is not None:
+        text += render_jumprelu(c, f.jumprelu)
+    text += (
+        f"Learning rate and training length were not swept: every sweep SAE trains for "
+        f"{c.num(SWEEP, ('epochs',), 'd')} epochs at one learning rate; training length "
+        "is covered only by the dynamics of the baseline SAEs (RQ5). "
+    )
+    return text + (
+        f"({fig_ref(build, 'fig4_stability_heatmaps')}, {fig_ref(build, 'fig5_tradeoff')}.)"
+    )
+
+
+def render_subspace(c: Citer, s: Subspace) -> str:
+    text = (
+        "Against the data-subspace baseline, "
+        if s.all_above
+        else "Against the data-subspace baseline the picture changes: only "
+    ) + (
+        f"{c.derived('count', s.above, 'd')} of {c.derived('count', s.rows, 'd')} "
+        "configurations are above it with their CI. By size: "
+    )
+    text += (
+        "; ".join(
+            f"d_sae {c.num(SWEEP, g.d_sae, 'd')}: "
+            f"{c.derived('count', g.above, 'd')} of {c.derived('count', g.rows, 'd')}"
+            for g in s.by_size
+        )
+        + ". "
+    )
+    if s.top is not None:
+        path, config = s.top
+        text += (
+            f"The highest trained / data-subspace ratio is "
+            f"{row_ci(c, path, 'ratio_subspace', 'ratio_subspace_ci')} (`{config}`). "
+        )
+    return text
+
+
+def render_jumprelu(c: Citer, j: JumpReLU) -> str:
+    parts = [
+        f"d_sae {c.num(SWEEP, s.d_sae, 'd')}: "
+        f"L0 {c.derived('min', s.l0, '.1f')}–{c.derived('max', s.l0, '.1f')} for "
+        f"coefficients {c.derived('min', s.levels, 'g')}–{c.derived('max', s.levels, 'g')}"
+        for s in j.sizes
+    ]
+    verdict = (
+        "JumpReLU's L0 barely responds to its L0 coefficient in this short sweep "
+        "training, so its column is one sparsity level repeated"
+        if j.flat
+        else "JumpReLU's L0 changes with its L0 coefficient"
+    )
+    return f"{verdict} ({'; '.join(parts)}). "
+
+
+def section(c: Citer, build) -> str:
+    return render(c, decide(c.m), build)
