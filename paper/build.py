@@ -24,8 +24,10 @@ class Build:
     sources: list[dict] = field(default_factory=list)
 
     def sources_json(self) -> str:
-        return json.dumps({"report": REPORT, "citations": self.sources}, indent=2,
-                          allow_nan=False) + "\n"
+        return (
+            json.dumps({"report": REPORT, "citations": self.sources}, indent=2, allow_nan=False)
+            + "\n"
+        )
 
 
 def render_figures(m: Metrics, build: Build) -> None:

@@ -78,8 +78,9 @@ class Citer:
         raw = self.m.get(file, path)
         value = number(raw, f"{file}:{'/'.join(map(str, path))}")
         text = format_value(value, fmt)
-        return self._record(text, {"kind": "value", "file": file, "path": list(path),
-                                   "format": fmt, "value": raw})
+        return self._record(
+            text, {"kind": "value", "file": file, "path": list(path), "format": fmt, "value": raw}
+        )
 
     def derived(self, op: str, refs: Sequence[tuple[str, JsonPath]], fmt: str = ".3f") -> str:
         if op not in OPS:
@@ -87,9 +88,16 @@ class Citer:
         values = [number(self.m.get(f, p), f"{f}:{'/'.join(map(str, p))}") for f, p in refs]
         value = apply_op(op, values)
         text = format_value(value, fmt)
-        return self._record(text, {"kind": "derived", "op": op,
-                                   "refs": [{"file": f, "path": list(p)} for f, p in refs],
-                                   "format": fmt, "value": value})
+        return self._record(
+            text,
+            {
+                "kind": "derived",
+                "op": op,
+                "refs": [{"file": f, "path": list(p)} for f, p in refs],
+                "format": fmt,
+                "value": value,
+            },
+        )
 
     def quote(self, text: str, document: str) -> str:
         """A number stated by another document (a claim to compare with), not a measurement."""

@@ -34,8 +34,14 @@ GEOMETRY = "metrics/geometry.json"
 PREDICTORS = "metrics/predictors.json"
 
 TRAINED, RANDOM, UNTRAINED = "#1f77b4", "#7f7f7f", "#ff7f0e"
-ARCH_MARKERS = {"topk": "o", "batchtopk": "s", "standard": "^", "jumprelu": "D",
-                "gated": "v", "matryoshka_batchtopk": "P"}
+ARCH_MARKERS = {
+    "topk": "o",
+    "batchtopk": "s",
+    "standard": "^",
+    "jumprelu": "D",
+    "gated": "v",
+    "matryoshka_batchtopk": "P",
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,10 @@ def _column(cols: dict, name: str, file: str) -> np.ndarray:
 def fig_grokking(m: Metrics) -> Figure:
     cols = m.csv(CURVE)
     epoch = _column(cols, "epoch", CURVE)
-    series = {k: _column(cols, k, CURVE)
-              for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
+    series = {
+        k: _column(cols, k, CURVE)
+        for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+    }
     grok = number(m.get(TRANSFORMER, ("grokking_epoch",)), "grokking_epoch")
     keep = epoch >= 1  # a log axis has no epoch 0
     fig = new_figure(9.0, 3.4)
@@ -94,16 +102,28 @@ def fig_fourier(m: Metrics) -> Figure:
     act = _column(cols, "activation_share", SPECTRUM)
     act0 = _column(cols, "untrained_activation_share", SPECTRUM)
     key = _column(cols, "key", SPECTRUM) > 0
-    shares = [number(m.get(FOURIER, (k,)), k) for k in (
-        "embedding_key_frequency_share", "activation_key_frequency_variance_share",
-        "untrained_activation_key_frequency_variance_share")]
+    shares = [
+        number(m.get(FOURIER, (k,)), k)
+        for k in (
+            "embedding_key_frequency_share",
+            "activation_key_frequency_variance_share",
+            "untrained_activation_key_frequency_variance_share",
+        )
+    ]
     fig = new_figure(11.0, 3.4)
     ax_e, ax_a, ax_s = fig.subplots(1, 3, width_ratios=[2.2, 2.2, 1.2])
     ax_e.bar(freq[~key], emb[~key], color=RANDOM, width=0.8, label="other")
     ax_e.bar(freq[key], emb[key], color=TRAINED, width=0.8, label="key frequency")
     for f, e in zip(freq[key], emb[key], strict=True):
-        ax_e.annotate(f"{f:.0f}", (f, e), ha="center", va="bottom", fontsize=8,
-                      xytext=(0, 2), textcoords="offset points")
+        ax_e.annotate(
+            f"{f:.0f}",
+            (f, e),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
     ax_e.set_title("(a) embedding W_E: energy by frequency")
     ax_e.set_xlabel("frequency k")
     ax_e.set_ylabel("share of the embedding's Fourier norm²")
@@ -121,8 +141,14 @@ def fig_fourier(m: Metrics) -> Figure:
     bars = ax_s.bar(labels, vals, color=[TRAINED, UNTRAINED], width=0.6)
     for b, v in zip(bars, vals, strict=True):
         if math.isfinite(v):
-            ax_s.annotate(f"{v:.1%}", (b.get_x() + b.get_width() / 2, v), ha="center",
-                          va="bottom", xytext=(0, 2), textcoords="offset points")
+            ax_s.annotate(
+                f"{v:.1%}",
+                (b.get_x() + b.get_width() / 2, v),
+                ha="center",
+                va="bottom",
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
     ax_s.set_ylim(0, 1.1)
     ax_s.set_title("(c) key-frequency share")
     ax_s.set_ylabel("activation variance in key-frequency blocks")
@@ -132,8 +158,14 @@ def fig_fourier(m: Metrics) -> Figure:
 
 # ----------------------------------------------------------------------------- helpers
 
-ARCH_COLORS = {"topk": "#1f77b4", "batchtopk": "#ff7f0e", "standard": "#2ca02c",
-               "jumprelu": "#d62728", "gated": "#9467bd", "matryoshka_batchtopk": "#8c564b"}
+ARCH_COLORS = {
+    "topk": "#1f77b4",
+    "batchtopk": "#ff7f0e",
+    "standard": "#2ca02c",
+    "jumprelu": "#d62728",
+    "gated": "#9467bd",
+    "matryoshka_batchtopk": "#8c564b",
+}
 SIZE_MARKERS = {8: "o", 16: "s", 32: "P", 64: "^", 128: "v", 256: "D", 512: "h", 1024: "*"}
 SUBSPACE = "#9467bd"
 
@@ -171,19 +203,25 @@ def config_mean(m: Metrics, config: str, metric: str) -> float | None:
     """Mean over seeds of a SAEBench metric of a baseline configuration (``saes.json``)."""
     if not m.exists(SAES):
         return None
-    vals = [number(m.get(SAES, (*p, "metrics", metric)), metric)
-            for p in sc.sae_seed_paths(m, config)]
+    vals = [
+        number(m.get(SAES, (*p, "metrics", metric)), metric) for p in sc.sae_seed_paths(m, config)
+    ]
     vals = [v for v in vals if v is not None]
     return float(np.mean(vals)) if vals else None
 
 
 # ----------------------------------------------------------------------------- 3 baselines
 
-METRICS3 = (("pwmcc", "PWMCC"), ("hungarian_mcc", "Hungarian MCC"),
-            ("shared_fraction", "shared fraction"))
-BASELINE_KINDS = (("random", "isotropic random", RANDOM, "x", 0.0),
-                  ("untrained", "untrained SAE", UNTRAINED, "D", 0.14),
-                  ("subspace_random", "random in the data subspace", SUBSPACE, "s", 0.28))
+METRICS3 = (
+    ("pwmcc", "PWMCC"),
+    ("hungarian_mcc", "Hungarian MCC"),
+    ("shared_fraction", "shared fraction"),
+)
+BASELINE_KINDS = (
+    ("random", "isotropic random", RANDOM, "x", 0.0),
+    ("untrained", "untrained SAE", UNTRAINED, "D", 0.14),
+    ("subspace_random", "random in the data subspace", SUBSPACE, "s", 0.28),
+)
 
 
 def subspace_rank(m: Metrics) -> int | None:
@@ -215,14 +253,36 @@ def fig_baselines(m: Metrics) -> Figure:
                 bm, blo, bhi = b.values(m)
                 if kind == "subspace_random" and rank is not None:
                     text = f"{text} (rank {rank})"
-                ax.errorbar([bm], [i + dy], xerr=_err(bm, blo, bhi), fmt=marker, color=color,
-                            mfc="none" if marker == "D" else color, capsize=2, ms=6,
-                            label=f"baseline: {text}")
-            ax.errorbar([mean], [i - 0.2], xerr=_err(mean, lo, hi), fmt="o", color=TRAINED,
-                        capsize=3, ms=7, label="trained SAEs (95% CI over seeds)")
+                ax.errorbar(
+                    [bm],
+                    [i + dy],
+                    xerr=_err(bm, blo, bhi),
+                    fmt=marker,
+                    color=color,
+                    mfc="none" if marker == "D" else color,
+                    capsize=2,
+                    ms=6,
+                    label=f"baseline: {text}",
+                )
+            ax.errorbar(
+                [mean],
+                [i - 0.2],
+                xerr=_err(mean, lo, hi),
+                fmt="o",
+                color=TRAINED,
+                capsize=3,
+                ms=7,
+                label="trained SAEs (95% CI over seeds)",
+            )
         if not drawn:
-            ax.text(0.5, 0.5, f"no {metric}\nin stability.json", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                f"no {metric}\nin stability.json",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
         ax.set_title(label)
         ax.set_xlabel(f"{label} between seeds")
         ax.set_xlim(-0.03, 1.05)
@@ -235,8 +295,10 @@ def fig_baselines(m: Metrics) -> Figure:
 
 # ----------------------------------------------------------------------------- 4 heatmaps
 
-RATIO_KINDS = (("ratio", "ratio_ci", "trained / isotropic-random PWMCC"),
-               ("ratio_subspace", "ratio_subspace_ci", "trained / data-subspace-random PWMCC"))
+RATIO_KINDS = (
+    ("ratio", "ratio_ci", "trained / isotropic-random PWMCC"),
+    ("ratio_subspace", "ratio_subspace_ci", "trained / data-subspace-random PWMCC"),
+)
 
 
 def _luminance(rgba) -> float:
@@ -273,8 +335,9 @@ def fig_heatmaps(m: Metrics) -> Figure:
             for r in mine:
                 if r.get(key) is not None:
                     grid[ds.index(r["d_sae"]), levels.index(r["level"])] = r[key]
-            image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto",
-                              origin="lower")
+            image = ax.imshow(
+                np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", origin="lower"
+            )
             ax.set_facecolor("#e6e6e6")
             for r in mine:
                 i, j = ds.index(r["d_sae"]), levels.index(r["level"])
@@ -285,11 +348,26 @@ def fig_heatmaps(m: Metrics) -> Figure:
                 star = "*" if key == "ratio_subspace" and ci is not None and ci[0] > 1 else ""
                 l0 = f"\nL0 {r['l0']:.3g}"
                 color = "white" if _luminance(cmap(norm(v))) < 0.5 else "black"
-                ax.text(j, i, f"{v:.2f}{star}{l0}", ha="center", va="center", fontsize=6.5,
-                        color=color, linespacing=1.1)
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.2f}{star}{l0}",
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color=color,
+                    linespacing=1.1,
+                )
             for r in gone:
-                ax.text(levels.index(r["level"]), ds.index(r["d_sae"]), "n/a\n(k > d_sae)",
-                        ha="center", va="center", fontsize=5.5, color="#555555")
+                ax.text(
+                    levels.index(r["level"]),
+                    ds.index(r["d_sae"]),
+                    "n/a\n(k > d_sae)",
+                    ha="center",
+                    va="center",
+                    fontsize=5.5,
+                    color="#555555",
+                )
             ax.set_xticks(range(len(levels)), [f"{s:g}" for s in levels])
             ax.set_yticks(range(len(ds)), [f"{d:g}" for d in ds])
             knob = (mine or gone)[0]["knob"]
@@ -299,8 +377,9 @@ def fig_heatmaps(m: Metrics) -> Figure:
             ax.grid(False)
         cbar = label + ("\n(* CI above 1)" if key == "ratio_subspace" else "")
         fig.colorbar(image, ax=list(row_axes), label=cbar, shrink=0.9)
-    fig.suptitle("Sweep: stability over dictionary size x sparsity "
-                 "(cell: ratio, measured L0 below)")
+    fig.suptitle(
+        "Sweep: stability over dictionary size x sparsity (cell: ratio, measured L0 below)"
+    )
     return fig
 
 
@@ -312,34 +391,53 @@ def baseline_points(m: Metrics) -> list[dict]:
     out = []
     for name, path in sc.configs(m, STABILITY):
         entry = m.get(STABILITY, path)
-        out.append({
-            "name": name, "path": path, "arch": entry["architecture"],
-            "d_sae": entry["d_sae"], "ev": config_mean(m, name, "explained_variance"),
-            "ratio": sc.optional(sc.ratio, m, STABILITY, path, "pwmcc", "random"),
-            "ratio_subspace": sc.optional(sc.ratio, m, STABILITY, path, "pwmcc", "subspace"),
-        })
+        out.append(
+            {
+                "name": name,
+                "path": path,
+                "arch": entry["architecture"],
+                "d_sae": entry["d_sae"],
+                "ev": config_mean(m, name, "explained_variance"),
+                "ratio": sc.optional(sc.ratio, m, STABILITY, path, "pwmcc", "random"),
+                "ratio_subspace": sc.optional(sc.ratio, m, STABILITY, path, "pwmcc", "subspace"),
+            }
+        )
     return out
 
 
 def _size_legend(ax, sizes: list[float]) -> list:
     from matplotlib.lines import Line2D
 
-    return [Line2D([], [], ls="none", marker=size_marker(d), color="black", mfc="none",
-                   label=f"d_sae {d:g}") for d in sorted(set(sizes))]
+    return [
+        Line2D(
+            [],
+            [],
+            ls="none",
+            marker=size_marker(d),
+            color="black",
+            mfc="none",
+            label=f"d_sae {d:g}",
+        )
+        for d in sorted(set(sizes))
+    ]
 
 
 def _arch_legend(archs: list[str]) -> list:
     from matplotlib.lines import Line2D
 
-    return [Line2D([], [], ls="none", marker="o", color=arch_color(a), label=a)
-            for a in dict.fromkeys(archs)]
+    return [
+        Line2D([], [], ls="none", marker="o", color=arch_color(a), label=a)
+        for a in dict.fromkeys(archs)
+    ]
 
 
 def fig_tradeoff(m: Metrics) -> Figure:
     sweep = sc.optional(sc.rows, m, SWEEP) if m.exists(SWEEP) else None
     base = [p for p in baseline_points(m) if p["ev"] is not None]
-    panels = [("ratio", "ratio_ci", "PWMCC trained / isotropic random"),
-              ("ratio_subspace", "ratio_subspace_ci", "PWMCC trained / data-subspace random")]
+    panels = [
+        ("ratio", "ratio_ci", "PWMCC trained / isotropic random"),
+        ("ratio_subspace", "ratio_subspace_ci", "PWMCC trained / data-subspace random"),
+    ]
     fig = new_figure(11.0, 4.6)
     axes = fig.subplots(1, 2)
     archs, sizes, n = [], [], 0
@@ -349,9 +447,17 @@ def fig_tradeoff(m: Metrics) -> Figure:
                 continue
             s = sc.row_stat(m, SWEEP, path, key, ci_key)
             y, lo, hi = s.values(m)
-            ax.errorbar([r["explained_variance"]], [y], yerr=_err(y, lo, hi),
-                        fmt=size_marker(r["d_sae"]), color=arch_color(r["architecture"]),
-                        ms=5, capsize=1.5, alpha=0.75, elinewidth=0.8)
+            ax.errorbar(
+                [r["explained_variance"]],
+                [y],
+                yerr=_err(y, lo, hi),
+                fmt=size_marker(r["d_sae"]),
+                color=arch_color(r["architecture"]),
+                ms=5,
+                capsize=1.5,
+                alpha=0.75,
+                elinewidth=0.8,
+            )
             archs.append(r["architecture"])
             sizes.append(r["d_sae"])
             n += 1
@@ -360,13 +466,28 @@ def fig_tradeoff(m: Metrics) -> Figure:
             if st is None or st.values(m)[0] is None:
                 continue
             y, lo, hi = st.values(m)
-            ax.errorbar([p["ev"]], [y], yerr=_err(y, lo, hi), fmt=size_marker(p["d_sae"]),
-                        color=arch_color(p["arch"]), ms=13, mec="black", capsize=2,
-                        alpha=0.85)
-            ax.annotate(f"baseline {p['name']}", (p["ev"], y), xytext=(0.6, 0.22 - 0.06 * k),
-                        textcoords="axes fraction", ha="right", va="center", fontsize=7,
-                        color=arch_color(p["arch"]),
-                        arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
+            ax.errorbar(
+                [p["ev"]],
+                [y],
+                yerr=_err(y, lo, hi),
+                fmt=size_marker(p["d_sae"]),
+                color=arch_color(p["arch"]),
+                ms=13,
+                mec="black",
+                capsize=2,
+                alpha=0.85,
+            )
+            ax.annotate(
+                f"baseline {p['name']}",
+                (p["ev"], y),
+                xytext=(0.6, 0.22 - 0.06 * k),
+                textcoords="axes fraction",
+                ha="right",
+                va="center",
+                fontsize=7,
+                color=arch_color(p["arch"]),
+                arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6},
+            )
             archs.append(p["arch"])
             sizes.append(p["d_sae"])
             n += 1
@@ -376,20 +497,23 @@ def fig_tradeoff(m: Metrics) -> Figure:
         ax.set_title(label)
     if n == 0:
         raise Skip("no configuration with both explained variance and a PWMCC ratio")
-    fig.legend(handles=_arch_legend(archs) + _size_legend(axes[0], sizes),
-               loc="outside right center", title="colour / marker")
-    fig.suptitle("Stability vs reconstruction: sweep (small) and baseline SAEs (large, "
-                 "black edge)")
+    fig.legend(
+        handles=_arch_legend(archs) + _size_legend(axes[0], sizes),
+        loc="outside right center",
+        title="colour / marker",
+    )
+    fig.suptitle("Stability vs reconstruction: sweep (small) and baseline SAEs (large, black edge)")
     return fig
 
 
 # ----------------------------------------------------------------------------- 6 recovery
 
 
-RECOVERY_PANELS = (("key_frequency_coverage", "coverage", "key-frequency coverage"),
-                   ("pure_latent_fraction", "pure_latent_fraction", "pure-latent fraction"),
-                   ("decoder_alignment", "decoder_alignment",
-                    "decoder alignment (mean best |cos|)"))
+RECOVERY_PANELS = (
+    ("key_frequency_coverage", "coverage", "key-frequency coverage"),
+    ("pure_latent_fraction", "pure_latent_fraction", "pure-latent fraction"),
+    ("decoder_alignment", "decoder_alignment", "decoder alignment (mean best |cos|)"),
+)
 
 
 def fig_recovery(m: Metrics) -> Figure:
@@ -406,13 +530,25 @@ def fig_recovery(m: Metrics) -> Figure:
             x, y = r["ratio"], r[row_key]
             if x is None or y is None:
                 continue
-            ax.plot([x], [y], size_marker(r["d_sae"]), color=arch_color(r["architecture"]),
-                    ms=5, alpha=0.7)
+            ax.plot(
+                [x],
+                [y],
+                size_marker(r["d_sae"]),
+                color=arch_color(r["architecture"]),
+                ms=5,
+                alpha=0.7,
+            )
             archs.append(r["architecture"])
             sizes.append(r["d_sae"])
             if metric == "decoder_alignment" and r["random_decoder_alignment"] is not None:
-                ax.plot([x], [r["random_decoder_alignment"]], "_", color=RANDOM, ms=6,
-                        label="random dictionary of the same shape")
+                ax.plot(
+                    [x],
+                    [r["random_decoder_alignment"]],
+                    "_",
+                    color=RANDOM,
+                    ms=6,
+                    label="random dictionary of the same shape",
+                )
         for name, path in entries:
             s = sc.optional(sc.stat, m, RECOVERY, path, metric)
             rat = base[name]["ratio"]
@@ -423,16 +559,31 @@ def fig_recovery(m: Metrics) -> Figure:
             if x is None or y is None:
                 continue
             p = base[name]
-            ax.errorbar([x], [y], xerr=_err(x, xlo, xhi), yerr=_err(y, ylo, yhi),
-                        fmt=size_marker(p["d_sae"]), color=arch_color(p["arch"]), ms=13,
-                        mec="black", capsize=2)
+            ax.errorbar(
+                [x],
+                [y],
+                xerr=_err(x, xlo, xhi),
+                yerr=_err(y, ylo, yhi),
+                fmt=size_marker(p["d_sae"]),
+                color=arch_color(p["arch"]),
+                ms=13,
+                mec="black",
+                capsize=2,
+            )
             archs.append(p["arch"])
             sizes.append(p["d_sae"])
             if metric == "decoder_alignment":
                 b = sc.optional(sc.baseline, m, RECOVERY, path, "random", metric)
                 if b is not None and b.values(m)[0] is not None:
-                    ax.plot([x], [b.values(m)[0]], "_", color=RANDOM, ms=12, mew=2,
-                            label="random dictionary of the same shape")
+                    ax.plot(
+                        [x],
+                        [b.values(m)[0]],
+                        "_",
+                        color=RANDOM,
+                        ms=12,
+                        mew=2,
+                        label="random dictionary of the same shape",
+                    )
         ax.set_xlabel("PWMCC trained / isotropic random")
         ax.set_ylabel(label)
         ax.margins(x=0.08)
@@ -443,8 +594,9 @@ def fig_recovery(m: Metrics) -> Figure:
     if h:
         handles.append(h[0])
     fig.legend(handles=handles, loc="outside right center", title="colour / marker")
-    fig.suptitle("Ground-truth (Fourier) recovery vs stability: sweep (small), baseline "
-                 "SAEs (large)")
+    fig.suptitle(
+        "Ground-truth (Fourier) recovery vs stability: sweep (small), baseline SAEs (large)"
+    )
     return fig
 
 
@@ -478,10 +630,12 @@ def dynamics_series(m: Metrics, path, key: str) -> tuple[list[float], list[sc.St
     return steps, stats
 
 
-DYN_PANELS = (("pwmcc", "(a) PWMCC between seeds"),
-              ("shared_fraction", "(b) shared fraction (Paulo & Belrose)"),
-              ("frac_alive", "(c) live latents (fraction of d_sae)"),
-              ("match_agreement_live", "(d) best matches that are already the final ones"))
+DYN_PANELS = (
+    ("pwmcc", "(a) PWMCC between seeds"),
+    ("shared_fraction", "(b) shared fraction (Paulo & Belrose)"),
+    ("frac_alive", "(c) live latents (fraction of d_sae)"),
+    ("match_agreement_live", "(d) best matches that are already the final ones"),
+)
 
 
 def fig_dynamics(m: Metrics) -> Figure:
@@ -498,12 +652,21 @@ def fig_dynamics(m: Metrics) -> Figure:
             steps, stats = got
             vals = [s.values(m) for s in stats]
             color = arch_color(m.get(DYNAMICS, (*path, "architecture")))
-            ax.plot(steps, [_nan(v[0]) for v in vals], marker=".", color=color,
-                    label=(f"(live latent, other seed) best match final: {name}"
-                           if key == "match_agreement_live" else f"trained: {name}"))
+            ax.plot(
+                steps,
+                [_nan(v[0]) for v in vals],
+                marker=".",
+                color=color,
+                label=(
+                    f"(live latent, other seed) best match final: {name}"
+                    if key == "match_agreement_live"
+                    else f"trained: {name}"
+                ),
+            )
             if all(v[1] is not None and v[2] is not None for v in vals):
-                ax.fill_between(steps, [v[1] for v in vals], [v[2] for v in vals], color=color,
-                                alpha=0.2)
+                ax.fill_between(
+                    steps, [v[1] for v in vals], [v[2] for v in vals], color=color, alpha=0.2
+                )
             n += 1
             if key in ("pwmcc", "shared_fraction"):
                 iso = sc.optional(m.get, DYNAMICS, (*path, "random", "isotropic", key, "mean"))
@@ -516,9 +679,15 @@ def fig_dynamics(m: Metrics) -> Figure:
             if key == "match_agreement_live":
                 got2 = sc.optional(dynamics_series, m, path, "settled_fraction")
                 if got2 is not None:
-                    ax.plot(got2[0], [_nan(s.values(m)[0]) for s in got2[1]], ls="--",
-                            color=color, marker="x", ms=4,
-                            label=f"latent settled in every other seed: {name}")
+                    ax.plot(
+                        got2[0],
+                        [_nan(s.values(m)[0]) for s in got2[1]],
+                        ls="--",
+                        color=color,
+                        marker="x",
+                        ms=4,
+                        label=f"latent settled in every other seed: {name}",
+                    )
         ax.set_title(title)
         ax.set_xscale("symlog", linthresh=1.0)  # checkpoints are log-spaced from step 0
         ax.set_xlim(left=0)
@@ -528,9 +697,13 @@ def fig_dynamics(m: Metrics) -> Figure:
         raise Skip(f"{DYNAMICS}: no configuration has a series by step")
     for (ax, label, value), names in refs.items():
         same = [k for k in refs if k[0] is ax and k[1] == label]
-        ax.axhline(value, color="black" if "isotropic" in label else SUBSPACE,
-                   ls="--" if "isotropic" in label else ":", lw=1.2,
-                   label=label if len(same) == 1 else f"{label} ({', '.join(names)})")
+        ax.axhline(
+            value,
+            color="black" if "isotropic" in label else SUBSPACE,
+            ls="--" if "isotropic" in label else ":",
+            lw=1.2,
+            label=label if len(same) == 1 else f"{label} ({', '.join(names)})",
+        )
         ax.legend(fontsize=6.5)
     for ax in axes[1]:
         ax.set_xlabel("SAE training step (log scale past 1; 0 = initialisation)")
@@ -540,10 +713,12 @@ def fig_dynamics(m: Metrics) -> Figure:
 
 # ----------------------------------------------------------------------------- 8 geometry, predictors
 
-GROUP_METRICS = (("group_overlap", "group\nsubspace overlap"),
-                 ("atom_in_span", "atom in the other\nseed's group span"),
-                 ("atom_match", "single atom\nmatch (|cos|)"),
-                 ("null_overlap", "shuffled-group\nnull overlap"))
+GROUP_METRICS = (
+    ("group_overlap", "group\nsubspace overlap"),
+    ("atom_in_span", "atom in the other\nseed's group span"),
+    ("atom_match", "single atom\nmatch (|cos|)"),
+    ("null_overlap", "shuffled-group\nnull overlap"),
+)
 
 
 def fig_geometry(m: Metrics) -> Figure:
@@ -561,41 +736,85 @@ def fig_geometry(m: Metrics) -> Figure:
         ranks = sorted(sub["overlap"], key=float)
         if ranks:
             all_ranks.update(float(r) for r in ranks)
-            stats = [sc.stat_at(m, GEOMETRY, (*path, "subspace", "overlap", r)).values(m)
-                     for r in ranks]
-            ax_s.errorbar([float(r) for r in ranks], [_nan(v[0]) for v in stats],
-                          yerr=None if any(v[1] is None for v in stats) else
-                          [[v[0] - v[1] for v in stats], [v[2] - v[0] for v in stats]],
-                          marker="o", color=color, capsize=2, label=f"between seeds: {name}")
+            stats = [
+                sc.stat_at(m, GEOMETRY, (*path, "subspace", "overlap", r)).values(m) for r in ranks
+            ]
+            ax_s.errorbar(
+                [float(r) for r in ranks],
+                [_nan(v[0]) for v in stats],
+                yerr=None
+                if any(v[1] is None for v in stats)
+                else [[v[0] - v[1] for v in stats], [v[2] - v[0] for v in stats]],
+                marker="o",
+                color=color,
+                capsize=2,
+                label=f"between seeds: {name}",
+            )
             ds = sub["data_sample_overlap"]
             xs = [float(r) for r in ranks if r in ds]
-            ax_s.plot(xs, [ds[r] for r in ranks if r in ds], ls="--",
-                      color=color, marker="x", label=f"data-sample reference ({name})")
+            ax_s.plot(
+                xs,
+                [ds[r] for r in ranks if r in ds],
+                ls="--",
+                color=color,
+                marker="x",
+                label=f"data-sample reference ({name})",
+            )
             if i == 0:
                 rnd = sub["random_expectation"]
                 xs = [float(r) for r in ranks if r in rnd]
-                ax_s.plot(xs, [rnd[r] for r in ranks if r in rnd], color=RANDOM,
-                          lw=2, label="random expectation r / d_in")
+                ax_s.plot(
+                    xs,
+                    [rnd[r] for r in ranks if r in rnd],
+                    color=RANDOM,
+                    lw=2,
+                    label="random expectation r / d_in",
+                )
             n += 1
-        bars = (("seed_distance", "between\nseeds"),
-                ("distance_to_data_sample", "seed vs\ndata sample"),
-                ("distance_to_isotropic", "seed vs\nisotropic"))
+        bars = (
+            ("seed_distance", "between\nseeds"),
+            ("distance_to_data_sample", "seed vs\ndata sample"),
+            ("distance_to_isotropic", "seed vs\nisotropic"),
+        )
         for j, (key, _) in enumerate(bars):
             v = sc.stat_at(m, GEOMETRY, (*path, "gram", key)).values(m)
-            ax_g.bar(j + off, _nan(v[0]), width, color=color, yerr=_err(*v), capsize=2,
-                     label=name if j == 0 else None)
+            ax_g.bar(
+                j + off,
+                _nan(v[0]),
+                width,
+                color=color,
+                yerr=_err(*v),
+                capsize=2,
+                label=name if j == 0 else None,
+            )
         ref = entry["gram"]["data_sample_pair_distance"]
-        ax_g.plot([off - width / 2, off + width / 2], [ref, ref], color="black", lw=2,
-                  label="two data-sample dictionaries" if i == 0 else None)
+        ax_g.plot(
+            [off - width / 2, off + width / 2],
+            [ref, ref],
+            color="black",
+            lw=2,
+            label="two data-sample dictionaries" if i == 0 else None,
+        )
         sample = entry["groups"]["data_sample"]
         for j, (key, _) in enumerate(GROUP_METRICS):
             v = sc.stat_at(m, GEOMETRY, (*path, "groups", "all", key)).values(m)
-            ax_k.bar(j + off, _nan(v[0]), width, color=color, yerr=_err(*v), capsize=2,
-                     label=name if j == 0 else None)
+            ax_k.bar(
+                j + off,
+                _nan(v[0]),
+                width,
+                color=color,
+                yerr=_err(*v),
+                capsize=2,
+                label=name if j == 0 else None,
+            )
             if sample[key] is not None:
-                ax_k.plot([j + off - width / 2, j + off + width / 2], [sample[key]] * 2,
-                          color="black", lw=2,
-                          label="data-sample reference" if i == 0 and j == 0 else None)
+                ax_k.plot(
+                    [j + off - width / 2, j + off + width / 2],
+                    [sample[key]] * 2,
+                    color="black",
+                    lw=2,
+                    label="data-sample reference" if i == 0 and j == 0 else None,
+                )
         rnd = entry["groups"]["all"]["random_overlap"]
         if i == 0 and rnd is not None:
             ax_k.axhline(rnd, color=RANDOM, ls="--", lw=1, label="random subspaces")
@@ -623,10 +842,13 @@ def fig_geometry(m: Metrics) -> Figure:
     return fig
 
 
-PREDICTOR_LABELS = {"firing_frequency": "firing frequency", "purity": "Fourier purity",
-                    "decoder_norm": "decoder norm\n(unit by construction)",
-                    "encoder_norm": "encoder norm", "max_cos_ground_truth": "max |cos| with\n"
-                    "ground truth"}
+PREDICTOR_LABELS = {
+    "firing_frequency": "firing frequency",
+    "purity": "Fourier purity",
+    "decoder_norm": "decoder norm\n(unit by construction)",
+    "encoder_norm": "encoder norm",
+    "max_cos_ground_truth": "max |cos| with\nground truth",
+}
 
 
 def fig_predictors(m: Metrics) -> Figure:
@@ -647,15 +869,26 @@ def fig_predictors(m: Metrics) -> Figure:
             st = sc.stat_at(m, PREDICTORS, (*path, "auc", prop))
             v = st.values(m)
             x = j + (i - (len(entries) - 1) / 2) * width
-            ax.bar(x, _nan(v[0]), width, color=color, yerr=_err(*v), capsize=2,
-                   label=label if j == 0 else None)
+            ax.bar(
+                x,
+                _nan(v[0]),
+                width,
+                color=color,
+                yerr=_err(*v),
+                capsize=2,
+                label=label if j == 0 else None,
+            )
             pooled = entry["auc"][prop]["pooled"]
             if pooled is not None:
-                ax.plot([x], [pooled], "kx", ms=6,
-                        label="pooled over seeds" if i == 0 and j == 0 else None)
+                ax.plot(
+                    [x],
+                    [pooled],
+                    "kx",
+                    ms=6,
+                    label="pooled over seeds" if i == 0 and j == 0 else None,
+                )
     ax.axhline(0.5, color=RANDOM, ls="--", lw=1, label="chance (AUC 0.5)")
-    ax.set_xticks(range(len(props)), [PREDICTOR_LABELS.get(p, p.replace("_", " "))
-                                      for p in props])
+    ax.set_xticks(range(len(props)), [PREDICTOR_LABELS.get(p, p.replace("_", " ")) for p in props])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("ROC AUC for 'shared with most other seeds'\n(bar: mean over seeds, 95% CI)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -665,18 +898,26 @@ def fig_predictors(m: Metrics) -> Figure:
 
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig1_grokking", "Grokking curves", (CURVE, TRANSFORMER), fig_grokking),
-    FigureSpec("fig2_fourier", "Fourier spectrum of the embedding and activations",
-               (SPECTRUM, FOURIER), fig_fourier),
-    FigureSpec("fig3_baselines", "Stability vs isotropic, untrained and data-subspace baselines",
-               (STABILITY,), fig_baselines),
-    FigureSpec("fig4_stability_heatmaps", "Stability over d_sae x sparsity", (SWEEP,),
-               fig_heatmaps),
-    FigureSpec("fig5_tradeoff", "Stability-reconstruction trade-off", (STABILITY,),
-               fig_tradeoff),
-    FigureSpec("fig6_recovery", "Ground-truth recovery vs stability", (RECOVERY, STABILITY),
-               fig_recovery),
+    FigureSpec(
+        "fig2_fourier",
+        "Fourier spectrum of the embedding and activations",
+        (SPECTRUM, FOURIER),
+        fig_fourier,
+    ),
+    FigureSpec(
+        "fig3_baselines",
+        "Stability vs isotropic, untrained and data-subspace baselines",
+        (STABILITY,),
+        fig_baselines,
+    ),
+    FigureSpec(
+        "fig4_stability_heatmaps", "Stability over d_sae x sparsity", (SWEEP,), fig_heatmaps
+    ),
+    FigureSpec("fig5_tradeoff", "Stability-reconstruction trade-off", (STABILITY,), fig_tradeoff),
+    FigureSpec(
+        "fig6_recovery", "Ground-truth recovery vs stability", (RECOVERY, STABILITY), fig_recovery
+    ),
     FigureSpec("fig7_dynamics", "Stability by SAE training step", (DYNAMICS,), fig_dynamics),
     FigureSpec("fig8a_geometry", "Geometry conserved across seeds", (GEOMETRY,), fig_geometry),
-    FigureSpec("fig8b_predictors", "Predictors of shared latents", (PREDICTORS,),
-               fig_predictors),
+    FigureSpec("fig8b_predictors", "Predictors of shared latents", (PREDICTORS,), fig_predictors),
 )

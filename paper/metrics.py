@@ -89,12 +89,16 @@ class Metrics:
             cols: dict[str, list[float | None]] = {h: [] for h in header}
             for i, row in enumerate(rows[1:], start=2):
                 if len(row) != len(header):
-                    raise PaperInputError(f"{name} line {i}: {len(row)} cells, header has {len(header)}")
+                    raise PaperInputError(
+                        f"{name} line {i}: {len(row)} cells, header has {len(header)}"
+                    )
                 for h, cell in zip(header, row, strict=True):
                     try:
                         cols[h].append(float(cell) if cell != "" else None)
                     except ValueError:
-                        raise PaperInputError(f"{name} line {i}: {h} = {cell!r} is not a number") from None
+                        raise PaperInputError(
+                            f"{name} line {i}: {h} = {cell!r} is not a number"
+                        ) from None
             self._cache[name] = cols
         return self._cache[name]
 
@@ -107,8 +111,11 @@ def lookup(obj: Any, path: JsonPath, name: str = "metrics") -> Any:
     node = obj
     for i, key in enumerate(path):
         ok = (isinstance(node, Mapping) and isinstance(key, str) and key in node) or (
-            isinstance(node, Sequence) and not isinstance(node, str) and isinstance(key, int)
-            and -len(node) <= key < len(node))
+            isinstance(node, Sequence)
+            and not isinstance(node, str)
+            and isinstance(key, int)
+            and -len(node) <= key < len(node)
+        )
         if not ok:
             where = "/".join(str(k) for k in path[: i + 1])
             raise Skip(f"{name} has no field {where}")

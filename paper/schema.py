@@ -33,8 +33,11 @@ from paper.metrics import JsonPath, Metrics, lookup, number
 
 SAES = "metrics/saes.json"
 SPARSITY_KEYS = ("k", "l1_coefficient", "l0_coefficient")
-SPARSITY_LABEL = {"k": "k (active latents)", "l1_coefficient": "L1 coefficient",
-                  "l0_coefficient": "L0 coefficient"}
+SPARSITY_LABEL = {
+    "k": "k (active latents)",
+    "l1_coefficient": "L1 coefficient",
+    "l0_coefficient": "L0 coefficient",
+}
 CONFIG_ROOT: dict[str, JsonPath] = {
     "metrics/stability.json": (),
     "metrics/recovery.json": (),
@@ -120,12 +123,14 @@ def stat(m: Metrics, file: str, entry: JsonPath, metric: str) -> Stat:
 
 def baseline(m: Metrics, file: str, entry: JsonPath, kind: str, metric: str) -> Stat:
     """Baseline ``kind`` of ``metric`` of a configuration entry: ``<kind>_<metric>``."""
-    return stat_at(m, file, _key(m, file, entry, f"{kind}_{metric}",
-                                 f"{kind} baseline of {metric}"))
+    return stat_at(
+        m, file, _key(m, file, entry, f"{kind}_{metric}", f"{kind} baseline of {metric}")
+    )
 
 
-def ratio(m: Metrics, file: str, entry: JsonPath, metric: str = "pwmcc",
-          to: str = "random") -> Stat:
+def ratio(
+    m: Metrics, file: str, entry: JsonPath, metric: str = "pwmcc", to: str = "random"
+) -> Stat:
     """Trained / baseline ratio of ``metric``: the entry's ``<metric>_ratio_to_<to>``."""
     key = f"{metric}_ratio_to_{to}"
     return ratio_at(m, file, _key(m, file, entry, key, key))

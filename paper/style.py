@@ -49,8 +49,19 @@ RC = {
     "path.simplify": True,
     "image.cmap": "viridis",
     "axes.prop_cycle": matplotlib.cycler(
-        color=["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-               "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]),
+        color=[
+            "#1f77b4",
+            "#ff7f0e",
+            "#2ca02c",
+            "#d62728",
+            "#9467bd",
+            "#8c564b",
+            "#e377c2",
+            "#7f7f7f",
+            "#bcbd22",
+            "#17becf",
+        ]
+    ),
 }
 
 PNG_METADATA = {"Software": None}

@@ -29,8 +29,13 @@ SEEDS = (42, 123, 456)
 
 def stats(mean: float, half: float = 0.02, n_pairs: int | None = 3) -> dict:
     """A statistic over seed pairs: the husai.records.Stat record."""
-    return {"mean": mean, "std": half / 2, "ci": [mean - half, mean + half], "n_seeds": 3,
-            "n_pairs": n_pairs}
+    return {
+        "mean": mean,
+        "std": half / 2,
+        "ci": [mean - half, mean + half],
+        "n_seeds": 3,
+        "n_pairs": n_pairs,
+    }
 
 
 def vstats(mean: float, half: float = 0.02) -> dict:
@@ -39,26 +44,41 @@ def vstats(mean: float, half: float = 0.02) -> dict:
 
 
 def ratio(value: float, half: float = 0.05) -> dict:
-    return {"ratio": value, "ci": [value - half, value + half], "difference": 0.1,
-            "difference_ci": [0.05, 0.15], "paired": False}
+    return {
+        "ratio": value,
+        "ci": [value - half, value + half],
+        "difference": 0.1,
+        "difference_ci": [0.05, 0.15],
+        "paired": False,
+    }
 
 
 def fake_stability(i: int) -> dict:
     """One configuration of ``metrics/stability.json`` (stages/stability.py docstring)."""
     pw = 0.5 + 0.1 * i
     return {
-        "architecture": list(CONFIGS.values())[i], "d_sae": 64, "d_in": 32, "seeds": list(SEEDS),
-        "pwmcc": stats(pw), "hungarian_mcc": stats(0.4 + 0.1 * i),
+        "architecture": list(CONFIGS.values())[i],
+        "d_sae": 64,
+        "d_in": 32,
+        "seeds": list(SEEDS),
+        "pwmcc": stats(pw),
+        "hungarian_mcc": stats(0.4 + 0.1 * i),
         "shared_fraction": stats(0.02 + 0.05 * i),
-        "random_pwmcc": stats(0.31, 0.002), "random_hungarian_mcc": stats(0.2, 0.002),
-        "random_shared_fraction": stats(0.0, 0.0), "random_pwmcc_expected": 0.309,
-        "untrained_pwmcc": stats(0.33, 0.002), "untrained_hungarian_mcc": stats(0.21, 0.002),
+        "random_pwmcc": stats(0.31, 0.002),
+        "random_hungarian_mcc": stats(0.2, 0.002),
+        "random_shared_fraction": stats(0.0, 0.0),
+        "random_pwmcc_expected": 0.309,
+        "untrained_pwmcc": stats(0.33, 0.002),
+        "untrained_hungarian_mcc": stats(0.21, 0.002),
         "untrained_shared_fraction": stats(0.0, 0.0),
-        "pwmcc_ratio_to_random": ratio(pw / 0.31), "pwmcc_ratio_to_untrained": ratio(pw / 0.33),
-        "subspace_overlap": {"4": {"trained": stats(0.8), "untrained_mean": 0.1,
-                                   "random_expectation": 0.125}},
+        "pwmcc_ratio_to_random": ratio(pw / 0.31),
+        "pwmcc_ratio_to_untrained": ratio(pw / 0.33),
+        "subspace_overlap": {
+            "4": {"trained": stats(0.8), "untrained_mean": 0.1, "random_expectation": 0.125}
+        },
         "pair_pwmcc": [[None, pw, pw], [pw, None, pw], [pw, pw, None]],
-        "subspace_rank": 6, "subspace_random_pwmcc": stats(0.8, 0.003),
+        "subspace_rank": 6,
+        "subspace_random_pwmcc": stats(0.8, 0.003),
         "subspace_random_hungarian_mcc": stats(0.7, 0.003),
         "subspace_random_shared_fraction": stats(1.0, 0.0),
         "pwmcc_ratio_to_subspace": ratio(pw / 0.8, 0.02),
@@ -68,34 +88,60 @@ def fake_stability(i: int) -> dict:
 def sweep_row(arch: str, d: int, knob: str, level: float, i: int) -> dict:
     """One row of ``metrics/sweep.json`` (stages/sweep_summary.py docstring)."""
     short = {"k": "k", "l1_coefficient": "l1c", "l0_coefficient": "l0c"}[knob]
-    row = {"config": f"{arch}-d{d}-{short}{level:g}", "architecture": arch, "d_sae": d,
-           "knob": knob, "level": level, "skipped": False}
+    row = {
+        "config": f"{arch}-d{d}-{short}{level:g}",
+        "architecture": arch,
+        "d_sae": d,
+        "knob": knob,
+        "level": level,
+        "skipped": False,
+    }
     if knob == "k" and level > d:
         return {**row, "skipped": True, "reason": f"k = {level} with d_sae = {d}"}
     rnd = 0.2 + 0.002 * d
     pw = 0.5 + 0.2 * (8 / d) + 0.01 * i
     sub = 0.55 + 0.003 * d
-    l0 = float(level) if knob == "k" else (6.0 + 0.01 * level if knob == "l0_coefficient"
-                                            else 8.0 / level)
-    row.update({
-        "l0": l0, "explained_variance": 0.6 + 0.02 * i, "dead_fraction": 0.1,
-        "pwmcc": pw, "pwmcc_ci": [pw - 0.02, pw + 0.02], "random_pwmcc": rnd,
-        "untrained_pwmcc": rnd + 0.01, "ratio": pw / rnd, "ratio_ci": [pw / rnd - 0.1,
-                                                                       pw / rnd + 0.1],
-        "ratio_untrained": pw / (rnd + 0.01), "ratio_untrained_ci": [1.5, 2.5],
-        "hungarian_mcc": pw - 0.05, "shared_fraction": 0.1 + 0.01 * i,
-        "coverage": 0.5 if d == 16 else 0.0, "pure_latent_fraction": 0.1,
-        "decoder_alignment": 0.5, "random_decoder_alignment": 0.3, "stable": True,
-        "subspace_random_pwmcc": sub, "ratio_subspace": pw / sub,
-        "ratio_subspace_ci": [pw / sub - 0.05, pw / sub + 0.05],
-        "above_subspace": pw / sub - 0.05 > 1})
+    l0 = (
+        float(level)
+        if knob == "k"
+        else (6.0 + 0.01 * level if knob == "l0_coefficient" else 8.0 / level)
+    )
+    row.update(
+        {
+            "l0": l0,
+            "explained_variance": 0.6 + 0.02 * i,
+            "dead_fraction": 0.1,
+            "pwmcc": pw,
+            "pwmcc_ci": [pw - 0.02, pw + 0.02],
+            "random_pwmcc": rnd,
+            "untrained_pwmcc": rnd + 0.01,
+            "ratio": pw / rnd,
+            "ratio_ci": [pw / rnd - 0.1, pw / rnd + 0.1],
+            "ratio_untrained": pw / (rnd + 0.01),
+            "ratio_untrained_ci": [1.5, 2.5],
+            "hungarian_mcc": pw - 0.05,
+            "shared_fraction": 0.1 + 0.01 * i,
+            "coverage": 0.5 if d == 16 else 0.0,
+            "pure_latent_fraction": 0.1,
+            "decoder_alignment": 0.5,
+            "random_decoder_alignment": 0.3,
+            "stable": True,
+            "subspace_random_pwmcc": sub,
+            "ratio_subspace": pw / sub,
+            "ratio_subspace_ci": [pw / sub - 0.05, pw / sub + 0.05],
+            "above_subspace": pw / sub - 0.05 > 1,
+        }
+    )
     return row
 
 
 def fake_sweep() -> dict:
     rows = []
-    for arch, knob, levels in (("topk", "k", (4, 8, 16)), ("standard", "l1_coefficient", (1, 3)),
-                               ("jumprelu", "l0_coefficient", (1, 10))):
+    for arch, knob, levels in (
+        ("topk", "k", (4, 8, 16)),
+        ("standard", "l1_coefficient", (1, 3)),
+        ("jumprelu", "l0_coefficient", (1, 10)),
+    ):
         for d in (8, 16):
             for level in levels:
                 rows.append(sweep_row(arch, d, knob, level, len(rows)))
@@ -104,26 +150,51 @@ def fake_sweep() -> dict:
     for d in (8, 16):
         mine = [r for r in trained if r["d_sae"] == d]
         top = max(mine, key=lambda r: r["ratio"])
-        by[str(d)] = {"best_config": top["config"], "best_ratio": top["ratio"],
-                      "best_ratio_ci": top["ratio_ci"], "best_pwmcc": top["pwmcc"],
-                      "random_pwmcc": top["random_pwmcc"], "n_configs": len(mine),
-                      "n_stable": len(mine)}
+        by[str(d)] = {
+            "best_config": top["config"],
+            "best_ratio": top["ratio"],
+            "best_ratio_ci": top["ratio_ci"],
+            "best_pwmcc": top["pwmcc"],
+            "random_pwmcc": top["random_pwmcc"],
+            "n_configs": len(mine),
+            "n_stable": len(mine),
+        }
     pick = {r["config"]: r for r in trained}
-    matched = [{"d_sae": 8, "target_l0": 4.0, "best_architecture": "topk", "architectures": {
-        a: {k: pick[c][k] for k in ("config", "l0", "ratio", "ratio_ci", "pwmcc",
-                                    "explained_variance")}
-        for a, c in (("topk", "topk-d8-k4"), ("standard", "standard-d8-l1c3"))}}]
+    matched = [
+        {
+            "d_sae": 8,
+            "target_l0": 4.0,
+            "best_architecture": "topk",
+            "architectures": {
+                a: {
+                    k: pick[c][k]
+                    for k in ("config", "l0", "ratio", "ratio_ci", "pwmcc", "explained_variance")
+                }
+                for a, c in (("topk", "topk-d8-k4"), ("standard", "standard-d8-l1c3"))
+            },
+        }
+    ]
     return {
-        "n_configs": len(trained), "n_saes": 3 * len(trained),
-        "n_skipped": len(rows) - len(trained), "seeds": list(SEEDS), "epochs": 2, "rows": rows,
-        "best_ratio": sorted(trained, key=lambda r: -r["ratio"])[:5], "by_d_sae": by,
+        "n_configs": len(trained),
+        "n_saes": 3 * len(trained),
+        "n_skipped": len(rows) - len(trained),
+        "seeds": list(SEEDS),
+        "epochs": 2,
+        "rows": rows,
+        "best_ratio": sorted(trained, key=lambda r: -r["ratio"])[:5],
+        "by_d_sae": by,
         "matched_l0": matched,
-        "architectures_at_matched_l0": {"standard": {"n_comparisons": 1, "wins": 0,
-                                                     "mean_ratio": 2.0},
-                                        "topk": {"n_comparisons": 1, "wins": 1,
-                                                 "mean_ratio": 2.5}},
-        "goldilocks": {"zone": False, "peak_d_sae": 8, "stable_d_sae": [8, 16],
-                       "answer": "No Goldilocks zone above d_sae 8."}}
+        "architectures_at_matched_l0": {
+            "standard": {"n_comparisons": 1, "wins": 0, "mean_ratio": 2.0},
+            "topk": {"n_comparisons": 1, "wins": 1, "mean_ratio": 2.5},
+        },
+        "goldilocks": {
+            "zone": False,
+            "peak_d_sae": 8,
+            "stable_d_sae": [8, 16],
+            "answer": "No Goldilocks zone above d_sae 8.",
+        },
+    }
 
 
 def fake_dynamics() -> dict:
@@ -132,36 +203,61 @@ def fake_dynamics() -> dict:
     for i, name in enumerate(("topk", "standard")):
         cps = []
         for j, s in enumerate(steps):
-            st = {"pwmcc": vstats(0.3 + s / 200 + 0.02 * i),
-                  "hungarian_mcc": vstats(0.28 + s / 250),
-                  "shared_fraction": vstats(0.2 * math.exp(-((j - 4) ** 2) / 4)),
-                  "subspace_overlap_r4": vstats(0.5)}
-            cps.append({"step": s, "stability": st,
-                        "ratio_to_isotropic": {"pwmcc": (0.3 + s / 200) / 0.3},
-                        "explained_variance": vstats(0.1 * j), "l0": vstats(4.0),
-                        "frac_alive": vstats(1.0 - 0.08 * j), "cos_to_final": vstats(0.5),
-                        "settled_fraction": 1.0 if s == steps[-1] else 0.01 * j,
-                        "match_agreement_live": 1.0 if s == steps[-1] else 0.05 * j})
-        settle = {"n_latents": 40, "median": 64, "quantiles": {"0.5": 64},
-                  "mean_log2_step": 5.9,
-                  "fraction_settled_by_step": {str(s): (1.0 if s == 64 else 0.02)
-                                               for s in steps}}
+            st = {
+                "pwmcc": vstats(0.3 + s / 200 + 0.02 * i),
+                "hungarian_mcc": vstats(0.28 + s / 250),
+                "shared_fraction": vstats(0.2 * math.exp(-((j - 4) ** 2) / 4)),
+                "subspace_overlap_r4": vstats(0.5),
+            }
+            cps.append(
+                {
+                    "step": s,
+                    "stability": st,
+                    "ratio_to_isotropic": {"pwmcc": (0.3 + s / 200) / 0.3},
+                    "explained_variance": vstats(0.1 * j),
+                    "l0": vstats(4.0),
+                    "frac_alive": vstats(1.0 - 0.08 * j),
+                    "cos_to_final": vstats(0.5),
+                    "settled_fraction": 1.0 if s == steps[-1] else 0.01 * j,
+                    "match_agreement_live": 1.0 if s == steps[-1] else 0.05 * j,
+                }
+            )
+        settle = {
+            "n_latents": 40,
+            "median": 64,
+            "quantiles": {"0.5": 64},
+            "mean_log2_step": 5.9,
+            "fraction_settled_by_step": {str(s): (1.0 if s == 64 else 0.02) for s in steps},
+        }
         configs[name] = {
-            "architecture": name, "hyperparameters": {}, "seeds": list(SEEDS), "d_sae": 64,
-            "d_in": 32, "total_steps": 64, "checkpoint_steps": list(steps),
-            "random": {"isotropic": {"pwmcc": vstats(0.31), "shared_fraction": vstats(0.0, 0)},
-                       "subspace_random": {"4": 0.125}},
+            "architecture": name,
+            "hyperparameters": {},
+            "seeds": list(SEEDS),
+            "d_sae": 64,
+            "d_in": 32,
+            "total_steps": 64,
+            "checkpoint_steps": list(steps),
+            "random": {
+                "isotropic": {"pwmcc": vstats(0.31), "shared_fraction": vstats(0.0, 0)},
+                "subspace_random": {"4": 0.125},
+            },
             "checkpoints": cps,
-            "settle": {"all": settle, "live": settle, "shared": settle,
-                       "not_shared_live": settle},
+            "settle": {"all": settle, "live": settle, "shared": settle, "not_shared_live": settle},
             "settle_per_pair": {"all": settle, "live": settle, "shared": settle},
-            "final_live": 0.4, "final_shared_with_majority": 0.05}
+            "final_live": 0.4,
+            "final_shared_with_majority": 0.05,
+        }
     return {"threshold": 0.7, "configs": configs}
 
 
 def gram(effective_rank: float) -> dict:
-    return {"effective_rank": effective_rank, "participation_ratio": effective_rank / 2,
-            "numerical_rank": 32, "top_eigenvalue": 0.1, "self_max_cos": 0.3}
+    return {
+        "effective_rank": effective_rank,
+        "participation_ratio": effective_rank / 2,
+        "numerical_rank": 32,
+        "top_eigenvalue": 0.1,
+        "self_max_cos": 0.3,
+    }
 
 
 def fake_geometry() -> dict:
@@ -169,98 +265,199 @@ def fake_geometry() -> dict:
     configs = {}
     for i, name in enumerate(CONFIGS):
         configs[name] = {
-            "architecture": name, "seeds": list(SEEDS), "d_sae": 64, "d_in": 32,
-            "live_only": True, "n_live": vstats(40.0, 2.0), "n_atoms_analysed": [40, 41, 39],
-            "n_reference_atoms": 40, "pwmcc": vstats(0.8),
-            "gram": {"summary": {"effective_rank": vstats(9.0), "participation_ratio": vstats(4.0),
-                                 "numerical_rank": vstats(20.0),
-                                 "top_eigenvalue": vstats(0.3), "self_max_cos": vstats(0.9)},
-                     "seed_distance": stats(0.04 + 0.01 * i, 0.01),
-                     "distance_to_isotropic": vstats(0.7), "distance_to_data_sample": vstats(0.4),
-                     "isotropic": gram(30.0), "isotropic_pair_distance": 0.01,
-                     "data_sample": gram(10.0), "data_sample_pair_distance": 0.01},
-            "subspace": {"overlap": {r: vstats(0.9 - 0.01 * int(r)) for r in ranks},
-                         "random_expectation": {r: int(r) / 32 for r in ranks},
-                         "isotropic_overlap": {r: int(r) / 32 + 0.01 for r in ranks},
-                         "data_sample_overlap": {r: 0.97 for r in ranks},
-                         "activation_pca_overlap": {r: vstats(0.9) for r in ranks}},
-            "groups": {"fraction_grouped": vstats(0.99), "sizes": {"3": vstats(10.0)},
-                       "per_frequency": {},
-                       "all": {"group_overlap": vstats(0.9), "atom_in_span": vstats(0.85),
-                               "atom_match": vstats(0.67), "null_overlap": vstats(0.8),
-                               "random_overlap": 0.0625},
-                       "data_sample": {"group_overlap": 0.9, "atom_in_span": 0.97,
-                                       "atom_match": 0.95, "null_overlap": 0.92}}}
-    return {"activations": {"n": 961, "d_in": 32, "effective_rank": 8.5,
-                            "participation_ratio": 3.6,
-                            "dims_for_variance": {"0.9": 4, "0.95": 5, "0.99": 7},
-                            "variance_share_top": [0.4, 0.3]},
-            "ground_truth": {"key_frequencies": [3, 7], "subspace_dims": {"3": 4, "7": 4},
-                             "variance_share_in_span": 0.99, "group_min_share": 0.5},
-            "configs": configs}
+            "architecture": name,
+            "seeds": list(SEEDS),
+            "d_sae": 64,
+            "d_in": 32,
+            "live_only": True,
+            "n_live": vstats(40.0, 2.0),
+            "n_atoms_analysed": [40, 41, 39],
+            "n_reference_atoms": 40,
+            "pwmcc": vstats(0.8),
+            "gram": {
+                "summary": {
+                    "effective_rank": vstats(9.0),
+                    "participation_ratio": vstats(4.0),
+                    "numerical_rank": vstats(20.0),
+                    "top_eigenvalue": vstats(0.3),
+                    "self_max_cos": vstats(0.9),
+                },
+                "seed_distance": stats(0.04 + 0.01 * i, 0.01),
+                "distance_to_isotropic": vstats(0.7),
+                "distance_to_data_sample": vstats(0.4),
+                "isotropic": gram(30.0),
+                "isotropic_pair_distance": 0.01,
+                "data_sample": gram(10.0),
+                "data_sample_pair_distance": 0.01,
+            },
+            "subspace": {
+                "overlap": {r: vstats(0.9 - 0.01 * int(r)) for r in ranks},
+                "random_expectation": {r: int(r) / 32 for r in ranks},
+                "isotropic_overlap": {r: int(r) / 32 + 0.01 for r in ranks},
+                "data_sample_overlap": {r: 0.97 for r in ranks},
+                "activation_pca_overlap": {r: vstats(0.9) for r in ranks},
+            },
+            "groups": {
+                "fraction_grouped": vstats(0.99),
+                "sizes": {"3": vstats(10.0)},
+                "per_frequency": {},
+                "all": {
+                    "group_overlap": vstats(0.9),
+                    "atom_in_span": vstats(0.85),
+                    "atom_match": vstats(0.67),
+                    "null_overlap": vstats(0.8),
+                    "random_overlap": 0.0625,
+                },
+                "data_sample": {
+                    "group_overlap": 0.9,
+                    "atom_in_span": 0.97,
+                    "atom_match": 0.95,
+                    "null_overlap": 0.92,
+                },
+            },
+        }
+    return {
+        "activations": {
+            "n": 961,
+            "d_in": 32,
+            "effective_rank": 8.5,
+            "participation_ratio": 3.6,
+            "dims_for_variance": {"0.9": 4, "0.95": 5, "0.99": 7},
+            "variance_share_top": [0.4, 0.3],
+        },
+        "ground_truth": {
+            "key_frequencies": [3, 7],
+            "subspace_dims": {"3": 4, "7": 4},
+            "variance_share_in_span": 0.99,
+            "group_min_share": 0.5,
+        },
+        "configs": configs,
+    }
 
 
 def fake_predictors() -> dict:
     configs = {}
     for i, name in enumerate(CONFIGS):
-        auc = {"firing_frequency": {**vstats(0.5 + 0.1 * i, 0.05), "pooled": 0.55},
-               "purity": {**vstats(0.8 - 0.35 * i, 0.05), "pooled": 0.75},
-               "decoder_norm": {"mean": 0.5, "std": 0.0, "ci": [0.5, 0.5],
-                                "n_seeds": 3, "n_pairs": None, "pooled": 0.5},
-               "encoder_norm": {**vstats(0.85, 0.05), "pooled": 0.8}}
-        configs[name] = {"architecture": name, "seeds": list(SEEDS), "d_sae": 64,
-                         "min_other_seeds": 2, "n_latents": 192, "n_live": 120,
-                         "n_shared": 8 + 20 * i, "shared_count_histogram": {"0": 100},
-                         "per_seed": {}, "auc": auc, "n_shared_with_any": 50,
-                         "auc_shared_with_any": {"purity": 0.7}, "means": {},
-                         "shared_rate_by_decile": {}}
-    return {"rule": {"threshold": 0.7, "shared_with": "majority", "absolute": True},
-            "configs": configs}
+        auc = {
+            "firing_frequency": {**vstats(0.5 + 0.1 * i, 0.05), "pooled": 0.55},
+            "purity": {**vstats(0.8 - 0.35 * i, 0.05), "pooled": 0.75},
+            "decoder_norm": {
+                "mean": 0.5,
+                "std": 0.0,
+                "ci": [0.5, 0.5],
+                "n_seeds": 3,
+                "n_pairs": None,
+                "pooled": 0.5,
+            },
+            "encoder_norm": {**vstats(0.85, 0.05), "pooled": 0.8},
+        }
+        configs[name] = {
+            "architecture": name,
+            "seeds": list(SEEDS),
+            "d_sae": 64,
+            "min_other_seeds": 2,
+            "n_latents": 192,
+            "n_live": 120,
+            "n_shared": 8 + 20 * i,
+            "shared_count_histogram": {"0": 100},
+            "per_seed": {},
+            "auc": auc,
+            "n_shared_with_any": 50,
+            "auc_shared_with_any": {"purity": 0.7},
+            "means": {},
+            "shared_rate_by_decile": {},
+        }
+    return {
+        "rule": {"threshold": 0.7, "shared_with": "majority", "absolute": True},
+        "configs": configs,
+    }
 
 
 def fake_metrics() -> dict[str, object]:
     """Metric files shaped like the stages' outputs (the schemas in their docstrings)."""
     curve = "epoch,train_loss,test_loss,train_accuracy,test_accuracy\n" + "".join(
         f"{e},{3.4 / (1 + e)},{3.4 / (1 + max(e - 200, 0))},{min(1.0, e / 100)},"
-        f"{min(1.0, max(e - 150, 0) / 100)}\n" for e in range(0, 510, 10))
-    spectrum = "frequency,embedding_share,activation_share,untrained_activation_share,key\n" + \
-        "".join(f"{k},{0.3 if k in (3, 7) else 0.01},{0.4 if k in (3, 7) else 0.01},0.06,"
-                f"{int(k in (3, 7))}\n" for k in range(1, 16))
-    saes = {"activations": {"hook": "h", "position": -1, "p": 31, "n": 961, "d_in": 32},
-            "saes": {}}
+        f"{min(1.0, max(e - 150, 0) / 100)}\n"
+        for e in range(0, 510, 10)
+    )
+    spectrum = (
+        "frequency,embedding_share,activation_share,untrained_activation_share,key\n"
+        + "".join(
+            f"{k},{0.3 if k in (3, 7) else 0.01},{0.4 if k in (3, 7) else 0.01},0.06,"
+            f"{int(k in (3, 7))}\n"
+            for k in range(1, 16)
+        )
+    )
+    saes = {"activations": {"hook": "h", "position": -1, "p": 31, "n": 961, "d_in": 32}, "saes": {}}
     for i, (name, arch) in enumerate(CONFIGS.items()):
         for j, seed in enumerate(SEEDS):
             saes["saes"][f"{name}/seed{seed}"] = {
-                "config": name, "architecture": arch, "seed": seed,
-                "hyperparameters": {"architecture": arch, "d_sae": 64, "k": 4,
-                                    "l1_coefficient": 3.0},
-                "metrics": {"explained_variance": 0.8 + 0.01 * i + 0.003 * j, "l0": 4.0 + j,
-                            "frac_alive": 0.7, "mse": 1.0, "cossim": 0.9, "l2_ratio": 0.95},
-                "training": {"steps": 100, "activation_scale": 0.1, "final_epoch_loss": 0.5,
-                             "final_epoch_mse": 0.3, "final_epoch_l0": 4.0}}
+                "config": name,
+                "architecture": arch,
+                "seed": seed,
+                "hyperparameters": {
+                    "architecture": arch,
+                    "d_sae": 64,
+                    "k": 4,
+                    "l1_coefficient": 3.0,
+                },
+                "metrics": {
+                    "explained_variance": 0.8 + 0.01 * i + 0.003 * j,
+                    "l0": 4.0 + j,
+                    "frac_alive": 0.7,
+                    "mse": 1.0,
+                    "cossim": 0.9,
+                    "l2_ratio": 0.95,
+                },
+                "training": {
+                    "steps": 100,
+                    "activation_scale": 0.1,
+                    "final_epoch_loss": 0.5,
+                    "final_epoch_mse": 0.3,
+                    "final_epoch_l0": 4.0,
+                },
+            }
     stability = {name: fake_stability(i) for i, name in enumerate(CONFIGS)}
-    recovery = {name: {"architecture": name, "d_sae": 64, "seeds": list(SEEDS),
-                       "key_frequencies": [3, 7],
-                       "pure_latent_fraction": stats(0.3 + 0.1 * i),
-                       "key_frequency_coverage": stats(0.5 + 0.25 * i),
-                       "decoder_alignment": stats(0.6 + 0.1 * i),
-                       "random_decoder_alignment": stats(0.3, 0.01), "per_seed": {}}
-                for i, name in enumerate(CONFIGS)}
+    recovery = {
+        name: {
+            "architecture": name,
+            "d_sae": 64,
+            "seeds": list(SEEDS),
+            "key_frequencies": [3, 7],
+            "pure_latent_fraction": stats(0.3 + 0.1 * i),
+            "key_frequency_coverage": stats(0.5 + 0.25 * i),
+            "decoder_alignment": stats(0.6 + 0.1 * i),
+            "random_decoder_alignment": stats(0.3, 0.01),
+            "per_seed": {},
+        }
+        for i, name in enumerate(CONFIGS)
+    }
     return {
-        "metrics/transformer.json": {"train_loss": 1e-4, "train_accuracy": 1.0,
-                                     "test_loss": 0.01, "test_accuracy": 0.9995,
-                                     "grokking_epoch": 247, "epochs": 500, "grokked": True,
-                                     "fast_forward_max_abs_error": 1e-5},
+        "metrics/transformer.json": {
+            "train_loss": 1e-4,
+            "train_accuracy": 1.0,
+            "test_loss": 0.01,
+            "test_accuracy": 0.9995,
+            "grokking_epoch": 247,
+            "epochs": 500,
+            "grokked": True,
+            "fast_forward_max_abs_error": 1e-5,
+        },
         "metrics/curves/transformer.csv": curve,
         "metrics/fourier.json": {
-            "key_frequencies": [3, 7], "embedding_key_frequency_share": 0.6,
-            "activation_hook": "blocks.0.hook_resid_post", "activation_position": -1,
+            "key_frequencies": [3, 7],
+            "embedding_key_frequency_share": 0.6,
+            "activation_hook": "blocks.0.hook_resid_post",
+            "activation_position": -1,
             "pure_neurons_per_key_frequency": {"3": 10, "7": 12},
             "pure_neurons_off_key_frequencies": 0,
             "activation_key_frequency_variance_share": 0.8,
             "untrained_activation_key_frequency_variance_share": 0.13,
-            "neuron_purity_fraction": 0.7, "activation_effective_rank": 12.0,
-            "untrained_activation_effective_rank": 17.0, "activation_dim": 32},
+            "neuron_purity_fraction": 0.7,
+            "activation_effective_rank": 12.0,
+            "untrained_activation_effective_rank": 17.0,
+            "activation_dim": 32,
+        },
         "metrics/curves/fourier_spectrum.csv": spectrum,
         "metrics/saes.json": saes,
         "metrics/stability.json": stability,
@@ -287,9 +484,20 @@ def full_repo(tmp_path: Path) -> Path:
 
 
 def run_paper(repo: Path, figures: str = "paper/figures"):
-    return runner.invoke(app, ["paper", "--root", str(repo), "--figures", str(repo / figures),
-                               "--report", str(repo / "paper/report.md"),
-                               "--sources", str(repo / "paper/report_sources.json")])
+    return runner.invoke(
+        app,
+        [
+            "paper",
+            "--root",
+            str(repo),
+            "--figures",
+            str(repo / figures),
+            "--report",
+            str(repo / "paper/report.md"),
+            "--sources",
+            str(repo / "paper/report_sources.json"),
+        ],
+    )
 
 
 def test_every_figure_renders_from_complete_metrics(full_repo: Path) -> None:
@@ -364,26 +572,43 @@ def test_a_file_without_an_optional_field_skips_what_needs_it(tmp_path: Path) ->
     out = build(repo)
     assert "fig3_baselines" in out.rendered and "fig1_grokking" in out.rendered
     plain = re.sub(r"<!--n\d+-->", "", out.report)  # the data-subspace column is n/a
-    assert "| `topk` | 64 | 0.500 [0.480, 0.520] | 0.310 | 0.330 | n/a | 1.61 [1.56, 1.66] " \
-           "| 0.62 [0.60, 0.65] |" in plain
+    assert (
+        "| `topk` | 64 | 0.500 [0.480, 0.520] | 0.310 | 0.330 | n/a | 1.61 [1.56, 1.66] "
+        "| 0.62 [0.60, 0.65] |" in plain
+    )
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda f: f["metrics/stability.json"]["topk"].pop("pwmcc"),
-     "metrics/stability.json: topk/pwmcc: missing (a StabilitySummary has"),
-    (lambda f: f["metrics/stability.json"]["batchtopk"]["pwmcc"].update(mean="0.5"),
-     "metrics/stability.json: batchtopk/pwmcc/mean: expected number | null, got a string"),
-    (lambda f: f["metrics/dynamics.json"]["configs"]["topk"]["checkpoints"][2]["stability"][
-        "pwmcc"].update(ci_low=0.1, ci_high=0.2),
-     "metrics/dynamics.json: configs/topk/checkpoints/2/stability/pwmcc/ci_low: unexpected "
-     "key (a Stat has mean, std, ci, n_seeds, n_pairs)"),
-    (lambda f: f["metrics/sweep.json"]["rows"][0].pop("ratio_ci"),
-     "metrics/sweep.json: rows/0/ratio_ci: missing (a SweepRow has"),
-    (lambda f: f["metrics/saes.json"]["saes"]["topk/seed42"].update(seed="42"),
-     "metrics/saes.json: saes/topk/seed42/seed: expected int"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda f: f["metrics/stability.json"]["topk"].pop("pwmcc"),
+            "metrics/stability.json: topk/pwmcc: missing (a StabilitySummary has",
+        ),
+        (
+            lambda f: f["metrics/stability.json"]["batchtopk"]["pwmcc"].update(mean="0.5"),
+            "metrics/stability.json: batchtopk/pwmcc/mean: expected number | null, got a string",
+        ),
+        (
+            lambda f: f["metrics/dynamics.json"]["configs"]["topk"]["checkpoints"][2]["stability"][
+                "pwmcc"
+            ].update(ci_low=0.1, ci_high=0.2),
+            "metrics/dynamics.json: configs/topk/checkpoints/2/stability/pwmcc/ci_low: unexpected "
+            "key (a Stat has mean, std, ci, n_seeds, n_pairs)",
+        ),
+        (
+            lambda f: f["metrics/sweep.json"]["rows"][0].pop("ratio_ci"),
+            "metrics/sweep.json: rows/0/ratio_ci: missing (a SweepRow has",
+        ),
+        (
+            lambda f: f["metrics/saes.json"]["saes"]["topk/seed42"].update(seed="42"),
+            "metrics/saes.json: saes/topk/seed42/seed: expected int",
+        ),
+    ],
+)
 def test_a_metric_file_off_its_record_is_a_one_line_error_naming_the_json_path(
-        tmp_path: Path, change, message: str) -> None:
+    tmp_path: Path, change, message: str
+) -> None:
     files = copy.deepcopy(fake_metrics())
     change(files)
     repo = write_repo(tmp_path / "repo", files)
@@ -402,13 +627,20 @@ def test_stale_figures_are_removed(full_repo: Path) -> None:
     assert not (full_repo / "paper/figures/fig7_dynamics.png").exists()
 
 
-@pytest.mark.parametrize(("file", "content", "message"), [
-    ("metrics/stability.json", "{not json", "metrics/stability.json is not valid JSON"),
-    ("metrics/curves/transformer.csv", "epoch,train_loss\n1,abc\n",
-     "metrics/curves/transformer.csv line 2: train_loss = 'abc' is not a number"),
-])
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        ("metrics/stability.json", "{not json", "metrics/stability.json is not valid JSON"),
+        (
+            "metrics/curves/transformer.csv",
+            "epoch,train_loss\n1,abc\n",
+            "metrics/curves/transformer.csv line 2: train_loss = 'abc' is not a number",
+        ),
+    ],
+)
 def test_unreadable_metric_file_is_a_one_line_error_and_writes_nothing(
-        tmp_path: Path, file: str, content: str, message: str) -> None:
+    tmp_path: Path, file: str, content: str, message: str
+) -> None:
     files = fake_metrics()
     files[file] = content
     repo = write_repo(tmp_path / "repo", files)
@@ -440,16 +672,18 @@ def test_report_checker_catches_a_wrong_or_uncited_number(full_repo: Path) -> No
     shutil.rmtree(full_repo / "paper")
 
 
-def test_report_states_the_data_subspace_baseline_and_the_measured_answers(
-        full_repo: Path) -> None:
+def test_report_states_the_data_subspace_baseline_and_the_measured_answers(full_repo: Path) -> None:
     assert run_paper(full_repo).exit_code == 0
     report = (full_repo / "paper/report.md").read_text()
     plain = re.sub(r"<!--n\d+-->", "", report)
     # baseline table: isotropic, untrained and data-subspace columns, both ratios
-    assert "random in data subspace | trained / isotropic [95% CI] | trained / data subspace" \
-        in plain
-    assert "| `topk` | 64 | 0.500 [0.480, 0.520] | 0.310 | 0.330 | 0.800 | 1.61 [1.56, 1.66] " \
-           "| 0.62 [0.60, 0.65] |" in plain
+    assert (
+        "random in data subspace | trained / isotropic [95% CI] | trained / data subspace" in plain
+    )
+    assert (
+        "| `topk` | 64 | 0.500 [0.480, 0.520] | 0.310 | 0.330 | 0.800 | 1.61 [1.56, 1.66] "
+        "| 0.62 [0.60, 0.65] |" in plain
+    )
     assert "Every baseline configuration is **below** it" in plain
     # sweep: no Goldilocks zone, counts against the data subspace, JumpReLU's flat L0
     assert "**No Goldilocks zone.**" in plain
@@ -471,12 +705,19 @@ def test_figures_and_report_without_the_data_subspace_fields(tmp_path: Path) -> 
     """stability.json written before the data-subspace baseline existed still renders."""
     files = copy.deepcopy(fake_metrics())
     for entry in files["metrics/stability.json"].values():
-        for key in [k for k in entry if "subspace_random" in k or k.endswith("to_subspace")
-                    or k == "subspace_rank"]:
+        for key in [
+            k
+            for k in entry
+            if "subspace_random" in k or k.endswith("to_subspace") or k == "subspace_rank"
+        ]:
             del entry[key]
     for row in files["metrics/sweep.json"]["rows"] + files["metrics/sweep.json"]["best_ratio"]:
-        for key in ("subspace_random_pwmcc", "ratio_subspace", "ratio_subspace_ci",
-                    "above_subspace"):
+        for key in (
+            "subspace_random_pwmcc",
+            "ratio_subspace",
+            "ratio_subspace_ci",
+            "above_subspace",
+        ):
             row.pop(key, None)
     repo = write_repo(tmp_path / "repo", files)
     out = build(repo)
@@ -493,7 +734,8 @@ def test_a_sweep_with_every_configuration_skipped_skips_its_figure(tmp_path: Pat
     repo = write_repo(tmp_path / "repo", files)
     out = build(repo)
     assert out.skipped["fig4_stability_heatmaps"] == (
-        "metrics/sweep.json: no trained configuration in rows")
+        "metrics/sweep.json: no trained configuration in rows"
+    )
     assert "fig5_tradeoff" in out.rendered  # the baseline SAEs alone
     assert run_paper(repo).exit_code == 0
     check_report(repo)
