@@ -283,21 +283,7 @@ class SAEParams(SAEHyperparams):
 
     def check_as(self, key: typing.Callable[[str], str]) -> None:
         self.validate(key)
-        require(
-            len(self.seeds) >= 2,
-            key("seeds"),
-            list(self.seeds),
-            "must list at least 2 seeds (stability compares seeds)",
-        )
-        require(
-            len(set(self.seeds)) == len(self.seeds),
-            key("seeds"),
-            list(self.seeds),
-            "must not repeat a seed",
-        )
-        require(
-            all(s >= 0 for s in self.seeds), key("seeds"), list(self.seeds), "seeds must be >= 0"
-        )
+        _check_seeds(self.seeds, key("seeds"))
 
 
 SAE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
@@ -544,7 +530,9 @@ def _check_config_names(names: tuple[str, ...], key: str, allow_empty: bool) -> 
 
 
 def _check_seeds(seeds: tuple[int, ...], key: str) -> None:
-    require(len(seeds) >= 2, key, list(seeds), "must list at least 2 seeds (stability needs pairs)")
+    require(
+        len(seeds) >= 2, key, list(seeds), "must list at least 2 seeds (stability compares seeds)"
+    )
     require(len(set(seeds)) == len(seeds), key, list(seeds), "must not repeat a seed")
     require(all(s >= 0 for s in seeds), key, list(seeds), "seeds must be >= 0")
 
@@ -610,10 +598,10 @@ class Params:
                 out[name] = (knob, value, f"{knob} = {value:g} with d_sae = {d_sae}: {err.reason}")
         return out
 
-    def analysis_configs(self, section: str, min_seeds: int = 2) -> dict[str, SAEParams]:
+    def analysis_configs(self, section: str) -> dict[str, SAEParams]:
         """The configurations of ``saes`` that analysis section ``section`` (dynamics,
-        geometry or predictors) names, or all of them when it names none; each
-        with at least ``min_seeds`` seeds. A ParamError names the bad key."""
+        geometry or predictors) names, or all of them when it names none (each has at
+        least 2 seeds: SAEParams checks that). A ParamError names the bad key."""
         configs = self.sae_configs()
         names = getattr(self, section).configs
         key = f"{section}.configs"
@@ -627,15 +615,7 @@ class Params:
                 name,
                 f"is not a configuration of saes (known: {', '.join(configs) or 'none'})",
             )
-        out = {name: configs[name] for name in names}
-        for name, hp in out.items():
-            require(
-                len(hp.seeds) >= min_seeds,
-                f"saes.{name}.seeds",
-                list(hp.seeds),
-                f"{section} needs at least {min_seeds} seeds per configuration",
-            )
-        return out
+        return {name: configs[name] for name in names}
 
     def sae_configs(self) -> dict[str, SAEParams]:
         """The configurations of section ``saes`` (name -> resolved, validated params)."""

@@ -98,7 +98,7 @@ def main(
 
     prm = load_params(params)
     dyn = prm.dynamics
-    configs = prm.analysis_configs("dynamics", min_seeds=2 if dyn.seeds is None else 1)
+    configs = prm.analysis_configs("dynamics")
     if dyn.seeds is not None:
         configs = {k: dataclasses.replace(hp, seeds=dyn.seeds) for k, hp in configs.items()}
     setup(prm)

@@ -24,14 +24,21 @@ _STAGE = os.environ.get("DVC_STAGE")
 
 if _DIR and _STAGE:
     import atexit
+    import importlib.util
     import json
     import sys
     import threading
 
     _ROOT = os.environ.get("DVC_ROOT") or os.getcwd()
     _PREFIX = os.path.join(os.path.realpath(_ROOT), "")
-    sys.path.insert(0, os.path.join(_PREFIX, "tests"))
-    from deps import is_ignored, is_plumbing  # tests/deps.py of the traced repository
+
+    # tests/deps.py of the traced repository, loaded by path: the stage's sys.path stays as it is
+    _spec = importlib.util.spec_from_file_location(
+        "_husai_deps", os.path.join(_PREFIX, "tests", "deps.py")
+    )
+    _deps = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_deps)
+    is_ignored, is_plumbing = _deps.is_ignored, _deps.is_plumbing
 
     _CO_OPTIMIZED = 0x1  # set for functions; unset for module and class bodies
     _seen: set[tuple[str, str]] = set()
