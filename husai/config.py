@@ -289,12 +289,15 @@ class SAEParams(SAEHyperparams):
 SAE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
-def resolve_sae(defaults: SAEParams, name: str, overrides: Mapping[str, Any]) -> SAEParams:
-    """Configuration ``saes.<name>``: the ``sae`` defaults with its overrides, validated.
+def resolve_sae(
+    defaults: SAEParams, name: str, overrides: Mapping[str, Any], at: str | None = None
+) -> SAEParams:
+    """Configuration ``name`` (found at dotted key ``at``, default ``saes.<name>``): the
+    ``sae`` defaults with its overrides, validated.
 
-    Errors name ``saes.<name>.<key>`` for an overridden key and ``sae.<key>`` otherwise.
+    Errors name ``<at>.<key>`` for an overridden key and ``sae.<key>`` otherwise.
     """
-    at = f"saes.{name}"
+    at = f"saes.{name}" if at is None else at
     require(
         bool(name) and set(name) <= SAE_NAME_CHARS,
         at,
@@ -354,6 +357,118 @@ class AnalysisParams:
         )
         require(self.n_boot >= 10, f"{at}.n_boot", self.n_boot, "must be >= 10")
         require(self.boot_seed >= 0, f"{at}.boot_seed", self.boot_seed, "must be >= 0")
+
+
+# ----------------------------------------------------------------------------- control domains
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """The ``synthetic`` control (params ``domains.synthetic``): sparse non-negative
+    combinations of planted unit feature directions, drawn with SAELens's
+    ``sae_lens.synthetic`` generator (husai.domains.synthetic_domain)."""
+
+    seed: int = 0  # feature directions and samples
+    n: int = 16384  # samples (rows)
+    d_in: int = 128
+    n_features: int = 256
+    l0: float = 5.0  # expected number of active features per sample
+    firing: Literal["constant", "zipfian"] = "constant"
+    zipf_exponent: float = 1.0
+    magnitude_mean: float = 1.0  # firing magnitude relu(mean + std * N(0, 1)) (SAELens)
+    magnitude_std: float = 0.25
+    correlated_fraction: float = 0.0  # share of feature pairs whose firing is correlated
+    correlation_strength: float = 0.3  # largest |correlation| of such a pair
+    orthogonalize: bool = True  # SAELens's orthogonal_initializer for the directions
+
+    def check(self, at: str) -> None:
+        require(self.seed >= 0, f"{at}.seed", self.seed, "must be >= 0")
+        require(self.n >= 2, f"{at}.n", self.n, "must be >= 2")
+        require(self.d_in >= 2, f"{at}.d_in", self.d_in, "must be >= 2")
+        require(self.n_features >= 1, f"{at}.n_features", self.n_features, "must be >= 1")
+        require(
+            0 < self.l0 <= self.n_features,
+            f"{at}.l0",
+            self.l0,
+            f"must lie in (0, n_features = {self.n_features}]",
+        )
+        require(self.zipf_exponent > 0, f"{at}.zipf_exponent", self.zipf_exponent, "must be > 0")
+        require(self.magnitude_mean > 0, f"{at}.magnitude_mean", self.magnitude_mean, "must be > 0")
+        require(self.magnitude_std >= 0, f"{at}.magnitude_std", self.magnitude_std, "must be >= 0")
+        require(
+            0 <= self.correlated_fraction <= 1,
+            f"{at}.correlated_fraction",
+            self.correlated_fraction,
+            "must lie in [0, 1]",
+        )
+        require(
+            0 < self.correlation_strength < 1,
+            f"{at}.correlation_strength",
+            self.correlation_strength,
+            "must lie in (0, 1)",
+        )
+
+
+@dataclass(frozen=True)
+class CirclesParams:
+    """The ``circles`` control (params ``domains.circles``): one point on each of several
+    round circles in orthogonal 2-D planes per row, the structure of the modular model's
+    ``hook_resid_post`` (husai.domains.circles_domain)."""
+
+    seed: int = 0  # the planes and the noise
+    n: int = 12769  # rows; row i sits at point c = i mod points
+    d_in: int = 128
+    points: int = 113  # points per circle: c in Z_points
+    frequencies: tuple[int, ...] = (14, 35, 41)  # circle j: angle 2 pi f_j c / points
+    radii: tuple[float, ...] = (1.0, 1.0, 1.0)  # one per circle
+    noise: float = 0.0  # std of isotropic Gaussian noise added to every row
+
+    def check(self, at: str) -> None:
+        require(self.seed >= 0, f"{at}.seed", self.seed, "must be >= 0")
+        require(self.n >= 2, f"{at}.n", self.n, "must be >= 2")
+        require(self.points >= 3, f"{at}.points", self.points, "must be >= 3")
+        require(
+            len(self.radii) >= 1 and all(r > 0 for r in self.radii),
+            f"{at}.radii",
+            list(self.radii),
+            "must list at least one radius, each > 0",
+        )
+        require(
+            len(self.frequencies) == len(self.radii),
+            f"{at}.frequencies",
+            list(self.frequencies),
+            f"must list one frequency per circle ({len(self.radii)} radii)",
+        )
+        require(
+            all(0 < f < self.points for f in self.frequencies),
+            f"{at}.frequencies",
+            list(self.frequencies),
+            f"each must lie in 1..{self.points - 1}",
+        )
+        require(
+            2 * len(self.radii) <= self.d_in,
+            f"{at}.d_in",
+            self.d_in,
+            f"must hold the {len(self.radii)} planes (>= {2 * len(self.radii)})",
+        )
+        require(self.noise >= 0, f"{at}.noise", self.noise, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class DomainsParams:
+    """The control domains (stage ``domain``): data with a ground truth known by
+    construction. ``modular`` (the transformer's activations) is configured by the
+    sections ``task``, ``transformer`` and ``activations``."""
+
+    synthetic: SyntheticParams | None = None
+    circles: CirclesParams | None = None
+
+    def names(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+
+
+MODULAR = "modular"
+"""The domain of the transformer's activations (stage ``activations``)."""
 
 
 SWEEP_KNOBS = sweep_knobs()
@@ -547,7 +662,8 @@ class Params:
     fourier: FourierParams = field(default_factory=FourierParams)
     activations: ActivationsParams = field(default_factory=ActivationsParams)
     sae: SAEParams = field(default_factory=SAEParams)
-    saes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    saes: dict[str, dict[str, Any]] = field(default_factory=dict)  # domain -> name -> overrides
+    domains: DomainsParams = field(default_factory=DomainsParams)
     analysis: AnalysisParams = field(default_factory=AnalysisParams)
     sweep: SweepParams | None = None
     dynamics: DynamicsParams = field(default_factory=DynamicsParams)
@@ -557,7 +673,22 @@ class Params:
     def check(self, at: str) -> None:
         require(self.task is not None, "task", MISSING, "missing from params.yaml")
         require(self.transformer is not None, "transformer", MISSING, "missing from params.yaml")
-        self.sae_configs()
+        known = [MODULAR, *self.domains.names()]
+        for domain, configs in self.saes.items():
+            require(
+                domain in known,
+                f"saes.{domain}",
+                configs,
+                f"is not a domain (known: {', '.join(known)}; a control needs its "
+                "section in domains)",
+            )
+            require(
+                isinstance(configs, Mapping),
+                f"saes.{domain}",
+                configs,
+                "must be a mapping of configuration names to sae overrides",
+            )
+            self.sae_configs(domain)
 
     def sweep_configs(
         self, architecture: str, d_sae: int
@@ -617,9 +748,28 @@ class Params:
             )
         return {name: configs[name] for name in names}
 
-    def sae_configs(self) -> dict[str, SAEParams]:
-        """The configurations of section ``saes`` (name -> resolved, validated params)."""
-        return {name: resolve_sae(self.sae, name, raw) for name, raw in self.saes.items()}
+    def sae_domains(self) -> list[str]:
+        """The domains that train SAEs: the keys of section ``saes``."""
+        return list(self.saes)
+
+    def sae_configs(self, domain: str = MODULAR) -> dict[str, SAEParams]:
+        """The configurations ``saes.<domain>`` (name -> resolved, validated params);
+        none for a domain that ``saes`` does not list."""
+        return {
+            name: resolve_sae(self.sae, name, raw, at=f"saes.{domain}.{name}")
+            for name, raw in (self.saes.get(domain) or {}).items()
+        }
+
+    def domain_spec(self, domain: str) -> SyntheticParams | CirclesParams:
+        """The params of control domain ``domain`` (section ``domains.<domain>``)."""
+        spec = getattr(self.domains, domain, None) if domain != MODULAR else None
+        require(
+            spec is not None,
+            f"domains.{domain}",
+            MISSING,
+            f"is not a control domain of params.yaml (known: {', '.join(self.domains.names())})",
+        )
+        return spec
 
 
 def parse_params(raw: Any) -> Params:

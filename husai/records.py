@@ -119,11 +119,14 @@ class FourierMetrics(TypedDict):
 
 
 class ActivationInfo(TypedDict):
-    hook: str
-    position: int
-    p: int
+    """The data the SAEs were trained on: a domain; modular's also names its hook."""
+
+    domain: str
     n: int
     d_in: int
+    hook: NotRequired[str]
+    position: NotRequired[int]
+    p: NotRequired[int]
 
 
 class SAETraining(TypedDict):
@@ -146,7 +149,7 @@ class SAEEntry(TypedDict):
 
 
 class SaesMetrics(TypedDict):
-    """``metrics/saes.json`` (stage ``saes``): entries keyed ``"<config>/seed<seed>"``."""
+    """``metrics/saes/<domain>.json`` (stage ``saes``): entries keyed ``"<config>/seed<seed>"``."""
 
     activations: ActivationInfo
     saes: dict[str, SAEEntry]
@@ -198,7 +201,7 @@ class StabilitySummary(TypedDict):
 
 
 StabilityMetrics = dict[str, StabilitySummary]
-"""``metrics/stability.json`` (stage ``stability``): one summary per configuration."""
+"""``metrics/stability/modular.json`` (stage ``stability``): one summary per configuration."""
 
 
 class RecoveryPerSeed(TypedDict):
@@ -643,8 +646,8 @@ class PredictorsMetrics(TypedDict):
 FILES: dict[str, Any] = {
     "metrics/transformer.json": TransformerMetrics,
     "metrics/fourier.json": FourierMetrics,
-    "metrics/saes.json": SaesMetrics,
-    "metrics/stability.json": StabilityMetrics,
+    "metrics/saes/modular.json": SaesMetrics,
+    "metrics/stability/modular.json": StabilityMetrics,
     "metrics/recovery.json": RecoveryMetrics,
     "metrics/sweep.json": SweepMetrics,
     "metrics/dynamics.json": DynamicsMetrics,

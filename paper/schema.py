@@ -6,7 +6,7 @@ when reading it), so the figures and the report address values by json paths tha
 exist, never by searching:
 
 * configuration entries (:func:`configs`): the top-level keys of
-  ``metrics/stability.json`` and ``metrics/recovery.json``, the keys of ``"configs"``
+  ``metrics/stability/modular.json`` and ``metrics/recovery.json``, the keys of ``"configs"``
   in ``metrics/dynamics.json``, ``geometry.json`` and ``predictors.json``;
 * a statistic (:func:`stat_at`) is a :class:`husai.records.Stat` ``{"mean", "std",
   "ci": [low, high] | null, ...}`` (or null where it was not computed); a ratio
@@ -31,7 +31,7 @@ from typing import Any
 from paper.errors import Skip
 from paper.metrics import JsonPath, Metrics, lookup, number
 
-SAES = "metrics/saes.json"
+SAES = "metrics/saes/modular.json"
 SPARSITY_KEYS = ("k", "l1_coefficient", "l0_coefficient")
 SPARSITY_LABEL = {
     "k": "k (active latents)",
@@ -39,7 +39,7 @@ SPARSITY_LABEL = {
     "l0_coefficient": "L0 coefficient",
 }
 CONFIG_ROOT: dict[str, JsonPath] = {
-    "metrics/stability.json": (),
+    "metrics/stability/modular.json": (),
     "metrics/recovery.json": (),
     "metrics/dynamics.json": ("configs",),
     "metrics/geometry.json": ("configs",),
@@ -145,7 +145,7 @@ def optional(fn, *args, **kwargs):
 
 
 def sae_seed_paths(m: Metrics, config: str) -> list[JsonPath]:
-    """Json paths of ``metrics/saes.json`` entries of one configuration (one per seed)."""
+    """Json paths of ``metrics/saes/modular.json`` entries of one configuration (one per seed)."""
     saes = m.get(SAES, ("saes",))
     return [("saes", key) for key, e in saes.items() if e["config"] == config]
 

@@ -54,7 +54,7 @@ def ground_truth(acts: Activations):
 
 def load_config_saes(folder: Path, name: str, hp: SAEParams, d_in: int):
     """The checkpoints of configuration ``name``, checked against its params (a stale
-    ``models/saes`` from other params is an error, not a silent mismatch)."""
+    ``models/saes/modular`` from other params is an error, not a silent mismatch)."""
     sae = load_saes(folder, d_in)
     if sae.seeds != tuple(hp.seeds):
         raise HusaiError(
@@ -78,13 +78,13 @@ def _fmt(value: Any, spec: str) -> str:
 
 def phase1_rows(saes_metrics: dict, stability: dict, recovery: dict) -> list[dict[str, Any]]:
     """One row per configuration: architecture, mean L0 / EV / dead share over seeds
-    (from metrics/saes.json), PWMCC, random PWMCC, their ratio, the data-subspace
+    (from metrics/saes/modular.json), PWMCC, random PWMCC, their ratio, the data-subspace
     baseline and its ratio (None when absent), shared fraction and key-frequency coverage."""
     rows = []
     for name, st in stability.items():
         entries = [e for e in saes_metrics["saes"].values() if e["config"] == name]
         if not entries:
-            raise HusaiError(f"metrics/saes.json has no SAE of configuration {name!r}")
+            raise HusaiError(f"metrics/saes/modular.json has no SAE of configuration {name!r}")
 
         def mean(key: str, entries: list = entries) -> float:
             return sum(e["metrics"][key] for e in entries) / len(entries)

@@ -197,6 +197,43 @@ def load_activations(path: Path) -> Activations:
     return Activations(**t, **meta)
 
 
+# ----------------------------------------------------------------------------- domains
+
+TRUTH_PREFIX = "truth."
+
+
+def domain_path(domain: str) -> Path:
+    """Where stage ``activations`` (modular) or ``domain@<name>`` writes a domain's data."""
+    return Path("data/domains") / f"{domain}.safetensors"
+
+
+def save_domain(path: Path, data) -> None:
+    """A control domain (:class:`husai.domains.DomainData`): ``x``, its ground truth
+    (tensors ``truth.<name>``) and metadata (``domain`` and the generator's)."""
+    tensors = {"x": data.x, **{TRUTH_PREFIX + k: v for k, v in data.truth.items()}}
+    write_bytes(path, to_bytes(tensors, {"domain": data.name, **data.meta}))
+
+
+def load_domain(path: Path, domain: str):
+    """A domain's SAE training data as :class:`husai.domains.DomainData`: the control
+    domains' files of :func:`save_domain`, or modular's activation dataset (its ground
+    truth is read by :func:`load_activations`; here ``truth`` is empty)."""
+    from husai.domains import DomainData
+
+    if domain == "modular":
+        acts = load_activations(path)
+        meta = {"hook": acts.hook, "position": acts.position, "p": acts.p}
+        return DomainData(domain, acts.x, {}, meta)
+    t, meta = load_tensors(path, ("x",), ("domain",))
+    if meta["domain"] != domain or t["x"].ndim != 2:
+        raise HusaiError(
+            f"{path}: holds domain {meta['domain']!r} with x of shape {tuple(t['x'].shape)}, "
+            f"expected domain {domain!r} with x [n, d_in] (run `dvc repro domain@{domain}`)"
+        )
+    truth = {k[len(TRUTH_PREFIX) :]: v for k, v in t.items() if k.startswith(TRUTH_PREFIX)}
+    return DomainData(domain, t["x"], truth, {k: v for k, v in meta.items() if k != "domain"})
+
+
 # ----------------------------------------------------------------------------- SAEs
 
 SAE_CONFIG = "cfg.json"

@@ -19,7 +19,7 @@ def main(
     fourier_path: Path = typer.Option(
         Path("metrics/fourier.json"), "--fourier", help="Fourier metrics (for the key frequencies)."
     ),
-    out: Path = typer.Option(Path("data/activations.safetensors"), help="Dataset to write."),
+    out: Path = typer.Option(Path("data/domains/modular.safetensors"), help="Dataset to write."),
 ) -> None:
     """Cache activations at the configured hook and position over all p^2 inputs."""
     from husai.fourier import ground_truth_directions

@@ -17,4 +17,5 @@ from stages._common import PARAMS_OPTION, console, load_params, stage
 def main(params: Path = PARAMS_OPTION) -> None:
     """Validate every section of params.yaml (one-line error naming the bad key)."""
     prm = load_params(params)
-    console.print(f"check-params: {params} is valid ({len(prm.sae_configs())} SAE configurations)")
+    n = sum(len(prm.sae_configs(d)) for d in prm.sae_domains())
+    console.print(f"check-params: {params} is valid ({n} SAE configurations)")

@@ -8,6 +8,7 @@ from stages import (
     activations,
     check_params,
     data,
+    domain,
     dynamics,
     exp,
     fourier,
@@ -34,6 +35,7 @@ app.command("check-params")(check_params.main)
 app.command("data")(data.main)
 app.command("transformer")(transformer.main)
 app.command("fourier")(fourier.main)
+app.command("domain")(domain.main)
 app.command("activations")(activations.main)
 app.command("saes")(saes.main)
 app.command("stability")(stability.main)

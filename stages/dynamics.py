@@ -87,7 +87,7 @@ def _csv_row(entry: dict[str, Any], checkpoint: dict[str, Any]) -> dict[str, Any
 def main(
     params: Path = PARAMS_OPTION,
     activations: Path = typer.Option(
-        Path("data/activations.safetensors"), help="Activation dataset to train on."
+        Path("data/domains/modular.safetensors"), help="Activation dataset to train on."
     ),
     metrics: Path = typer.Option(Path("metrics/dynamics.json"), help="Metrics JSON to write."),
     curve: Path = typer.Option(Path("metrics/curves/dynamics.csv"), help="CSV for dvc plots."),

@@ -4,8 +4,8 @@
 project. This command reads ``dvc exp show --json`` (it runs it, or reads a saved
 copy with ``--input``) and prints one row per experiment and SAE configuration:
 the params that differ from the experiment's baseline commit, the stability
-metrics of ``metrics/stability.json`` beside their random and untrained baselines,
-and reconstruction and sparsity averaged over seeds from ``metrics/saes.json``.
+metrics of ``metrics/stability/modular.json`` beside their random and untrained baselines,
+and reconstruction and sparsity averaged over seeds from ``metrics/saes/modular.json``.
 
 It is not a DVC stage: it writes nothing and changes nothing.
 """
@@ -27,8 +27,8 @@ from rich.table import Table
 from husai.errors import HusaiError
 from stages._common import console, err_console
 
-STABILITY = "metrics/stability.json"
-SAES = "metrics/saes.json"
+STABILITY = "metrics/stability/modular.json"
+SAES = "metrics/saes/modular.json"
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def _ci(value: Any) -> tuple[float | None, float | None] | None:
 
 
 def _seed_means(saes: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """Per configuration: the mean over seeds of each SAE metric in metrics/saes.json."""
+    """Per configuration: the mean over seeds of each SAE metric in metrics/saes/modular.json."""
     sums: dict[str, dict[str, list[float]]] = {}
     if isinstance(saes.get("saes"), Mapping):  # {"saes": {"<config>/seed<seed>": entry}, ...}
         saes = saes["saes"]

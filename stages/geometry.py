@@ -78,9 +78,9 @@ from stages._pairs import load_config_saes
 def main(
     params: Path = PARAMS_OPTION,
     activations: Path = typer.Option(
-        Path("data/activations.safetensors"), help="Activations with ground-truth directions."
+        Path("data/domains/modular.safetensors"), help="Activations with ground-truth directions."
     ),
-    models: Path = typer.Option(Path("models/saes"), help="SAE checkpoints of stage saes."),
+    models: Path = typer.Option(Path("models/saes/modular"), help="SAE checkpoints of stage saes."),
     metrics: Path = typer.Option(Path("metrics/geometry.json"), help="Metrics JSON to write."),
     spectrum_csv: Path = typer.Option(
         Path("metrics/curves/geometry_spectrum.csv"), help="Spectra CSV for dvc plots."

@@ -61,9 +61,9 @@ from stages._pairs import load_config_saes
 def main(
     params: Path = PARAMS_OPTION,
     activations: Path = typer.Option(
-        Path("data/activations.safetensors"), help="Activations with ground-truth directions."
+        Path("data/domains/modular.safetensors"), help="Activations with ground-truth directions."
     ),
-    models: Path = typer.Option(Path("models/saes"), help="SAE checkpoints of stage saes."),
+    models: Path = typer.Option(Path("models/saes/modular"), help="SAE checkpoints of stage saes."),
     metrics: Path = typer.Option(Path("metrics/predictors.json"), help="Metrics JSON to write."),
 ) -> None:
     """Per-latent predictors of sharing across seeds (params.yaml `predictors`), by ROC AUC."""

@@ -3,8 +3,8 @@
 For every configuration of params ``saes`` and each of its seeds, runs
 :func:`husai.analysis.recovery_summary` (SCIENCE.md section 3) on the whole p x p
 input grid, with the purity threshold of params ``fourier``, then prints the
-"Phase 1" table (L0, EV and dead share from ``metrics/saes.json``, stability from
-``metrics/stability.json``, coverage from here).
+"Phase 1" table (L0, EV and dead share from ``metrics/saes/modular.json``, stability from
+``metrics/stability/modular.json``, coverage from here).
 
 ``metrics/recovery.json``: :data:`husai.records.RecoveryMetrics`, one
 :class:`husai.records.RecoveryConfig` per configuration: its shape, seeds and key
@@ -30,12 +30,14 @@ from stages._common import PARAMS_OPTION, console, load_params, setup, stage, wr
 def main(
     params: Path = PARAMS_OPTION,
     activations: Path = typer.Option(
-        Path("data/activations.safetensors"), help="Activation dataset with the ground truth."
+        Path("data/domains/modular.safetensors"), help="Activation dataset with the ground truth."
     ),
-    saes: Path = typer.Option(Path("models/saes"), help="Checkpoint folder of stage saes."),
-    saes_metrics: Path = typer.Option(Path("metrics/saes.json"), help="Metrics of stage saes."),
+    saes: Path = typer.Option(Path("models/saes/modular"), help="Checkpoint folder of stage saes."),
+    saes_metrics: Path = typer.Option(
+        Path("metrics/saes/modular.json"), help="Metrics of stage saes."
+    ),
     stability: Path = typer.Option(
-        Path("metrics/stability.json"), help="Metrics of stage stability (for the table)."
+        Path("metrics/stability/modular.json"), help="Metrics of stage stability (for the table)."
     ),
     out: Path = typer.Option(Path("metrics/recovery.json"), help="Metrics JSON to write."),
 ) -> None:

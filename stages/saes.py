@@ -1,8 +1,10 @@
-"""Stage ``saes``: train every configuration of ``saes`` (all its seeds at once) and evaluate.
+"""Stage ``saes@<domain>``: train every configuration of ``saes.<domain>`` (all its seeds
+at once) on the domain's data and evaluate.
 
-Writes ``models/saes/<config>/seed<seed>/{cfg.json, sae_weights.safetensors}`` (SAELens
-folders, loadable with ``sae_lens.SAE.load_from_disk``) and ``metrics/saes.json``
-(:class:`husai.records.SaesMetrics`): one entry per SAE with its architecture, seed,
+Writes ``models/saes/<domain>/<config>/seed<seed>/{cfg.json, sae_weights.safetensors}``
+(SAELens folders, loadable with ``sae_lens.SAE.load_from_disk``) and
+``metrics/saes/<domain>.json`` (:class:`husai.records.SaesMetrics`): one entry per SAE
+with its architecture, seed,
 hyperparameters, SAEBench metrics on the whole activation dataset and its final
 training numbers. Everything is validated and trained before anything is written.
 """
@@ -16,42 +18,49 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from husai.records import SaesMetrics
-from stages._artifacts import load_activations, sae_files
+from stages._artifacts import domain_path, load_domain, sae_files
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_dir, write_json
 
 
 @stage("saes")
 def main(
+    domain: str = typer.Option("modular", help="Domain: a key of params saes."),
     params: Path = PARAMS_OPTION,
-    activations: Path = typer.Option(
-        Path("data/activations.safetensors"), help="Activation dataset to train on."
+    data: Path | None = typer.Option(
+        None, "--data", help="Training data [data/domains/<domain>.safetensors]."
     ),
-    out: Path = typer.Option(Path("models/saes"), help="Checkpoint folder to write."),
-    metrics: Path = typer.Option(Path("metrics/saes.json"), help="Metrics JSON to write."),
+    out: Path | None = typer.Option(None, help="Checkpoint folder [models/saes/<domain>]."),
+    metrics: Path | None = typer.Option(None, help="Metrics JSON [metrics/saes/<domain>.json]."),
 ) -> None:
-    """Train the SAE configurations of params.yaml `saes` and write SAELens checkpoints."""
+    """Train the SAE configurations of params.yaml `saes.<domain>`; write SAELens checkpoints."""
     from husai.errors import HusaiError
     from husai.sae import SAEConfig, steps_per_epoch, train_saes
 
     prm = load_params(params)
-    configs = prm.sae_configs()
+    configs = prm.sae_configs(domain)
     if not configs:
-        raise HusaiError("saes: params.yaml lists no SAE configurations")
+        raise HusaiError(f"saes: params.yaml lists no SAE configuration for domain {domain!r}")
     setup(prm)
-    acts = load_activations(activations)
-    x = acts.x
-    n_rows = x.shape[0]
+    data = domain_path(domain) if data is None else data
+    out = Path("models/saes") / domain if out is None else out
+    metrics = Path("metrics/saes") / f"{domain}.json" if metrics is None else metrics
+    dom = load_domain(data, domain)
+    x = dom.x
+    n_rows, d_in = x.shape
     total = sum(
         steps_per_epoch(n_rows, c.batch_size) * c.epochs * len(c.seeds) for c in configs.values()
     )
     files: dict[str, bytes] = {}
     entries: dict[str, dict] = {}
-    meta = {
-        "hook_name": acts.hook,
-        "model_name": f"husai-modular-addition-p{acts.p}",
-        "context_size": 3,
-        "seqpos_slice": [acts.position],
-    }
+    if domain == "modular":
+        meta = {
+            "hook_name": dom.meta["hook"],
+            "model_name": f"husai-modular-addition-p{dom.meta['p']}",
+            "context_size": 3,
+            "seqpos_slice": [dom.meta["position"]],
+        }
+    else:
+        meta = {"hook_name": f"husai-{domain}", "model_name": f"husai-{domain}"}
 
     columns = (
         TextColumn("{task.fields[name]}"),
@@ -64,7 +73,7 @@ def main(
         bar = progress.add_task("saes", total=total, name="saes")
         done = 0
         for name, hp in configs.items():
-            config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
+            config = SAEConfig.from_hyperparams(hp, d_in=d_in)
             n_seeds = len(hp.seeds)
             progress.update(bar, name=name)
 
@@ -95,13 +104,8 @@ def main(
     write_json(
         metrics,
         {
-            "activations": {
-                "hook": acts.hook,
-                "position": acts.position,
-                "p": acts.p,
-                "n": n_rows,
-                "d_in": acts.d_in,
-            },
+            "activations": {"domain": domain, "n": n_rows, "d_in": d_in}
+            | {k: dom.meta[k] for k in ("hook", "position", "p") if k in dom.meta},
             "saes": entries,
         },
         SaesMetrics,
@@ -120,4 +124,6 @@ def main(
             f"{mean['cossim']:.4f}",
         )
     console.print(table)
-    console.print(f"saes: {len(entries)} SAEs in {len(configs)} configurations -> {out}, {metrics}")
+    console.print(
+        f"saes {domain}: {len(entries)} SAEs in {len(configs)} configurations -> {out}, {metrics}"
+    )

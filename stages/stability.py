@@ -1,11 +1,11 @@
-"""Stage ``stability``: do the baseline SAEs learn the same atoms across seeds?
+"""Stage ``stability@<domain>``: do the SAEs learn the same atoms across seeds?
 
-For every configuration of params ``saes`` it loads the checkpoints of all seeds
-(``models/saes/<config>/seed<seed>``) and runs :func:`husai.analysis.stability_summary`
+For every configuration of params ``saes.<domain>`` it loads the checkpoints of all seeds
+(``models/saes/<domain>/<config>/seed<seed>``) and runs :func:`husai.analysis.stability_summary`
 (SCIENCE.md sections 4-5), with the conventions of params ``analysis``. Everything is
-checked and computed before ``metrics/stability.json`` is written.
+checked and computed before ``metrics/stability/<domain>.json`` is written.
 
-``metrics/stability.json``: :data:`husai.records.StabilityMetrics`, one
+``metrics/stability/<domain>.json``: :data:`husai.records.StabilityMetrics`, one
 :class:`husai.records.StabilitySummary` per configuration (statistics over the
 n(n-1)/2 seed pairs are :class:`husai.records.Stat` records with a 95% percentile
 bootstrap CI resampling seeds; trained / baseline ratios are
@@ -19,34 +19,40 @@ from pathlib import Path
 import typer
 
 from husai.records import StabilityMetrics
-from stages._artifacts import load_activations
+from stages._artifacts import domain_path, load_domain
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
 
 
 @stage("stability")
 def main(
+    domain: str = typer.Option("modular", help="Domain: a key of params saes."),
     params: Path = PARAMS_OPTION,
-    activations: Path = typer.Option(
-        Path("data/activations.safetensors"), help="Activation dataset (for d_in)."
+    data: Path | None = typer.Option(
+        None, "--data", help="Training data [data/domains/<domain>.safetensors]."
     ),
-    saes: Path = typer.Option(Path("models/saes"), help="Checkpoint folder of stage saes."),
-    out: Path = typer.Option(Path("metrics/stability.json"), help="Metrics JSON to write."),
+    saes: Path | None = typer.Option(
+        None, help="Checkpoints of stage saes [models/saes/<domain>]."
+    ),
+    out: Path | None = typer.Option(None, help="Metrics JSON [metrics/stability/<domain>.json]."),
 ) -> None:
-    """Stability across seeds of every `saes` configuration, beside random baselines."""
+    """Stability across seeds of every `saes.<domain>` configuration, beside random baselines."""
     from husai.analysis import stability_summary
     from husai.errors import HusaiError
     from husai.sae import SAEConfig, init_saes
     from stages._analysis import analysis_options, load_config_saes, subspace_basis
 
     prm = load_params(params)
-    configs = prm.sae_configs()
+    configs = prm.sae_configs(domain)
     if not configs:
-        raise HusaiError("saes: params.yaml lists no SAE configurations")
+        raise HusaiError(f"stability: params.yaml lists no SAE configuration for domain {domain!r}")
     setup(prm)
-    acts = load_activations(activations)
-    d_in = acts.d_in
+    data = domain_path(domain) if data is None else data
+    saes = Path("models/saes") / domain if saes is None else saes
+    out = Path("metrics/stability") / f"{domain}.json" if out is None else out
+    dom = load_domain(data, domain)
+    d_in = dom.d_in
     options = analysis_options(prm)
-    basis = subspace_basis(acts.x, options)
+    basis = subspace_basis(dom.x, options)
     loaded = {name: load_config_saes(saes / name, name, hp, d_in) for name, hp in configs.items()}
     result = {}
     for name, sae in loaded.items():
@@ -67,4 +73,4 @@ def main(
                 f"{st['subspace_random_pwmcc']['mean']:.3f}"
             )
         )
-    console.print(f"stability: {len(result)} configurations -> {out}")
+    console.print(f"stability {domain}: {len(result)} configurations -> {out}")

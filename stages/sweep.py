@@ -53,7 +53,7 @@ def main(
     d_sae: int = typer.Option(..., "--d-sae", help="Dictionary size of the cell."),
     params: Path = PARAMS_OPTION,
     activations: Path = typer.Option(
-        Path("data/activations.safetensors"), help="Activation dataset with the ground truth."
+        Path("data/domains/modular.safetensors"), help="Activation dataset with the ground truth."
     ),
     out: Path = typer.Option(Path("metrics/sweep"), help="Folder of the sweep's cells."),
 ) -> None:

@@ -62,10 +62,10 @@ def test_stages_write_every_config_byte_identically(
         result = invoke(work, monkeypatch, stage)
         assert result.exit_code == 0, result.output
     assert "Phase 1" in result.output and "random PWMCC" in result.output
-    stab = (work / "metrics/stability.json").read_bytes()
+    stab = (work / "metrics/stability/modular.json").read_bytes()
     rec = (work / "metrics/recovery.json").read_bytes()
     s, r = json.loads(stab), json.loads(rec)
-    configs = set(tiny_params_raw["saes"])
+    configs = set(tiny_params_raw["saes"]["modular"])
     seeds = tiny_params_raw["sae"]["seeds"]
     assert set(s) == set(r) == configs
     for name in configs:
@@ -80,7 +80,7 @@ def test_stages_write_every_config_byte_identically(
     # rerun: byte-identical
     for stage in ("stability", "recovery"):
         assert invoke(work, monkeypatch, stage).exit_code == 0
-    assert (work / "metrics/stability.json").read_bytes() == stab
+    assert (work / "metrics/stability/modular.json").read_bytes() == stab
     assert (work / "metrics/recovery.json").read_bytes() == rec
 
 
@@ -120,6 +120,6 @@ def test_bad_params_and_inputs_write_nothing(
         invoke(work, monkeypatch, stage)
     )
     write_params(tiny_params_raw)
-    shutil.rmtree(work / "models" / "saes" / "batchtopk")
+    shutil.rmtree(work / "models" / "saes" / "modular" / "batchtopk")
     assert "input not found" in one_line_error(invoke(work, monkeypatch, stage))
     assert sorted(p.name for p in (work / "metrics").iterdir()) == before

@@ -41,7 +41,7 @@ def _node(
             "rev": rev,
             "params": {"params.yaml": {"data": {"sae": {"k": k, "lr": 0.1}, "task": {"p": 31}}}},
             "metrics": {
-                "metrics/stability.json": {
+                "metrics/stability/modular.json": {
                     "data": {
                         "topk": {
                             "pwmcc": {
@@ -59,7 +59,7 @@ def _node(
                         }
                     }
                 },
-                "metrics/saes.json": {"data": {"saes": saes}},
+                "metrics/saes/modular.json": {"data": {"saes": saes}},
             },
         },
         "experiments": exps,
@@ -197,7 +197,7 @@ def test_two_machines_share_experiments_through_remotes(shared: dict[str, Path])
     run(bob, "dvc", "pull")
     run(bob, "dvc", "exp", "run", "-n", "bob-k16", "-S", "sae.k=16")
     run(bob, "dvc", "exp", "push", "origin", "bob-k16")
-    bob_saes = (bob / "metrics/saes.json").read_text()
+    bob_saes = (bob / "metrics/saes/modular.json").read_text()
 
     carol = base / "carol"
     run(base, "git", "clone", "-q", str(origin), str(carol))
@@ -210,7 +210,7 @@ def test_two_machines_share_experiments_through_remotes(shared: dict[str, Path])
 
     run(carol, "dvc", "exp", "apply", "bob-k16")
     run(carol, "dvc", "pull")
-    assert (carol / "metrics/saes.json").read_text() == bob_saes
-    assert (carol / "models/saes/topk/seed42/sae_weights.safetensors").is_file()
+    assert (carol / "metrics/saes/modular.json").read_text() == bob_saes
+    assert (carol / "models/saes/modular/topk/seed42/sae_weights.safetensors").is_file()
     status = json.loads(run(carol, "dvc", "status", "--json").stdout or "{}")
     assert status == {}

@@ -64,8 +64,10 @@ def params(tiny: dict) -> dict:
         "seeds": [42, 123, 456],
     }
     raw["saes"] = {
-        "topk": {"architecture": "topk"},
-        "standard": {"architecture": "standard", "l1_coefficient": 1.0},
+        "modular": {
+            "topk": {"architecture": "topk"},
+            "standard": {"architecture": "standard", "l1_coefficient": 1.0},
+        }
     }
     raw["dynamics"] = {"configs": ["topk", "standard"], "checkpoint_base": 2, "threshold": 0.7}
     raw["geometry"] = {"ranks": [4, 8, 16], "group_min_share": 0.5, "null_rounds": 10, "seed": 0}
@@ -98,7 +100,7 @@ def invoke(tmp: Path, monkeypatch, name: str):
 def workdir(tmp_path_factory, tiny_params_raw) -> Path:
     tmp = tmp_path_factory.mktemp("geometry")
     write_params(tmp, params(tiny_params_raw))
-    planted_activations(tmp / "data" / "activations.safetensors")
+    planted_activations(tmp / "data" / "domains" / "modular.safetensors")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp)
         for name in ("saes", "dynamics", "geometry", "predictors"):
@@ -233,8 +235,8 @@ def test_missing_or_stale_checkpoints_are_one_line_errors(
     raw = params(tiny_params_raw)
     write_params(tmp_path, raw)
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "activations.safetensors").write_bytes(
-        (workdir / "data" / "activations.safetensors").read_bytes()
+    (tmp_path / "data" / "domains" / "modular.safetensors").write_bytes(
+        (workdir / "data" / "domains" / "modular.safetensors").read_bytes()
     )
     result = invoke(tmp_path, monkeypatch, "geometry")
     assert result.exit_code == 2 and "input not found" in result.output

@@ -177,7 +177,7 @@ def test_non_finite_activations_are_refused_when_loaded(tmp_path, monkeypatch) -
 
 @pytest.fixture
 def trained(tiny_params_raw, tmp_path, monkeypatch) -> Path:
-    raw = with_value(tiny_params_raw, "saes", {"topk": {"architecture": "topk"}})
+    raw = with_value(tiny_params_raw, "saes.modular", {"topk": {"architecture": "topk"}})
     setup_dir(tmp_path, raw)
     result = invoke(tmp_path, monkeypatch, "saes")
     assert result.exit_code == 0, result.output
@@ -185,12 +185,15 @@ def trained(tiny_params_raw, tmp_path, monkeypatch) -> Path:
 
 
 def test_downstream_stage_refuses_a_truncated_or_nan_checkpoint(trained, monkeypatch) -> None:
-    weights = trained / "models/saes/topk/seed42/sae_weights.safetensors"
+    weights = trained / "models/saes/modular/topk/seed42/sae_weights.safetensors"
     original = weights.read_bytes()
     truncate(weights)
     line = one_line_error(invoke(trained, monkeypatch, "stability"))
-    assert "models/saes/topk/seed42/sae_weights.safetensors is not a readable safetensors" in line
-    assert not (trained / "metrics/stability.json").exists()
+    assert (
+        "models/saes/modular/topk/seed42/sae_weights.safetensors is not a readable safetensors"
+        in line
+    )
+    assert not (trained / "metrics/stability/modular.json").exists()
     from husai.serialize import from_bytes, to_bytes
 
     tensors, meta = from_bytes(original)
@@ -208,19 +211,23 @@ def test_changed_input_outside_dvc_is_an_error_unless_overridden(trained, monkey
     lock = {
         "schema": "2.0",
         "stages": {
-            "saes": {
-                "cmd": "husai saes",
+            "saes@modular": {
+                "cmd": "husai saes --domain modular",
                 "outs": [
-                    {"path": "models/saes", "hash": "md5", "md5": dir_md5(trained / "models/saes")}
+                    {
+                        "path": "models/saes/modular",
+                        "hash": "md5",
+                        "md5": dir_md5(trained / "models/saes/modular"),
+                    }
                 ],
             },
             "activations": {
                 "cmd": "husai activations",
                 "outs": [
                     {
-                        "path": "data/activations.safetensors",
+                        "path": "data/domains/modular.safetensors",
                         "hash": "md5",
-                        "md5": file_md5(trained / "data/activations.safetensors"),
+                        "md5": file_md5(trained / "data/domains/modular.safetensors"),
                     }
                 ],
             },
@@ -230,15 +237,18 @@ def test_changed_input_outside_dvc_is_an_error_unless_overridden(trained, monkey
     monkeypatch.delenv("DVC_STAGE", raising=False)
     monkeypatch.delenv(SKIP_ENV, raising=False)
     assert invoke(trained, monkeypatch, "stability").exit_code == 0  # untouched: fine
-    weights = trained / "models/saes/topk/seed123/sae_weights.safetensors"
+    weights = trained / "models/saes/modular/topk/seed123/sae_weights.safetensors"
     data = bytearray(weights.read_bytes())
     data[-7] ^= 0x01
     weights.write_bytes(bytes(data))
-    (trained / "metrics/stability.json").unlink()
+    (trained / "metrics/stability/modular.json").unlink()
     line = one_line_error(invoke(trained, monkeypatch, "stability"))
-    assert "models/saes is not the version dvc.lock records for it (stage saes)" in line
-    assert "dvc checkout models/saes" in line and f"{SKIP_ENV}=1" in line
-    assert not (trained / "metrics/stability.json").exists()
+    assert (
+        "models/saes/modular is not the version dvc.lock records for it (stage saes@modular)"
+        in line
+    )
+    assert "dvc checkout models/saes/modular" in line and f"{SKIP_ENV}=1" in line
+    assert not (trained / "metrics/stability/modular.json").exists()
     monkeypatch.setenv(SKIP_ENV, "1")
     assert invoke(trained, monkeypatch, "stability").exit_code == 0
     monkeypatch.delenv(SKIP_ENV)
@@ -258,8 +268,8 @@ def test_changed_input_outside_dvc_is_an_error_unless_overridden(trained, monkey
             "sae.seeds = [42]: must list at least 2 seeds (stability compares seeds)",
         ),
         (
-            lambda raw: with_value(raw, "saes.topk.seeds", [7]),
-            "saes.topk.seeds = [7]: must list at least 2 seeds",
+            lambda raw: with_value(raw, "saes.modular.topk.seeds", [7]),
+            "saes.modular.topk.seeds = [7]: must list at least 2 seeds",
         ),
         (
             lambda raw: {**raw, "transformr": {"epochs": 3}},
@@ -292,7 +302,7 @@ def test_sweep_and_dynamics_refuse_diverging_training(
     line = one_line_error(invoke(tmp_path, monkeypatch, "sweep", "--arch", "topk", "--d-sae", "8"))
     assert "configuration 'topk-d8-k2': topk SAE (d_sae 8, lr 1e+30) seed 42 diverged" in line
     assert not (tmp_path / "metrics").exists()
-    raw = with_value(tiny_params_raw, "saes.topk.lr", 1e30)
+    raw = with_value(tiny_params_raw, "saes.modular.topk.lr", 1e30)
     setup_dir(tmp_path, raw)
     line = one_line_error(invoke(tmp_path, monkeypatch, "dynamics"))
     assert "configuration 'topk': topk SAE (d_sae 64, lr 1e+30) seed 42 diverged" in line
@@ -307,10 +317,10 @@ def test_nan_activations_stop_the_saes_stage_by_name(
     from husai.serialize import from_bytes, to_bytes
 
     setup_dir(tmp_path, with_value(tiny_params_raw, "sae.normalize_activations", "none"))
-    path = tmp_path / "data" / "activations.safetensors"
+    path = tmp_path / "data" / "domains" / "modular.safetensors"
     tensors, meta = from_bytes(path.read_bytes())
     tensors["x"][7] = float("nan")
     path.write_bytes(to_bytes(tensors, meta))
     line = one_line_error(invoke(tmp_path, monkeypatch, "saes"))
-    assert "data/activations.safetensors: tensor x holds 16 NaN or inf values" in line, line
+    assert "data/domains/modular.safetensors: tensor x holds 16 NaN or inf values" in line, line
     assert not (tmp_path / "models").exists()

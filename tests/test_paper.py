@@ -54,7 +54,7 @@ def ratio(value: float, half: float = 0.05) -> dict:
 
 
 def fake_stability(i: int) -> dict:
-    """One configuration of ``metrics/stability.json`` (stages/stability.py docstring)."""
+    """One configuration of ``metrics/stability/modular.json`` (stages/stability.py docstring)."""
     pw = 0.5 + 0.1 * i
     return {
         "architecture": list(CONFIGS.values())[i],
@@ -388,7 +388,17 @@ def fake_metrics() -> dict[str, object]:
             for k in range(1, 16)
         )
     )
-    saes = {"activations": {"hook": "h", "position": -1, "p": 31, "n": 961, "d_in": 32}, "saes": {}}
+    saes = {
+        "activations": {
+            "domain": "modular",
+            "hook": "h",
+            "position": -1,
+            "p": 31,
+            "n": 961,
+            "d_in": 32,
+        },
+        "saes": {},
+    }
     for i, (name, arch) in enumerate(CONFIGS.items()):
         for j, seed in enumerate(SEEDS):
             saes["saes"][f"{name}/seed{seed}"] = {
@@ -459,8 +469,8 @@ def fake_metrics() -> dict[str, object]:
             "activation_dim": 32,
         },
         "metrics/curves/fourier_spectrum.csv": spectrum,
-        "metrics/saes.json": saes,
-        "metrics/stability.json": stability,
+        "metrics/saes/modular.json": saes,
+        "metrics/stability/modular.json": stability,
         "metrics/recovery.json": recovery,
         "metrics/sweep.json": fake_sweep(),
         "metrics/dynamics.json": fake_dynamics(),
@@ -528,7 +538,7 @@ def test_rendering_is_byte_identical_and_ignores_user_rcparams(full_repo: Path) 
 
 def test_missing_metric_files_skip_their_figures_and_say_so(tmp_path: Path) -> None:
     files = fake_metrics()
-    for name in ("metrics/stability.json", "metrics/sweep.json", "metrics/dynamics.json"):
+    for name in ("metrics/stability/modular.json", "metrics/sweep.json", "metrics/dynamics.json"):
         del files[name]
     repo = write_repo(tmp_path / "repo", files)
     result = run_paper(repo)
@@ -537,9 +547,9 @@ def test_missing_metric_files_skip_their_figures_and_say_so(tmp_path: Path) -> N
     assert made == {"fig1_grokking", "fig2_fourier", "fig8a_geometry", "fig8b_predictors"}
     report = (repo / "paper/report.md").read_text()
     for fig in ("fig3_baselines", "fig5_tradeoff", "fig6_recovery"):
-        assert f"`{fig}` | skipped: `metrics/stability.json not there yet`" in report
+        assert f"`{fig}` | skipped: `metrics/stability/modular.json not there yet`" in report
     assert "`fig4_stability_heatmaps` | skipped: `metrics/sweep.json not there yet`" in report
-    assert "*Pending: `metrics/stability.json is not there yet`.*" in report
+    assert "*Pending: `metrics/stability/modular.json is not there yet`.*" in report
     assert "skipped fig3_baselines" in result.output
     check_report(repo)
 
@@ -565,7 +575,7 @@ def test_every_hand_made_file_follows_its_record() -> None:
 
 def test_a_file_without_an_optional_field_skips_what_needs_it(tmp_path: Path) -> None:
     files = copy.deepcopy(fake_metrics())
-    for entry in files["metrics/stability.json"].values():
+    for entry in files["metrics/stability/modular.json"].values():
         del entry["subspace_random_pwmcc"]  # NotRequired: written with the data subspace only
     del files["metrics/sweep.json"]
     repo = write_repo(tmp_path / "repo", files)
@@ -582,12 +592,12 @@ def test_a_file_without_an_optional_field_skips_what_needs_it(tmp_path: Path) ->
     ("change", "message"),
     [
         (
-            lambda f: f["metrics/stability.json"]["topk"].pop("pwmcc"),
-            "metrics/stability.json: topk/pwmcc: missing (a StabilitySummary has",
+            lambda f: f["metrics/stability/modular.json"]["topk"].pop("pwmcc"),
+            "metrics/stability/modular.json: topk/pwmcc: missing (a StabilitySummary has",
         ),
         (
-            lambda f: f["metrics/stability.json"]["batchtopk"]["pwmcc"].update(mean="0.5"),
-            "metrics/stability.json: batchtopk/pwmcc/mean: expected number | null, got a string",
+            lambda f: f["metrics/stability/modular.json"]["batchtopk"]["pwmcc"].update(mean="0.5"),
+            "metrics/stability/modular.json: batchtopk/pwmcc/mean: expected number | null, got a string",
         ),
         (
             lambda f: f["metrics/dynamics.json"]["configs"]["topk"]["checkpoints"][2]["stability"][
@@ -601,8 +611,8 @@ def test_a_file_without_an_optional_field_skips_what_needs_it(tmp_path: Path) ->
             "metrics/sweep.json: rows/0/ratio_ci: missing (a SweepRow has",
         ),
         (
-            lambda f: f["metrics/saes.json"]["saes"]["topk/seed42"].update(seed="42"),
-            "metrics/saes.json: saes/topk/seed42/seed: expected int",
+            lambda f: f["metrics/saes/modular.json"]["saes"]["topk/seed42"].update(seed="42"),
+            "metrics/saes/modular.json: saes/topk/seed42/seed: expected int",
         ),
     ],
 )
@@ -630,7 +640,11 @@ def test_stale_figures_are_removed(full_repo: Path) -> None:
 @pytest.mark.parametrize(
     ("file", "content", "message"),
     [
-        ("metrics/stability.json", "{not json", "metrics/stability.json is not valid JSON"),
+        (
+            "metrics/stability/modular.json",
+            "{not json",
+            "metrics/stability/modular.json is not valid JSON",
+        ),
         (
             "metrics/curves/transformer.csv",
             "epoch,train_loss\n1,abc\n",
@@ -704,7 +718,7 @@ def test_report_states_the_data_subspace_baseline_and_the_measured_answers(full_
 def test_figures_and_report_without_the_data_subspace_fields(tmp_path: Path) -> None:
     """stability.json written before the data-subspace baseline existed still renders."""
     files = copy.deepcopy(fake_metrics())
-    for entry in files["metrics/stability.json"].values():
+    for entry in files["metrics/stability/modular.json"].values():
         for key in [
             k
             for k in entry

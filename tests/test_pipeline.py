@@ -43,8 +43,8 @@ def test_stage_deps_cover_the_code_each_stage_runs(tiny_repo: Path) -> None:
 
 def test_the_deps_check_fails_when_a_dep_is_removed(tiny_repo: Path) -> None:
     """The check above can fail: drop one code dep of stage saes and it is reported."""
-    entry = _locked_stages(tiny_repo)["saes"]
-    trace = json.loads((tiny_repo.parent / "traces" / "saes.json").read_text())
+    entry = _locked_stages(tiny_repo)["saes@modular"]
+    trace = json.loads((tiny_repo.parent / "traces" / "saes@modular.json").read_text())
     executed = [tuple(pair) for pair in trace["executed"]]
     deps = [d["path"] for d in entry["deps"]]
     assert uncovered(executed, deps) == {}
@@ -67,7 +67,7 @@ def test_inputs_match_the_hashes_dvc_records(tiny_repo: Path) -> None:
     from stages._inputs import dir_md5, file_md5
 
     outs = [o for e in _locked_stages(tiny_repo).values() for o in e.get("outs", [])]
-    assert {"models/saes", "models/transformer", "data/activations.safetensors"} <= {
+    assert {"models/saes/modular", "models/transformer", "data/domains/modular.safetensors"} <= {
         o["path"] for o in outs
     }
     for out in outs:
@@ -83,7 +83,7 @@ def test_params_changes_rerun_only_what_uses_them(tiny_repo: Path) -> None:
     try:
         params.write_text(original.replace("  k: 4\n", "  k: 3\n", 1))
         changed = set(json.loads(run(tiny_repo, "dvc", "status", "--json").stdout))
-        assert {"data", "saes", "stability"} <= changed
+        assert {"data", "saes@modular", "stability@modular"} <= changed
         assert not {name for name in changed if name.startswith("sweep")}, changed
         params.write_text(original + "transformr:\n  epochs: 3\n")
         proc = run(tiny_repo, "dvc", "repro", check=False)
@@ -173,10 +173,10 @@ def test_second_run_from_scratch_gives_the_same_lock(tiny_repo: Path) -> None:
 
 
 def test_stability_and_recovery_cover_every_baseline_config(tiny_repo: Path) -> None:
-    stab = json.loads((tiny_repo / "metrics/stability.json").read_text())
+    stab = json.loads((tiny_repo / "metrics/stability/modular.json").read_text())
     rec = json.loads((tiny_repo / "metrics/recovery.json").read_text())
     params = YAML(typ="safe", pure=True).load((tiny_repo / "params.yaml").read_text())
-    assert set(stab) == set(rec) == set(params["saes"])
+    assert set(stab) == set(rec) == set(params["saes"]["modular"])
     for name, s in stab.items():
         assert s["pwmcc"]["ci"][0] <= s["pwmcc"]["mean"] <= s["pwmcc"]["ci"][1]
         assert s["pwmcc_ratio_to_random"]["ratio"] == pytest.approx(

@@ -38,7 +38,7 @@ STAT = {"mean": 0.5, "std": 0.1, "ci": [0.4, 0.6], "n_seeds": 3, "n_pairs": 3}
 
 
 def stability_entry() -> dict:
-    """A hand-made minimal configuration of metrics/stability.json."""
+    """A hand-made minimal configuration of metrics/stability/modular.json."""
     ratio = {
         "ratio": 2.0,
         "ci": [1.5, 2.5],
@@ -111,7 +111,7 @@ def test_a_file_off_its_record_is_rejected_naming_the_json_path(change, message)
     R.validate({"topk": entry}, R.StabilityMetrics)
     change(entry)
     with pytest.raises(R.RecordError, match=message):
-        R.validate({"topk": entry}, R.StabilityMetrics, "metrics/stability.json")
+        R.validate({"topk": entry}, R.StabilityMetrics, "metrics/stability/modular.json")
 
 
 def test_the_top_level_is_named_too() -> None:

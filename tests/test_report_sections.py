@@ -39,7 +39,7 @@ from tests.test_paper import fake_metrics, stats, write_repo
 BUILD = Build(rendered=[f.name for f in FIGURES])
 _repos = itertools.count()
 
-STABILITY = "metrics/stability.json"
+STABILITY = "metrics/stability/modular.json"
 SWEEP = "metrics/sweep.json"
 
 

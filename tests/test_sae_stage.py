@@ -46,7 +46,7 @@ def setup_dir(tmp: Path, raw: dict) -> None:
     yaml = YAML(typ="safe", pure=True)
     with open(tmp / "params.yaml", "w") as fh:
         yaml.dump(raw, fh)
-    write_activations(tmp / "data" / "activations.safetensors")
+    write_activations(tmp / "data" / "domains" / "modular.safetensors")
 
 
 def with_value(raw: dict, dotted: str, value: object) -> dict:
@@ -65,7 +65,10 @@ def run_saes(tmp: Path, monkeypatch) -> object:
 
 
 def outputs(tmp: Path) -> dict[str, bytes]:
-    files = [*sorted((tmp / "models" / "saes").rglob("*")), tmp / "metrics" / "saes.json"]
+    files = [
+        *sorted((tmp / "models" / "saes" / "modular").rglob("*")),
+        tmp / "metrics" / "saes" / "modular.json",
+    ]
     return {str(f.relative_to(tmp)): f.read_bytes() for f in files if f.is_file()}
 
 
@@ -76,13 +79,13 @@ def test_stage_writes_saelens_checkpoints_and_metrics_byte_identically(
     result = run_saes(tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     first = outputs(tmp_path)
-    configs = list(tiny_params_raw["saes"])
+    configs = list(tiny_params_raw["saes"]["modular"])
     seeds = tiny_params_raw["sae"]["seeds"]
     for name in configs:
         for seed in seeds:
-            assert f"models/saes/{name}/seed{seed}/cfg.json" in first
-            assert f"models/saes/{name}/seed{seed}/sae_weights.safetensors" in first
-    metrics = json.loads(first["metrics/saes.json"])
+            assert f"models/saes/modular/{name}/seed{seed}/cfg.json" in first
+            assert f"models/saes/modular/{name}/seed{seed}/sae_weights.safetensors" in first
+    metrics = json.loads(first["metrics/saes/modular.json"])
     assert set(metrics["saes"]) == {f"{n}/seed{s}" for n in configs for s in seeds}
     entry = metrics["saes"][f"topk/seed{seeds[0]}"]
     assert entry["architecture"] == "topk" and entry["seed"] == seeds[0]
@@ -97,12 +100,12 @@ def test_stage_writes_saelens_checkpoints_and_metrics_byte_identically(
     }
     assert entry["metrics"]["l0"] == tiny_params_raw["sae"]["k"]
     # the checkpoints load, and reproduce the metrics
-    sae = load_saes(tmp_path / "models" / "saes" / "topk", d_in=16)
+    sae = load_saes(tmp_path / "models" / "saes" / "modular" / "topk", d_in=16)
     assert sae.seeds == tuple(seeds)
     import husai.sae as hs
     from stages._artifacts import load_activations
 
-    x = load_activations(tmp_path / "data" / "activations.safetensors").x
+    x = load_activations(tmp_path / "data" / "domains" / "modular.safetensors").x
     ev = hs.evaluate(sae, x)[0]["explained_variance"]
     assert ev == pytest.approx(entry["metrics"]["explained_variance"], rel=1e-5)
     # rerun: byte-identical
@@ -112,15 +115,15 @@ def test_stage_writes_saelens_checkpoints_and_metrics_byte_identically(
 
 
 BAD = [
-    ("saes.topk.k", 1000, "must be <= d_sae"),
-    ("saes.topk.k", 0, "must be >= 1"),
-    ("saes.topk.lr", -0.001, "must be > 0"),
-    ("saes.topk.lr", 0, "must be > 0"),
-    ("saes.standard.l1_coefficient", 0, "must be > 0"),
-    ("saes.standard.l1_coefficient", -1.0, "must be > 0"),
-    ("saes.topk.architecture", "topkk", "must be one of"),
+    ("saes.modular.topk.k", 1000, "must be <= d_sae"),
+    ("saes.modular.topk.k", 0, "must be >= 1"),
+    ("saes.modular.topk.lr", -0.001, "must be > 0"),
+    ("saes.modular.topk.lr", 0, "must be > 0"),
+    ("saes.modular.standard.l1_coefficient", 0, "must be > 0"),
+    ("saes.modular.standard.l1_coefficient", -1.0, "must be > 0"),
+    ("saes.modular.topk.architecture", "topkk", "must be one of"),
     ("sae.lr", -1.0, "must be > 0"),
-    ("saes.topk.kk", 3, "unknown key"),
+    ("saes.modular.topk.kk", 3, "unknown key"),
 ]
 
 
@@ -142,7 +145,7 @@ def test_bad_params_give_one_line_errors_and_write_nothing(
 
 def test_missing_activations_write_nothing(tiny_params_raw, tmp_path, monkeypatch) -> None:
     setup_dir(tmp_path, tiny_params_raw)
-    (tmp_path / "data" / "activations.safetensors").unlink()
+    (tmp_path / "data" / "domains" / "modular.safetensors").unlink()
     result = run_saes(tmp_path, monkeypatch)
     assert result.exit_code == 2 and "input not found" in result.output
     assert not (tmp_path / "models").exists()
@@ -151,7 +154,7 @@ def test_missing_activations_write_nothing(tiny_params_raw, tmp_path, monkeypatc
 def test_activation_width_must_match_the_checkpoint(tiny_params_raw, tmp_path, monkeypatch) -> None:
     setup_dir(tmp_path, tiny_params_raw)
     assert run_saes(tmp_path, monkeypatch).exit_code == 0
-    folder = tmp_path / "models" / "saes" / "topk" / "seed42"
+    folder = tmp_path / "models" / "saes" / "modular" / "topk" / "seed42"
     with pytest.raises(HusaiError) as info:
         load_sae(folder, d_in=32)
     assert str(info.value) == (
@@ -167,7 +170,7 @@ def test_sae_sections_resolve_and_name_their_keys(tiny_params_raw, repo_root) ->
     from ruamel.yaml import YAML
 
     tiny = parse_params(tiny_params_raw).sae_configs()
-    assert set(tiny) == set(tiny_params_raw["saes"])
+    assert set(tiny) == set(tiny_params_raw["saes"]["modular"])
     assert tiny["standard"].architecture == "standard" and tiny["standard"].d_sae == 64
     default = parse_params(
         YAML(typ="safe", pure=True).load((repo_root / "params.yaml").read_text())
@@ -183,9 +186,14 @@ def test_sae_sections_resolve_and_name_their_keys(tiny_params_raw, repo_root) ->
     raw = with_value(tiny_params_raw, "sae.k", 65)
     with pytest.raises(ParamError, match=r"^sae\.k = 65: must be <= d_sae = 64$"):
         parse_params(raw)
-    raw = with_value(tiny_params_raw, "saes.topk.d_sae", 3)
+    raw = with_value(tiny_params_raw, "saes.modular.topk.d_sae", 3)
     with pytest.raises(ParamError, match=r"^sae\.k = 4: must be <= d_sae = 3$"):
         parse_params(raw)
-    raw = with_value(tiny_params_raw, "saes.bad/name", {"k": 2})
-    with pytest.raises(ParamError, match=r"^saes\.bad/name = 'bad/name': configuration names"):
+    raw = with_value(tiny_params_raw, "saes.modular.bad/name", {"k": 2})
+    with pytest.raises(
+        ParamError, match=r"^saes\.modular\.bad/name = 'bad/name': configuration names"
+    ):
+        parse_params(raw)
+    raw = with_value(tiny_params_raw, "saes.synthetc", {"topk": {"k": 2}})
+    with pytest.raises(ParamError, match=r"^saes\.synthetc = .*: is not a domain \(known: modular"):
         parse_params(raw)

@@ -57,7 +57,7 @@ def render(c: Citer, f: Facts, build) -> str:
         + "".join(rows)
         + (
             "\nMeans over seeds of the SAEBench metrics on the whole activation dataset "
-            "(`metrics/saes.json`).\n"
+            "(`metrics/saes/modular.json`).\n"
         )
     )
 

@@ -1,0 +1,202 @@
+"""Control domains: SAE training data whose ground truth is known by construction.
+
+The pipeline trains and analyses SAEs per domain (a DVC ``foreach`` dimension):
+
+- ``modular``: the transformer's activations (stage ``activations``; husai.fourier holds
+  its ground truth);
+- ``synthetic`` (positive control): sparse non-negative combinations of planted unit
+  feature directions, generated with SAELens's ``sae_lens.synthetic``
+  (``FeatureDictionary`` for the directions, ``ActivationGenerator`` for which features
+  fire and how strongly). When the dictionary can hold every feature, stability across
+  seeds must be high and the SAEs must recover the planted directions;
+- ``circles`` (negative control): points on round circles in orthogonal 2-D planes, the
+  structure of the modular model's ``hook_resid_post``. Rotation within a plane is an
+  exact symmetry of the data, so no single atom is identifiable: a good instrument must
+  report low one-to-one stability there, whatever the SAE.
+
+Everything is seeded by the domain's params; generation uses its own RNG state
+(``torch.random.fork_rng``), so it neither reads nor disturbs the global one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from husai.errors import HusaiError
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """A planted-feature dataset (params ``domains.synthetic``)."""
+
+    seed: int = 0
+    n: int = 16384  # samples (rows)
+    d_in: int = 128
+    n_features: int = 256
+    l0: float = 5.0  # expected number of active features per sample
+    firing: str = "constant"  # constant | zipfian (SAELens's firing-probability profiles)
+    zipf_exponent: float = 1.0
+    magnitude_mean: float = 1.0  # firing magnitude relu(mean + std * N(0, 1)) (SAELens)
+    magnitude_std: float = 0.25
+    correlated_fraction: float = 0.0  # share of feature pairs with a correlated firing
+    correlation_strength: float = 0.3  # largest |correlation| of such a pair
+    orthogonalize: bool = True  # SAELens's orthogonal_initializer for the directions
+
+
+@dataclass(frozen=True)
+class CirclesSpec:
+    """Points on round circles in orthogonal planes (params ``domains.circles``)."""
+
+    seed: int = 0
+    n: int = 12769  # rows; row i sits at point c = i mod points
+    d_in: int = 128
+    points: int = 113  # points per circle: c in Z_points
+    frequencies: tuple[int, ...] = (14, 35, 41)  # circle j: angle 2 pi f_j c / points
+    radii: tuple[float, ...] = (1.0, 1.0, 1.0)
+    noise: float = 0.0  # std of isotropic Gaussian noise added to every row
+
+
+@dataclass(frozen=True)
+class DomainData:
+    """A control domain's SAE training data ``x`` and its ground truth."""
+
+    name: str
+    x: torch.Tensor  # [n, d_in] float32
+    truth: dict[str, torch.Tensor] = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def d_in(self) -> int:
+        return int(self.x.shape[1])
+
+
+def firing_probabilities(spec: SyntheticSpec) -> torch.Tensor:
+    """Per-feature firing probabilities [n_features] whose sum is ``spec.l0``.
+
+    ``constant``: every feature fires with probability l0 / n_features. ``zipfian``:
+    SAELens's power-law profile, rescaled so that the expected L0 is ``spec.l0``.
+    """
+    from sae_lens.synthetic import zipfian_firing_probabilities
+
+    f = spec.n_features
+    if spec.firing == "constant":
+        return torch.full((f,), spec.l0 / f)
+    if spec.firing == "zipfian":
+        p = zipfian_firing_probabilities(f, exponent=spec.zipf_exponent)
+        p = p * (spec.l0 / float(p.sum()))
+        if float(p.max()) > 1.0:
+            raise HusaiError(
+                f"zipfian firing with l0 {spec.l0:g} over {f} features needs a probability "
+                f"above 1 ({float(p.max()):.3g}); lower l0 or zipf_exponent"
+            )
+        return p
+    raise HusaiError(f"unknown firing profile {spec.firing!r} (constant | zipfian)")
+
+
+def synthetic_generator(spec: SyntheticSpec, truth: dict[str, torch.Tensor]):
+    """SAELens's ``FeatureDictionary`` and ``ActivationGenerator`` of a synthetic domain,
+    rebuilt from its saved ground truth (directions, probabilities, magnitudes,
+    correlation): what ``sae_lens.synthetic.eval_sae_on_synthetic_data`` takes."""
+    from sae_lens.synthetic import ActivationGenerator, FeatureDictionary
+
+    features = truth["features"]
+    fd = FeatureDictionary(features.shape[0], features.shape[1], initializer=None, seed=0)
+    with torch.no_grad():
+        fd.feature_vectors.copy_(features)
+    corr = truth.get("correlation")
+    gen = ActivationGenerator(
+        features.shape[0],
+        truth["firing_probabilities"].clone(),
+        std_firing_magnitudes=truth["magnitude_std"].clone(),
+        mean_firing_magnitudes=truth["magnitude_mean"].clone(),
+        correlation_matrix=None if corr is None else corr.clone(),
+    )
+    return fd, gen
+
+
+def synthetic_domain(spec: SyntheticSpec) -> DomainData:
+    """Planted features through SAELens's generator: ``x = a @ F`` with ``a`` [n, F]
+    sparse non-negative activations and ``F`` [F, d_in] unit feature directions.
+
+    Ground truth: ``features`` (the directions), ``firing_probabilities``,
+    ``magnitude_mean``, ``magnitude_std`` (per feature) and, with correlated firing,
+    ``correlation`` ([F, F]); meta ``true_l0``: the mean L0 of the samples drawn.
+    """
+    from sae_lens.synthetic import (
+        FeatureDictionary,
+        generate_random_correlation_matrix,
+        orthogonal_initializer,
+    )
+
+    f = spec.n_features
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        fd = FeatureDictionary(
+            f,
+            spec.d_in,
+            initializer=orthogonal_initializer() if spec.orthogonalize else None,
+            seed=spec.seed,
+        )
+        features = fd.feature_vectors.detach().clone()
+        features = features / features.norm(dim=1, keepdim=True)
+        truth = {
+            "features": features.contiguous(),
+            "firing_probabilities": firing_probabilities(spec),
+            "magnitude_mean": torch.full((f,), float(spec.magnitude_mean)),
+            "magnitude_std": torch.full((f,), float(spec.magnitude_std)),
+        }
+        if spec.correlated_fraction > 0:
+            truth["correlation"] = generate_random_correlation_matrix(
+                f,
+                uncorrelated_ratio=1.0 - spec.correlated_fraction,
+                min_correlation_strength=min(0.01, spec.correlation_strength),
+                max_correlation_strength=spec.correlation_strength,
+                seed=spec.seed,
+            )
+        fd, gen = synthetic_generator(spec, truth)
+        torch.manual_seed(spec.seed + 1)
+        acts = gen.sample(spec.n)
+        with torch.no_grad():
+            x = fd(acts).to(torch.float32).contiguous()
+    true_l0 = float((acts > 0).sum(dim=1).to(torch.float64).mean())
+    return DomainData("synthetic", x, truth, {"true_l0": true_l0})
+
+
+def _orthonormal(n: int, d: int, seed: int) -> torch.Tensor:
+    """``n`` orthonormal rows in R^d from a seeded Gaussian matrix (QR, signs fixed)."""
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(d, n, generator=g, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).T.contiguous()
+
+
+def circles_domain(spec: CirclesSpec) -> DomainData:
+    """Row i is ``sum_j r_j (cos(t_j) u_j + sin(t_j) v_j) + noise`` with
+    ``t_j = 2 pi f_j c / points`` and ``c = i mod points``: one point on each of the
+    circles, as the modular model's residual stream holds the answer c on one circle per
+    key frequency. The planes (u_j, v_j) are random orthonormal directions in R^d_in.
+
+    Ground truth: ``planes`` [P, 2, d_in] (orthonormal rows) and ``c`` [n].
+    """
+    if len(spec.frequencies) != len(spec.radii):
+        raise HusaiError(
+            f"circles: {len(spec.frequencies)} frequencies but {len(spec.radii)} radii "
+            "(one of each per circle)"
+        )
+    n_circles = len(spec.radii)
+    if 2 * n_circles > spec.d_in:
+        raise HusaiError(f"circles: {n_circles} planes do not fit in d_in = {spec.d_in}")
+    basis = _orthonormal(2 * n_circles, spec.d_in, spec.seed)
+    planes = basis.view(n_circles, 2, spec.d_in)
+    c = torch.arange(spec.n, dtype=torch.int64) % spec.points
+    x = torch.zeros(spec.n, spec.d_in, dtype=torch.float64)
+    for j, (freq, radius) in enumerate(zip(spec.frequencies, spec.radii, strict=True)):
+        t = (2 * math.pi * freq / spec.points) * c.to(torch.float64)
+        x += radius * (torch.cos(t)[:, None] * planes[j, 0] + torch.sin(t)[:, None] * planes[j, 1])
+    if spec.noise > 0:
+        g = torch.Generator().manual_seed(spec.seed + 1)
+        x += spec.noise * torch.randn(spec.n, spec.d_in, generator=g, dtype=torch.float64)
+    truth = {"planes": planes.to(torch.float32).contiguous(), "c": c}
+    return DomainData("circles", x.to(torch.float32).contiguous(), truth, {})
