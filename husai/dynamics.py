@@ -139,7 +139,8 @@ def settle_summary(settle: torch.Tensor | np.ndarray, steps: Sequence[int]) -> d
 
 def checkpoint_schedule(config: SAEConfig, n_rows: int, base: int = 2) -> list[int]:
     """The checkpoint steps of training ``config`` on ``n_rows`` rows:
-    :func:`log_checkpoints` of its total number of optimiser steps."""
+    :func:`log_checkpoints` of its total number of optimiser steps (the maximum, when
+    training to convergence: :func:`train_dynamics` keeps those before the stop)."""
     from husai.sae import steps_per_epoch
 
     return log_checkpoints(steps_per_epoch(n_rows, config.batch_size) * config.epochs, base)
@@ -289,9 +290,13 @@ def train_dynamics(
 ) -> dict[str, Any]:
     """Train ``config`` at ``seeds`` on ``x`` (:func:`husai.sae.train_saes`), measure it at
     every step of ``steps`` (:func:`checkpoint_schedule`; the last is the end of
-    training) and summarise: the configuration entry of ``metrics/dynamics.json``
-    (architecture, hyperparameters, seeds, sizes, steps, the isotropic reference and
-    :func:`dynamics_summary`). ``name`` (the params configuration) names a diverging
+    training) and summarise. Training to convergence (``convergence_tol > 0``, see
+    :mod:`husai.sae.train`) may stop before the end of the schedule: the checkpoints
+    are then those before the stop plus the stop itself, where every seed is at the
+    state it returns (a seed that converged earlier is frozen there, in every checkpoint
+    after its convergence too), and ``total_steps`` is the stop. The result is the
+    configuration entry of ``metrics/dynamics.json`` (architecture, hyperparameters,
+    seeds, sizes, steps, the isotropic reference and :func:`dynamics_summary`). ``name`` (the params configuration) names a diverging
     run in its :class:`~husai.errors.DivergedError`."""
     from husai.sae import train_saes
 
@@ -301,9 +306,12 @@ def train_dynamics(
     def on_checkpoint(step: int, sae: BatchedSAE) -> None:
         seen[step] = checkpoint_metrics(sae, x, threshold)
 
-    final_sae, _ = train_saes(
+    final_sae, history = train_saes(
         config, x, seeds, checkpoint_steps=steps, on_checkpoint=on_checkpoint, name=name
     )
+    if history.steps < steps[-1]:  # converged early: the checkpoints up to the stop and the stop
+        steps = [s for s in steps if s < history.steps] + [history.steps]
+        seen[history.steps] = checkpoint_metrics(final_sae, x, threshold)
     live = torch.stack(
         [live_latents(final_sae.select(i).encode(x)[0]) for i in range(len(seeds))]
     )  # [S, d_sae] at the last step

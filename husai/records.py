@@ -130,11 +130,16 @@ class ActivationInfo(TypedDict):
 
 
 class SAETraining(TypedDict):
-    steps: int
+    steps: int  # optimiser steps behind the saved SAE
     activation_scale: float
-    final_epoch_loss: float
+    final_epoch_loss: float  # of the SAE's last epoch (epochs_run)
     final_epoch_mse: float
     final_epoch_l0: float
+    # husai.sae.train_saes: epochs behind the saved SAE, and whether it met the convergence
+    # criterion (null: fixed schedule, sae.convergence_tol = 0); absent in files written
+    # before the criterion existed
+    epochs_run: NotRequired[int]
+    converged: NotRequired[bool | None]
 
 
 class SAEEntry(TypedDict):
@@ -260,8 +265,10 @@ class SweepEvaluation(SAEEvaluation):
 
 
 class SweepTraining(TypedDict):
-    steps: int
-    final_epoch_loss: list[float]  # one per seed
+    steps: int  # that the batch of seeds ran (a converged seed keeps its state from epochs_run)
+    final_epoch_loss: list[float]  # one per seed, of its last epoch (epochs_run)
+    epochs_run: NotRequired[list[int]]  # one per seed (as in SAETraining)
+    converged: NotRequired[list[bool] | None]  # one per seed; null: fixed schedule
 
 
 class SweepSkipped(TypedDict):

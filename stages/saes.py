@@ -6,7 +6,9 @@ Writes ``models/saes/<domain>/<config>/seed<seed>/{cfg.json, sae_weights.safeten
 ``metrics/saes/<domain>.json`` (:class:`husai.records.SaesMetrics`): one entry per SAE
 with its architecture, seed,
 hyperparameters, SAEBench metrics on the whole activation dataset and its final
-training numbers. Everything is validated and trained before anything is written.
+training numbers (with the epochs it ran and whether it met the convergence criterion,
+``sae.convergence_tol``; the progress bar's total counts every epoch allowed).
+Everything is validated and trained before anything is written.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def main(
             done += history.steps * n_seeds
             results = history.final_metrics
             files.update(sae_files(sae, name, meta))
+            last = {k: history.last(k) for k in ("loss", "mse", "l0")}
             for i, seed in enumerate(sae.seeds):
                 entries[f"{name}/seed{seed}"] = {
                     "config": name,
@@ -92,11 +95,13 @@ def main(
                     "hyperparameters": config.hyperparams(),
                     "metrics": results[i],
                     "training": {
-                        "steps": history.steps,
+                        "steps": history.seed_steps[i],
                         "activation_scale": history.scale,
-                        "final_epoch_loss": float(history.loss[-1, i]),
-                        "final_epoch_mse": float(history.mse[-1, i]),
-                        "final_epoch_l0": float(history.l0[-1, i]),
+                        "final_epoch_loss": float(last["loss"][i]),
+                        "final_epoch_mse": float(last["mse"][i]),
+                        "final_epoch_l0": float(last["l0"][i]),
+                        "epochs_run": history.seed_epochs[i],
+                        "converged": None if history.converged is None else history.converged[i],
                     },
                 }
 

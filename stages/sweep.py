@@ -100,7 +100,9 @@ def main(
                 "metrics": metrics,
                 "training": {
                     "steps": history.steps,
-                    "final_epoch_loss": [float(v) for v in history.loss[-1]],
+                    "final_epoch_loss": [float(v) for v in history.last("loss")],
+                    "epochs_run": list(history.seed_epochs),
+                    "converged": None if history.converged is None else list(history.converged),
                 },
                 "stability": stab,
                 "recovery": rec,

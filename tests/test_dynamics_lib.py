@@ -3,6 +3,7 @@ checkpoints, on hand-built SAEs and hand-built checkpoints with known answers.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -151,3 +152,28 @@ def test_train_dynamics_ends_at_the_trained_saes() -> None:
     with one_thread():  # as at the checkpoints
         expected = pairwise_metrics(list(dec), list(enc), threshold=THRESHOLD)
     assert last["stability"] == stability_stats(expected)
+
+
+def test_train_dynamics_of_converged_training_ends_at_the_stop() -> None:
+    """Training to convergence stops before the schedule's end (tol 1, window 2: after
+    epoch 3 of at most 8, step 6): the checkpoints are those before the stop plus the
+    stop, as a fixed schedule of 3 epochs with the same checkpoints gives them."""
+    x = grid_x() + 0.1 * torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    cfg = SAEConfig(
+        architecture="standard",
+        d_in=4,
+        d_sae=6,
+        batch_size=8,
+        epochs=8,
+        lr=0.01,
+        convergence_tol=1.0,
+        convergence_window=2,
+    )
+    steps = checkpoint_schedule(cfg, 16, 2)
+    assert steps == [0, 1, 2, 4, 8, 16]
+    out = train_dynamics(cfg, x, (3, 4, 5), steps, THRESHOLD)
+    assert (out["total_steps"], out["checkpoint_steps"]) == (6, [0, 1, 2, 4, 6])
+    assert len(out["checkpoints"]) == 5 and out["checkpoints"][-1]["settled_fraction"] == 1.0
+    fixed_cfg = dataclasses.replace(cfg, epochs=3, convergence_tol=0.0)
+    fixed = train_dynamics(fixed_cfg, x, (3, 4, 5), [0, 1, 2, 4, 6], THRESHOLD)
+    assert out["checkpoints"] == fixed["checkpoints"] and out["settle"] == fixed["settle"]

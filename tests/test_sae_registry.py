@@ -137,6 +137,8 @@ def test_sweep_hyperparams_known_answer() -> None:
         "sae.adam_beta1",
         "sae.adam_beta2",
         "sae.max_grad_norm",
+        "sae.convergence_tol",
+        "sae.convergence_window",
     )
     assert registry.sweep_hyperparams(["topk"]) == (
         "sae.aux_loss_coefficient",
@@ -217,7 +219,9 @@ BASE = {
     "k": 3,
     "lr": 3e-3,
     "batch_size": 16,
-    "epochs": 2,
+    "epochs": 3,  # at most: with tol 1.0 and window 1 every seed converges after epoch 2
+    "convergence_tol": 1.0,
+    "convergence_window": 1,
     "dead_feature_window": 1,
     "l1_coefficient": 0.5,
     "l0_coefficient": 0.1,
@@ -246,6 +250,8 @@ OTHER = {  # a second valid value of every field, one that a short run can tell 
     "max_grad_norm": 0.01,
     "batch_size": 8,
     "epochs": 1,
+    "convergence_tol": 0.0,
+    "convergence_window": 2,
 }
 
 

@@ -99,6 +99,8 @@ def test_stage_writes_saelens_checkpoints_and_metrics_byte_identically(
         "l2_ratio",
     }
     assert entry["metrics"]["l0"] == tiny_params_raw["sae"]["k"]
+    epochs = tiny_params_raw["sae"]["epochs"]  # tiny trains a fixed schedule (tol 0)
+    assert entry["training"]["epochs_run"] == epochs and entry["training"]["converged"] is None
     # the checkpoints load, and reproduce the metrics
     sae = load_saes(tmp_path / "models" / "saes" / "modular" / "topk", d_in=16)
     assert sae.seeds == tuple(seeds)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import husai.sae as hs
-from husai.errors import HusaiError
+from husai.errors import HusaiError, ParamError
 from husai.sae import sparse
 from husai.sae.sparse import topk_indices
 from husai.sae.train import Adam
@@ -276,3 +276,127 @@ def test_importing_the_sae_package_stays_light() -> None:
         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
     )
     assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- convergence
+
+
+def same_tensors(a: hs.BatchedSAE, b: hs.BatchedSAE) -> bool:
+    return a.params.keys() == b.params.keys() and all(
+        torch.equal(a.params[n], b.params[n]) for n in a.params
+    )
+
+
+@pytest.mark.parametrize("arch", ["topk", "standard"])
+def test_training_to_convergence_stops_early_and_freezes_each_seed_at_its_own_stop(arch) -> None:
+    x = data()
+    config = small_config(arch, epochs=40, convergence_tol=0.02, convergence_window=2)
+    per_epoch = hs.steps_per_epoch(x.shape[0], config.batch_size)
+    sae, history = hs.train_saes(config, x, [3, 4, 5])
+    assert history.converged == (True, True, True)
+    assert history.epochs == max(history.seed_epochs) < config.epochs
+    assert history.steps == history.epochs * per_epoch < config.epochs * per_epoch
+    assert history.seed_steps == tuple(e * per_epoch for e in history.seed_epochs)
+    assert len(set(history.seed_epochs)) > 1  # the seeds stop at different epochs here
+    assert history.loss.shape == (history.epochs, 3)
+    for i, e in enumerate(history.seed_epochs):
+        # the criterion holds at the seed's stop and at no epoch before it
+        loss = history.loss[:e, i].double()
+        gains = (loss[:-2] - loss[2:]) / loss[:-2]
+        assert gains[-1] < 0.02 and bool((gains[:-1] >= 0.02).all())
+        assert bool(history.loss[e:, i].isnan().all()) and history.last("loss")[i] == loss[-1]
+        # the seed's SAE is what a fixed schedule of its epochs gives, and what training it
+        # alone to convergence gives: stopping couples no seeds
+        fixed, fixed_history = hs.train_saes(small_config(arch, epochs=e), x, [[3, 4, 5][i]])
+        assert same_tensors(sae.select(i), fixed)
+        if e == history.epochs:  # the last to stop: alone it stops there too
+            alone, _ = hs.train_saes(config, x, [[3, 4, 5][i]])
+            assert same_tensors(alone, fixed)
+        assert torch.equal(history.loss[:e, i], fixed_history.loss[:, 0])
+    assert history.final_metrics == hs.evaluate(sae, x)
+
+
+def test_a_tiny_tolerance_trains_every_epoch_and_reports_no_convergence() -> None:
+    x = data()
+    config = small_config(epochs=6, convergence_tol=1e-9, convergence_window=2)
+    sae, history = hs.train_saes(config, x, [3, 4])
+    assert history.converged == (False, False)
+    assert history.epochs == 6 and history.seed_epochs == (6, 6)
+    assert history.steps == 6 * hs.steps_per_epoch(x.shape[0], config.batch_size)
+    fixed, fixed_history = hs.train_saes(small_config(epochs=6), x, [3, 4])
+    assert same_tensors(sae, fixed) and torch.equal(history.loss, fixed_history.loss)
+
+
+@pytest.mark.parametrize("arch", ["topk", "jumprelu"])
+def test_tol_zero_is_the_fixed_schedule(arch) -> None:
+    """tol = 0 ignores the window and reports no convergence; the criterion's bookkeeping
+    (tol > 0 with a window it never reaches) leaves training bit-identical."""
+    x = data()
+    checkpoints: dict[int, hs.BatchedSAE] = {}
+    fixed, h0 = hs.train_saes(
+        small_config(arch, epochs=3),
+        x,
+        [3, 4],
+        checkpoint_steps=[0, 7, 30],
+        on_checkpoint=lambda step, sae: checkpoints.__setitem__(step, sae),
+    )
+    assert h0.converged is None and h0.epochs == 3 and h0.seed_epochs == (3, 3)
+    assert h0.steps == 3 * hs.steps_per_epoch(x.shape[0], 32) and sorted(checkpoints) == [0, 7, 30]
+    other_window, h1 = hs.train_saes(small_config(arch, epochs=3, convergence_window=1), x, [3, 4])
+    unreached, h2 = hs.train_saes(
+        small_config(arch, epochs=3, convergence_tol=0.5, convergence_window=3), x, [3, 4]
+    )
+    assert h2.converged == (False, False)
+    for sae, h in ((other_window, h1), (unreached, h2)):
+        assert same_tensors(sae, fixed) and h.steps == h0.steps
+        for curve in ("loss", "mse", "l0", "dead"):
+            assert torch.equal(getattr(h, curve), getattr(h0, curve)), curve
+
+
+def test_convergence_waits_for_the_warm_ups_the_architecture_reads() -> None:
+    """With tol 1 (any loss above 0 counts as converged) and window 1 the criterion is
+    first checked after the second epoch, unless an epoch-mean loss before the window
+    would include a warm-up step: L1 warm-up delays a standard SAE, not a TopK one."""
+    x = data()
+    per_epoch = hs.steps_per_epoch(x.shape[0], 32)
+    kw = {"epochs": 10, "convergence_tol": 1.0, "convergence_window": 1}
+    for arch, l1_warm_up, stop in [
+        ("standard", 0, 2),
+        ("standard", 3 * per_epoch, 5),
+        ("topk", 3 * per_epoch, 2),
+    ]:
+        _, history = hs.train_saes(small_config(arch, l1_warm_up_steps=l1_warm_up, **kw), x, [3])
+        assert history.seed_epochs == (stop,) and history.converged == (True,), (arch, l1_warm_up)
+
+
+def test_checkpoints_of_converged_training_stop_at_the_stop_with_frozen_seeds() -> None:
+    x = data()
+    config = small_config(epochs=40, convergence_tol=0.02, convergence_window=2)
+    per_epoch = hs.steps_per_epoch(x.shape[0], config.batch_size)
+    seen: dict[int, hs.BatchedSAE] = {}
+    steps = list(range(0, per_epoch * config.epochs + 1, per_epoch))
+    sae, history = hs.train_saes(
+        config, x, [3, 4, 5], checkpoint_steps=steps, on_checkpoint=seen.__setitem__
+    )
+    assert sorted(seen) == [s for s in steps if s <= history.steps] and history.steps in seen
+    assert same_tensors(seen[history.steps], sae)
+    first = min(history.seed_epochs) * per_epoch
+    assert first < history.steps
+    i = history.seed_epochs.index(min(history.seed_epochs))
+    assert same_tensors(seen[first].select(i), sae.select(i))  # frozen from its stop on
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("convergence_tol", -0.01, "must be >= 0 (0 trains exactly `epochs` epochs)"),
+        ("convergence_tol", float("nan"), "must be >= 0 (0 trains exactly `epochs` epochs)"),
+        ("convergence_window", 0, "must be >= 1"),
+    ],
+)
+def test_convergence_params_are_validated_naming_the_key(field, value, reason) -> None:
+    with pytest.raises(ParamError) as info:
+        small_config(**{field: value}).validate()
+    assert info.value.key == f"sae.{field}" and info.value.reason == reason
+    with pytest.raises(ParamError, match=field):
+        hs.train_saes(small_config(**{field: value}), data(), [3])

@@ -7,7 +7,9 @@ Names follow SAELens 6.54 wherever SAELens has the knob (``k``, ``l1_coefficient
 ``lr_warm_up_steps``, ``adam_beta1``/``adam_beta2``), so a reader of the SAELens
 docs knows what each one does. Knobs SAELens has no name for are ``batch_size``
 (SAELens: ``train_batch_size_samples``), ``epochs`` (passes over the whole
-activation dataset) and ``max_grad_norm`` (SAELens clips at 1.0 without a knob).
+activation dataset, at most, when training to convergence), ``convergence_tol`` and
+``convergence_window`` (the stopping criterion, :func:`husai.sae.train.train_saes`) and
+``max_grad_norm`` (SAELens clips at 1.0 without a knob).
 
 :class:`SAEHyperparams` is what params.yaml sets; :class:`SAEConfig` adds ``d_in``,
 which comes from the activations. ``validate`` raises :class:`~husai.errors.ParamError`
@@ -17,6 +19,7 @@ naming the dotted params key, so ``saes.topk.k = 2000`` says which line to fix.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -78,7 +81,13 @@ class SAEHyperparams:
     adam_beta2: float = 0.999
     max_grad_norm: float = 1.0
     batch_size: int = 256
+    # all: maximum passes over the data; with convergence_tol > 0 a seed stops earlier, at
+    # the end of the first epoch whose mean training loss is less than convergence_tol
+    # (relative) below the one convergence_window epochs before (husai.sae.train);
+    # convergence_tol = 0 trains exactly `epochs` epochs (a fixed schedule)
     epochs: int = 20
+    convergence_tol: float = 0.0
+    convergence_window: int = 5
 
     def validate(self, key: Callable[[str], str] | None = None) -> None:
         """Raise ParamError naming ``key(field)`` (default ``sae.<field>``) for a bad value."""
@@ -93,7 +102,7 @@ class SAEHyperparams:
             f"unknown architecture (known: {', '.join(ARCHITECTURES)})",
         )
         need(self.d_sae >= 1, "d_sae", "must be >= 1")
-        for name in ("batch_size", "epochs", "dead_feature_window"):
+        for name in ("batch_size", "epochs", "dead_feature_window", "convergence_window"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
         for name in ("lr_warm_up_steps", "l1_warm_up_steps", "l0_warm_up_steps"):
             need(getattr(self, name) >= 0, name, "must be >= 0")
@@ -101,6 +110,11 @@ class SAEHyperparams:
         for name in ("adam_beta1", "adam_beta2"):
             need(0 <= getattr(self, name) < 1, name, "must lie in [0, 1)")
         need(self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 turns clipping off)")
+        need(
+            math.isfinite(self.convergence_tol) and self.convergence_tol >= 0,
+            "convergence_tol",
+            "must be >= 0 (0 trains exactly `epochs` epochs)",
+        )
         need(self.decoder_init_norm > 0, "decoder_init_norm", "must be > 0")
         spec = registry.specs().get(self.architecture)
         if spec is not None:

@@ -63,6 +63,8 @@ COMMON_HYPERPARAMS: tuple[str, ...] = (
     "max_grad_norm",
     "batch_size",
     "epochs",
+    "convergence_tol",
+    "convergence_window",
 )
 """Fields the shared code (initialisation, training loop, optimiser) reads for every
 architecture."""

@@ -11,6 +11,23 @@ order drawn from that seed's own generator (:func:`husai.sae.base.seed_generator
 in batches of ``batch_size`` (the last batch of an epoch holds the remainder), so an
 epoch is ``ceil(N / batch_size)`` steps.
 
+Training to convergence (``convergence_tol`` > 0, ``convergence_window`` = w): ``epochs``
+is then the maximum. After epoch e (counting from 1) with e > w, a seed has converged
+when its epoch-mean training loss improved by less than ``convergence_tol`` relative over
+the last w epochs, ``(loss[e - w] - loss[e]) / loss[e - w] < convergence_tol`` (a loss
+that rose counts as converged), provided epoch e - w started after every warm-up the
+architecture reads (``lr_warm_up_steps``, ``l1_warm_up_steps``, ``l0_warm_up_steps``),
+whose rising penalty would otherwise look like a plateau. A converged seed is frozen: the
+SAE returned for it (and every checkpoint after that epoch) is its state at the end of
+epoch e. The batch goes on until every seed has converged or ``epochs`` are done, but
+the seeds that already converged only burn compute: their further steps are discarded
+and a non-finite loss in them is not an error. So each seed's result, like its whole run,
+is what training it alone would give; nothing couples the seeds, the stopping rule
+included. (Stopping the whole batch when the last seed converges would be simpler but
+would make a seed's result depend on which seeds it shares a batch with.)
+``convergence_tol = 0`` trains exactly ``epochs`` epochs, bit for bit as before the
+criterion existed.
+
 Activation scaling (``normalize_activations``): with ``expected_average_only_in`` the
 SAEs train on ``x * s`` with ``s = sqrt(d_in) / mean ||x||`` over the whole dataset
 (SAELens estimates the same factor from a sample of batches), which makes ``l1_coefficient``,
@@ -27,6 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from husai.errors import DivergedError, HusaiError
+from husai.sae import registry
 from husai.sae.base import BatchedSAE, seed_generator
 from husai.sae.config import SAEConfig
 from husai.sae.metrics import evaluate
@@ -46,7 +64,13 @@ class TrainHistory:
     """Per-epoch, per-seed training curves, each [epochs, S] (means over the epoch's steps);
     ``dead`` counts latents that did not fire on any input during the epoch;
     ``final_metrics`` are :func:`husai.sae.metrics.evaluate` of the returned SAEs on the
-    training activations, one dict per seed."""
+    training activations, one dict per seed.
+
+    ``epochs`` and ``steps`` are what the batch ran (``steps = epochs * steps_per_epoch``);
+    ``seed_epochs[i]`` is the epoch whose end state seed i returned (``epochs`` unless it
+    converged earlier), and its curve rows after that epoch are NaN (discarded training).
+    ``converged`` is None for a fixed schedule (``convergence_tol = 0``), else one bool
+    per seed: whether it met the criterion within ``epochs``."""
 
     loss: torch.Tensor
     mse: torch.Tensor
@@ -55,6 +79,31 @@ class TrainHistory:
     scale: float
     steps: int
     final_metrics: list[dict[str, float]]
+    epochs: int
+    steps_per_epoch: int
+    seed_epochs: tuple[int, ...]
+    converged: tuple[bool, ...] | None
+
+    @property
+    def seed_steps(self) -> tuple[int, ...]:
+        """The optimiser steps behind each seed's returned SAE."""
+        return tuple(e * self.steps_per_epoch for e in self.seed_epochs)
+
+    def last(self, curve: str) -> torch.Tensor:
+        """Each seed's value [S] of ``curve`` (loss, mse, l0, dead) in its last epoch."""
+        values = getattr(self, curve)
+        rows = torch.tensor(self.seed_epochs) - 1
+        return values[rows, torch.arange(values.shape[1])]
+
+
+def converged_seeds(loss: torch.Tensor, epoch: int, tol: float, window: int) -> torch.Tensor:
+    """Which seeds meet the convergence criterion (module docstring) after 0-based epoch
+    ``epoch`` of the epoch-mean losses ``loss`` [epochs, S]: ``[S]`` bool."""
+    if epoch < window:
+        return torch.zeros(loss.shape[1], dtype=torch.bool)
+    before, now = loss[epoch - window].double(), loss[epoch].double()
+    gain = torch.where(before > 0, (before - now) / before, torch.zeros_like(before))
+    return gain < tol
 
 
 def activation_scale(x: torch.Tensor, config: SAEConfig) -> float:
@@ -187,8 +236,11 @@ def train_saes(
     """Train one SAE per seed on activations x [N, d_in]; return them (canonical form) and curves.
 
     ``on_checkpoint(step, sae)`` receives a canonical copy at each step listed in
-    ``checkpoint_steps`` (0 = the initialisation; the last is ``epochs * steps_per_epoch``).
-    ``on_progress(step, total)`` is called after every step.
+    ``checkpoint_steps`` (0 = the initialisation; the last is ``epochs * steps_per_epoch``);
+    training to convergence may stop before the later ones, which are then never called
+    (``history.steps`` says where it stopped), and a seed that converged appears in
+    them frozen at its state at the end of its convergence epoch.
+    ``on_progress(step, total)`` is called after every step (``total``: the maximum).
 
     Diverging training raises :class:`~husai.errors.DivergedError` naming the seed and
     step (``name``, e.g. the params configuration, prefixes the message): a non-finite
@@ -209,7 +261,8 @@ def train_saes(
     what = describe(config) if name is None else f"configuration {name!r}: {describe(config)}"
     n_rows, d_in = x.shape
     S, B = len(seeds), config.batch_size
-    total = steps_per_epoch(n_rows, B) * config.epochs
+    per_epoch = steps_per_epoch(n_rows, B)
+    total = per_epoch * config.epochs
     wanted = sorted(set(int(c) for c in checkpoint_steps))
     if wanted and not 0 <= wanted[0] <= wanted[-1] <= total:
         raise HusaiError(f"checkpoint steps must lie in 0..{total}, got {wanted}")
@@ -223,15 +276,30 @@ def train_saes(
     since_fired = torch.zeros(S, config.d_sae, dtype=torch.int64)
     data_gens = [seed_generator(seed, "data") for seed in seeds]
 
+    tol, window = config.convergence_tol, config.convergence_window
+    reads = registry.spec(config.architecture).reads()
+    warm_ups = ("lr_warm_up_steps", "l1_warm_up_steps", "l0_warm_up_steps")
+    warm_up = max(getattr(config, n) for n in warm_ups if n in reads)
+    frozen: dict[int, dict[str, torch.Tensor]] = {}  # seed index -> its inference params
+    seed_epochs = [config.epochs] * S
+
+    def inference() -> dict[str, torch.Tensor]:
+        out = arch.to_inference(params, buffers, config, scale)
+        if not frozen:
+            return out
+        return {
+            n: torch.stack([frozen[i][n] if i in frozen else t[i] for i in range(S)])
+            for n, t in out.items()
+        }
+
     def snapshot(step: int) -> None:
         if on_checkpoint is not None and step in wanted_set:
-            on_checkpoint(
-                step, BatchedSAE(config, seeds, arch.to_inference(params, buffers, config, scale))
-            )
+            on_checkpoint(step, BatchedSAE(config, seeds, inference()))
 
     curves = {k: torch.zeros(config.epochs, S) for k in ("loss", "mse", "l0", "dead")}
     snapshot(0)
     step = 0
+    epochs_run = 0
     for epoch in range(config.epochs):
         order = torch.stack([torch.randperm(n_rows, generator=g) for g in data_gens])
         fired_epoch = torch.zeros(S, config.d_sae, dtype=torch.bool)
@@ -242,7 +310,10 @@ def train_saes(
             xb = xs.index_select(0, idx.reshape(-1)).view(S, idx.shape[1], d_in)
             dead = since_fired > config.dead_feature_window
             result, grads = arch.step(params, buffers, xb, config, step, dead)
-            check_finite_loss(result.loss, seeds, step + 1, total, what)
+            loss = result.loss
+            if frozen:  # the frozen seeds' further training is discarded
+                loss = loss.masked_fill(torch.tensor([i in frozen for i in range(S)]), 0.0)
+            check_finite_loss(loss, seeds, step + 1, total, what)
             since_fired += 1
             since_fired.masked_fill_(result.fired, 0)
             fired_epoch |= result.fired
@@ -261,9 +332,34 @@ def train_saes(
                 on_progress(step, total)
         curves["loss"][epoch], curves["mse"][epoch], curves["l0"][epoch] = sums / n_steps
         curves["dead"][epoch] = (~fired_epoch).sum(1).to(torch.float32)
+        epochs_run = epoch + 1
+        if tol > 0 and (epoch - window) * per_epoch >= warm_up:
+            done = converged_seeds(curves["loss"], epoch, tol, window)
+            new = [i for i in range(S) if bool(done[i]) and i not in frozen]
+            if new:
+                state = arch.to_inference(params, buffers, config, scale)
+                for i in new:
+                    frozen[i] = {n: t[i].clone() for n, t in state.items()}
+                    seed_epochs[i] = epochs_run
+            if len(frozen) == S:
+                break
 
-    final = BatchedSAE(config, seeds, arch.to_inference(params, buffers, config, scale))
+    steps_run = epochs_run * per_epoch
+    curves = {k: v[:epochs_run].clone() for k, v in curves.items()}
+    for i, e in enumerate(seed_epochs):
+        for v in curves.values():
+            v[e:, i] = math.nan
+    final = BatchedSAE(config, seeds, inference())
     metrics = evaluate(final, x)
-    check_trained(final, metrics, total, total, what)
-    history = TrainHistory(scale=scale, steps=total, final_metrics=metrics, **curves)
+    check_trained(final, metrics, steps_run, total, what)
+    history = TrainHistory(
+        scale=scale,
+        steps=steps_run,
+        final_metrics=metrics,
+        epochs=epochs_run,
+        steps_per_epoch=per_epoch,
+        seed_epochs=tuple(seed_epochs),
+        converged=None if tol == 0 else tuple(i in frozen for i in range(S)),
+        **curves,
+    )
     return final, history
