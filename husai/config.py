@@ -571,6 +571,129 @@ class SweepParams:
 
 
 @dataclass(frozen=True)
+class IdentifiabilityParams:
+    """The identifiability map (stages ``identifiability@<arch>-s<superposition>`` and
+    ``identifiability_summary``): planted-feature data (SAELens's generator, as the
+    ``synthetic`` domain) at each superposition level, SAEs at each width and sparsity,
+    every cell trained to the convergence criterion, 5 seeds."""
+
+    d_in: int = 32
+    n: int = 8192  # samples per superposition level
+    l0: float = 4.0  # true L0: expected active features per sample
+    seed: int = 0  # data seed (features and samples)
+    superposition: tuple[int, ...] = (1, 2, 8)  # n_features / d_in
+    width: tuple[float, ...] = (0.5, 1.0, 2.0)  # d_sae / n_features
+    sparsity: tuple[float, ...] = (0.5, 1.0, 2.0)  # topk family: k / true L0
+    penalty: dict[str, tuple[float, ...]] = field(default_factory=dict)  # per sparsity level
+    architectures: tuple[str, ...] = ("topk",)
+    seeds: tuple[int, ...] = (42, 123, 456, 789, 1011)
+    lr: float = 0.002
+    batch_size: int = 256
+    max_epochs: int = 600
+    convergence_tol: float = 0.001
+    convergence_window: int = 20
+    recovered_level: float = 0.9  # recovery "reliably high": ground-truth MCC >= this
+
+    def check(self, at: str) -> None:
+        for name in ("d_in", "n", "batch_size", "max_epochs", "convergence_window"):
+            require(getattr(self, name) >= 1, f"{at}.{name}", getattr(self, name), "must be >= 1")
+        require(self.l0 > 0, f"{at}.l0", self.l0, "must be > 0")
+        require(self.lr > 0, f"{at}.lr", self.lr, "must be > 0")
+        require(
+            self.convergence_tol > 0,
+            f"{at}.convergence_tol",
+            self.convergence_tol,
+            "must be > 0 (every cell is trained to convergence)",
+        )
+        require(
+            0 < self.recovered_level <= 1,
+            f"{at}.recovered_level",
+            self.recovered_level,
+            "must lie in (0, 1]",
+        )
+        for name in ("superposition", "width", "sparsity"):
+            levels = getattr(self, name)
+            require(
+                len(levels) >= 1 and all(v > 0 for v in levels) and len(set(levels)) == len(levels),
+                f"{at}.{name}",
+                list(levels),
+                "must list distinct levels, each > 0",
+            )
+        _check_seeds(self.seeds, f"{at}.seeds")
+        for i, arch in enumerate(self.architectures):
+            require(
+                arch in SWEEP_KNOBS,
+                f"{at}.architectures[{i}]",
+                arch,
+                f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})",
+            )
+            if SWEEP_KNOBS[arch] != "k":
+                levels = self.penalty.get(arch)
+                require(
+                    levels is not None and len(levels) == len(self.sparsity),
+                    f"{at}.penalty.{arch}",
+                    None if levels is None else list(levels),
+                    f"must list one {SWEEP_KNOBS[arch]} per sparsity level "
+                    f"({len(self.sparsity)}, sparse to dense)",
+                )
+
+    def cells(self, architecture: str, superposition: int) -> dict[str, tuple[dict, SAEParams]]:
+        """The cells of one (architecture, superposition) stage: name -> (coordinates,
+        resolved SAE params) for every width x sparsity level."""
+        require(
+            architecture in self.architectures,
+            "identifiability.architectures",
+            list(self.architectures),
+            f"does not list {architecture!r}",
+        )
+        require(
+            superposition in self.superposition,
+            "identifiability.superposition",
+            list(self.superposition),
+            f"does not list {superposition}",
+        )
+        knob = SWEEP_KNOBS[architecture]
+        n_features = superposition * self.d_in
+        out = {}
+        for width in self.width:
+            d_sae = max(1, round(width * n_features))
+            for i, sparsity in enumerate(self.sparsity):
+                if knob == "k":
+                    level: float = max(1, round(sparsity * self.l0))
+                else:
+                    level = float(self.penalty[architecture][i])
+                name = f"w{width:g}-s{sparsity:g}"
+                hp = SAEParams(
+                    architecture=architecture,
+                    d_sae=d_sae,
+                    lr=self.lr,
+                    batch_size=self.batch_size,
+                    epochs=self.max_epochs,
+                    convergence_tol=self.convergence_tol,
+                    convergence_window=self.convergence_window,
+                    dead_feature_window=self.n // self.batch_size,
+                    normalize_activations="expected_average_only_in",
+                    seeds=tuple(self.seeds),
+                    **{knob: int(level) if knob == "k" else level},
+                )
+                hp.check_as(
+                    lambda f, n=name: f"identifiability[{architecture}-s{superposition}-{n}].{f}"
+                )
+                coords = {
+                    "architecture": architecture,
+                    "superposition": superposition,
+                    "width": width,
+                    "sparsity": sparsity,
+                    "n_features": n_features,
+                    "d_sae": d_sae,
+                    "knob": knob,
+                    "level": level,
+                }
+                out[name] = (coords, hp)
+        return out
+
+
+@dataclass(frozen=True)
 class DynamicsParams:
     """Stage ``dynamics``: retrain some configurations of ``saes`` with log-spaced
     checkpoints and follow their stability between seeds during training."""
@@ -664,6 +787,7 @@ class Params:
     sae: SAEParams = field(default_factory=SAEParams)
     saes: dict[str, dict[str, Any]] = field(default_factory=dict)  # domain -> name -> overrides
     domains: DomainsParams = field(default_factory=DomainsParams)
+    identifiability: IdentifiabilityParams | None = None
     analysis: AnalysisParams = field(default_factory=AnalysisParams)
     sweep: SweepParams | None = None
     dynamics: DynamicsParams = field(default_factory=DynamicsParams)

@@ -25,38 +25,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from husai.config import CirclesParams, SyntheticParams
 from husai.errors import HusaiError
-
-
-@dataclass(frozen=True)
-class SyntheticSpec:
-    """A planted-feature dataset (params ``domains.synthetic``)."""
-
-    seed: int = 0
-    n: int = 16384  # samples (rows)
-    d_in: int = 128
-    n_features: int = 256
-    l0: float = 5.0  # expected number of active features per sample
-    firing: str = "constant"  # constant | zipfian (SAELens's firing-probability profiles)
-    zipf_exponent: float = 1.0
-    magnitude_mean: float = 1.0  # firing magnitude relu(mean + std * N(0, 1)) (SAELens)
-    magnitude_std: float = 0.25
-    correlated_fraction: float = 0.0  # share of feature pairs with a correlated firing
-    correlation_strength: float = 0.3  # largest |correlation| of such a pair
-    orthogonalize: bool = True  # SAELens's orthogonal_initializer for the directions
-
-
-@dataclass(frozen=True)
-class CirclesSpec:
-    """Points on round circles in orthogonal planes (params ``domains.circles``)."""
-
-    seed: int = 0
-    n: int = 12769  # rows; row i sits at point c = i mod points
-    d_in: int = 128
-    points: int = 113  # points per circle: c in Z_points
-    frequencies: tuple[int, ...] = (14, 35, 41)  # circle j: angle 2 pi f_j c / points
-    radii: tuple[float, ...] = (1.0, 1.0, 1.0)
-    noise: float = 0.0  # std of isotropic Gaussian noise added to every row
 
 
 @dataclass(frozen=True)
@@ -73,7 +43,7 @@ class DomainData:
         return int(self.x.shape[1])
 
 
-def firing_probabilities(spec: SyntheticSpec) -> torch.Tensor:
+def firing_probabilities(spec: SyntheticParams) -> torch.Tensor:
     """Per-feature firing probabilities [n_features] whose sum is ``spec.l0``.
 
     ``constant``: every feature fires with probability l0 / n_features. ``zipfian``:
@@ -96,7 +66,7 @@ def firing_probabilities(spec: SyntheticSpec) -> torch.Tensor:
     raise HusaiError(f"unknown firing profile {spec.firing!r} (constant | zipfian)")
 
 
-def synthetic_generator(spec: SyntheticSpec, truth: dict[str, torch.Tensor]):
+def synthetic_generator(truth: dict[str, torch.Tensor]):
     """SAELens's ``FeatureDictionary`` and ``ActivationGenerator`` of a synthetic domain,
     rebuilt from its saved ground truth (directions, probabilities, magnitudes,
     correlation): what ``sae_lens.synthetic.eval_sae_on_synthetic_data`` takes."""
@@ -117,7 +87,7 @@ def synthetic_generator(spec: SyntheticSpec, truth: dict[str, torch.Tensor]):
     return fd, gen
 
 
-def synthetic_domain(spec: SyntheticSpec) -> DomainData:
+def synthetic_domain(spec: SyntheticParams) -> DomainData:
     """Planted features through SAELens's generator: ``x = a @ F`` with ``a`` [n, F]
     sparse non-negative activations and ``F`` [F, d_in] unit feature directions.
 
@@ -156,7 +126,7 @@ def synthetic_domain(spec: SyntheticSpec) -> DomainData:
                 max_correlation_strength=spec.correlation_strength,
                 seed=spec.seed,
             )
-        fd, gen = synthetic_generator(spec, truth)
+        fd, gen = synthetic_generator(truth)
         torch.manual_seed(spec.seed + 1)
         acts = gen.sample(spec.n)
         with torch.no_grad():
@@ -172,7 +142,7 @@ def _orthonormal(n: int, d: int, seed: int) -> torch.Tensor:
     return (q * torch.sign(torch.diagonal(r))).T.contiguous()
 
 
-def circles_domain(spec: CirclesSpec) -> DomainData:
+def circles_domain(spec: CirclesParams) -> DomainData:
     """Row i is ``sum_j r_j (cos(t_j) u_j + sin(t_j) v_j) + noise`` with
     ``t_j = 2 pi f_j c / points`` and ``c = i mod points``: one point on each of the
     circles, as the modular model's residual stream holds the answer c on one circle per

@@ -406,3 +406,80 @@ def stability_predicts_recovery(
         "threshold": threshold,
         "cells_above": 0 if threshold is None else int((s >= threshold).sum()),
     }
+
+
+# ----------------------------------------------------------------------------- per configuration
+
+
+def truth_summary(
+    decoders: Sequence[Atoms],
+    lives: Sequence[torch.Tensor],
+    truth: dict[str, torch.Tensor],
+    seeds: Sequence[int],
+    *,
+    n_boot: int = N_BOOT,
+    boot_seed: int = BOOT_SEED,
+) -> dict[str, Any] | None:
+    """Ground-truth recovery of one configuration's seeds on a control domain whose
+    ``truth`` holds planted ``features`` (synthetic) or ``planes`` (circles); None for
+    a domain without either. Over live atoms only; for features also ``mcc_all_atoms``
+    (every atom, dead ones included: the number SAELens's evaluation reports).
+
+    Keys: ``kind`` (``features`` | ``planes``), a :class:`husai.records.Stat` per
+    scalar of :func:`feature_recovery` (``mcc``, ``recovered_fraction``,
+    ``uniqueness``, ``mcc_all_atoms``) or :func:`plane_recovery`
+    (``in_plane_fraction``, ``planes_covered``), and ``per_seed`` (seed -> scalars).
+    """
+    boot = {"n_boot": n_boot, "seed": boot_seed}
+    per_seed: dict[str, dict[str, float]] = {}
+    if "features" in truth:
+        kind, scalars = "features", ("mcc", "recovered_fraction", "uniqueness", "mcc_all_atoms")
+        for seed, dec, live in zip(seeds, decoders, lives, strict=True):
+            rec = feature_recovery(dec, truth["features"], live)
+            every = feature_recovery(dec, truth["features"], None)
+            per_seed[str(int(seed))] = {
+                "mcc": float(rec["mcc"]),
+                "recovered_fraction": float(rec["recovered_fraction"]),
+                "uniqueness": float(rec["uniqueness"]),
+                "mcc_all_atoms": float(every["mcc"]),
+            }
+    elif "planes" in truth:
+        kind, scalars = "planes", ("in_plane_fraction", "planes_covered")
+        for seed, dec, live in zip(seeds, decoders, lives, strict=True):
+            rec = plane_recovery(dec, truth["planes"], live)
+            per_seed[str(int(seed))] = {k: float(rec[k]) for k in scalars}
+    else:
+        return None
+    out: dict[str, Any] = {"kind": kind}
+    for key in scalars:
+        out[key] = value_stats([v[key] for v in per_seed.values()], **boot).to_dict()
+    out["per_seed"] = per_seed
+    return out
+
+
+def saelens_synthetic_eval(
+    sae: Any, truth: dict[str, torch.Tensor], n_samples: int, seed: int
+) -> dict[str, float]:
+    """SAELens's own ground-truth evaluation of one saved SAE (a ``sae_lens.SAE``) on
+    the synthetic domain of ``truth``: ``sae_lens.synthetic.eval_sae_on_synthetic_data``
+    on ``n_samples`` fresh samples of the same generator (drawn under ``seed``, in a
+    forked RNG). Returns its ``mcc`` (every atom), ``uniqueness``, the classification
+    ``f1``, ``precision``, ``recall``, ``dead_latents`` and ``explained_variance``."""
+    from sae_lens.synthetic import eval_sae_on_synthetic_data
+
+    from husai.domains import synthetic_generator
+
+    fd, gen = synthetic_generator(truth)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        result = eval_sae_on_synthetic_data(sae, fd, gen, num_samples=n_samples)
+    c = result.classification
+    return {
+        "mcc": float(result.mcc),
+        "uniqueness": float(result.uniqueness),
+        "f1": float(c.f1_score),
+        "precision": float(c.precision),
+        "recall": float(c.recall),
+        "dead_latents": int(result.dead_latents),
+        "explained_variance": float(result.explained_variance),
+    }

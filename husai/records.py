@@ -205,7 +205,71 @@ class StabilitySummary(TypedDict):
     pair_pwmcc: list[list[float | None]]  # n x n, null on the diagonal
 
 
-StabilityMetrics = dict[str, StabilitySummary]
+class LiveStability(TypedDict):
+    """``husai.groundtruth.live_stability``: stability over live latents beside random
+    baselines with as many atoms as each seed has live latents (``isotropic`` in R^d_in,
+    ``subspace``: in the data's principal span, ``data``: random data rows)."""
+
+    seeds: list[int]
+    live_pwmcc: Stat
+    live_hungarian_mcc: Stat | None
+    live_shared_fraction: Stat | None
+    isotropic_live_pwmcc: Stat
+    isotropic_live_hungarian_mcc: Stat | None
+    isotropic_live_shared_fraction: Stat | None
+    subspace_live_pwmcc: Stat | None
+    subspace_live_hungarian_mcc: Stat | None
+    subspace_live_shared_fraction: Stat | None
+    data_live_pwmcc: Stat
+    data_live_hungarian_mcc: Stat | None
+    data_live_shared_fraction: Stat | None
+    live_pwmcc_ratio_to_isotropic: Ratio
+    live_pwmcc_ratio_to_subspace: Ratio | None
+    live_pwmcc_ratio_to_data: Ratio
+    subspace_rank: int | None
+    n_live: Stat
+    n_live_per_seed: list[int]
+    distinct_live: Stat
+    distinct_live_per_seed: list[int]
+
+
+class GroundTruthRecovery(TypedDict):
+    """``husai.groundtruth.truth_summary`` on a control domain: planted ``features``
+    (mcc, recovered_fraction, uniqueness, mcc_all_atoms) or ``planes``
+    (in_plane_fraction, planes_covered), over live atoms."""
+
+    kind: Literal["features", "planes"]
+    mcc: NotRequired[Stat]
+    recovered_fraction: NotRequired[Stat]
+    uniqueness: NotRequired[Stat]
+    mcc_all_atoms: NotRequired[Stat]
+    in_plane_fraction: NotRequired[Stat]
+    planes_covered: NotRequired[Stat]
+    per_seed: dict[str, dict[str, float]]
+
+
+class SAELensEval(TypedDict):
+    """``sae_lens.synthetic.eval_sae_on_synthetic_data`` of the saved checkpoints."""
+
+    mcc: Stat
+    uniqueness: Stat
+    f1: Stat
+    precision: Stat
+    recall: Stat
+    max_mcc_difference: float  # largest |SAELens MCC - our all-atom MCC| over seeds
+    per_seed: dict[str, dict[str, float]]
+
+
+class DomainStability(StabilitySummary):
+    """``metrics/stability/<domain>.json`` per configuration: the all-atom summary,
+    live-latent stability and, on control domains, ground-truth recovery."""
+
+    live: LiveStability
+    ground_truth: NotRequired[GroundTruthRecovery]
+    saelens_eval: NotRequired[SAELensEval]
+
+
+StabilityMetrics = dict[str, DomainStability]
 """``metrics/stability/modular.json`` (stage ``stability``): one summary per configuration."""
 
 
@@ -246,6 +310,97 @@ class RecoveryConfig(RecoverySummary):
 
 RecoveryMetrics = dict[str, RecoveryConfig]
 """``metrics/recovery.json`` (stage ``recovery``): one entry per configuration."""
+
+
+# ----------------------------------------------------------------------------- identifiability map
+
+
+class IdentifiabilityTraining(TypedDict):
+    max_epochs: int
+    epochs_run: list[int]  # per seed
+    converged: list[bool]  # per seed: the convergence criterion was met before max_epochs
+
+
+class IdentifiabilityCellMetrics(TypedDict):
+    """``husai.idmap.cell_metrics``: reconstruction (means over seeds), stability over all
+    atoms, over live atoms, and recovery of the planted features."""
+
+    explained_variance: float
+    l0: float
+    frac_alive: float
+    pwmcc: Stat
+    hungarian_mcc: Stat
+    shared_fraction: Stat
+    live: LiveStability
+    ground_truth: GroundTruthRecovery
+
+
+class IdentifiabilityCell(TypedDict):
+    architecture: str
+    superposition: int
+    width: float
+    sparsity: float
+    n_features: int
+    d_sae: int
+    knob: str
+    level: float
+    true_l0: float
+    training: IdentifiabilityTraining
+    metrics: IdentifiabilityCellMetrics
+
+
+IdentifiabilityRow = dict[str, IdentifiabilityCell]
+"""``metrics/identifiability/<arch>-s<superposition>.json``: cell name -> cell."""
+
+
+class PredictsRecovery(TypedDict):
+    """``husai.groundtruth.stability_predicts_recovery`` across the map's cells."""
+
+    spearman_rho: float | None
+    p_value: float | None
+    spearman_ci: list[float] | None
+    n_cells: int
+    level: float
+    threshold: float | None  # every cell with stability >= this recovers >= level
+    cells_above: int
+
+
+class HeadlinePrediction(PredictsRecovery):
+    stability: str
+    recovery: str
+
+
+class IdentifiabilitySummaryCell(TypedDict):
+    name: str
+    architecture: str
+    superposition: int
+    width: float
+    sparsity: float
+    n_features: int
+    d_sae: int
+    level: float
+    explained_variance: float
+    l0: float
+    frac_alive: float
+    converged: bool
+    pwmcc: float
+    shared_fraction: float | None
+    live_pwmcc: float
+    live_hungarian_mcc: float | None
+    mcc: float
+    recovered_fraction: float
+
+
+class IdentifiabilityMetrics(TypedDict):
+    """``metrics/identifiability.json`` (stage ``identifiability_summary``)."""
+
+    n_cells: int
+    n_not_converged: int
+    recovered_level: float
+    headline: HeadlinePrediction
+    predicts: dict[str, dict[str, PredictsRecovery]]  # stability measure -> recovery measure
+    identifiable_cells: list[IdentifiabilitySummaryCell]
+    cells: list[IdentifiabilitySummaryCell]
 
 
 # ----------------------------------------------------------------------------- sweep
@@ -660,10 +815,19 @@ FILES: dict[str, Any] = {
     "metrics/dynamics.json": DynamicsMetrics,
     "metrics/geometry.json": GeometryMetrics,
     "metrics/predictors.json": PredictorsMetrics,
+    "metrics/identifiability.json": IdentifiabilityMetrics,
 }
 """The record of each metric file, by its path from the repository root."""
 
 SWEEP_CONFIG = re.compile(r"metrics/sweep/[^/]+/[^/]+\.json")
+
+
+PER_DOMAIN: dict[re.Pattern[str], Any] = {
+    re.compile(r"metrics/saes/[A-Za-z0-9_-]+\.json"): SaesMetrics,
+    re.compile(r"metrics/stability/[A-Za-z0-9_-]+\.json"): StabilityMetrics,
+    re.compile(r"metrics/identifiability/[A-Za-z0-9_-]+\.json"): IdentifiabilityRow,
+}
+"""The per-domain metric files of stages ``saes@<domain>`` and ``stability@<domain>``."""
 
 
 def record_for(path: str) -> Any:
@@ -673,6 +837,9 @@ def record_for(path: str) -> Any:
         return FILES[path]
     if SWEEP_CONFIG.fullmatch(path):
         return SweepConfigFile
+    for pattern, record in PER_DOMAIN.items():
+        if pattern.fullmatch(path):
+            return record
     raise KeyError(f"{path} is not a metric file of the contract (husai/records.py)")
 
 

@@ -13,6 +13,8 @@ from stages import (
     exp,
     fourier,
     geometry,
+    identifiability,
+    identifiability_summary,
     paper,
     predictors,
     recovery,
@@ -47,6 +49,8 @@ app.command("exp-summary")(exp.main)
 app.command("dynamics")(dynamics.main)
 app.command("geometry")(geometry.main)
 app.command("predictors")(predictors.main)
+app.command("identifiability")(identifiability.main)
+app.command("identifiability-summary")(identifiability_summary.main)
 
 if __name__ == "__main__":
     app()

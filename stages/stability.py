@@ -58,7 +58,9 @@ def main(
     for name, sae in loaded.items():
         console.print(f"stability: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
         untrained = init_saes(SAEConfig.from_hyperparams(configs[name], d_in), sae.seeds)
-        result[name] = stability_summary(sae, options, untrained, basis=basis)
+        summary = stability_summary(sae, options, untrained, basis=basis)
+        summary.update(control_summary(sae, dom, options, saes / name))
+        result[name] = summary
     write_json(out, result, StabilityMetrics)
     for name, st in result.items():
         r = st["pwmcc_ratio_to_random"]
@@ -73,4 +75,85 @@ def main(
                 f"{st['subspace_random_pwmcc']['mean']:.3f}"
             )
         )
+        live = st["live"]
+        console.print(
+            f"    live: {live['n_live']['mean']:.0f} latents ({live['distinct_live']['mean']:.0f} "
+            f"distinct), PWMCC {live['live_pwmcc']['mean']:.3f} vs "
+            + ", ".join(
+                f"{k} {live[f'{k}_live_pwmcc']['mean']:.3f}"
+                for k in ("isotropic", "subspace", "data")
+                if live.get(f"{k}_live_pwmcc")
+            )
+        )
+        gt = st.get("ground_truth")
+        if gt is not None and gt["kind"] == "features":
+            console.print(
+                f"    ground truth: MCC {gt['mcc']['mean']:.3f}, recovered "
+                f"{gt['recovered_fraction']['mean']:.3f}; SAELens MCC "
+                f"{st['saelens_eval']['mcc']['mean']:.3f} (|ours - SAELens| <= "
+                f"{st['saelens_eval']['max_mcc_difference']:.1e}), F1 "
+                f"{st['saelens_eval']['f1']['mean']:.3f}"
+            )
+        elif gt is not None:
+            console.print(
+                f"    ground truth: {gt['in_plane_fraction']['mean']:.3f} of live atoms in one "
+                f"plane, planes covered {gt['planes_covered']['mean']:.3f}"
+            )
     console.print(f"stability {domain}: {len(result)} configurations -> {out}")
+
+
+def control_summary(sae, dom, options, folder: Path) -> dict:
+    """Live-latent stability with count-matched baselines, and on a control domain the
+    ground-truth recovery; on the synthetic domain also SAELens's own evaluation of the
+    saved checkpoints (``folder/seed<seed>``) and its largest MCC difference from ours."""
+    from husai.groundtruth import (
+        live_stability,
+        sae_live_masks,
+        saelens_synthetic_eval,
+        truth_summary,
+    )
+    from husai.stats import value_stats
+
+    lives = sae_live_masks(sae, dom.x)
+    dec, enc = sae.decoder_atoms(), sae.encoder_atoms()
+    boot = {"n_boot": options.n_boot, "boot_seed": options.boot_seed}
+    out: dict = {
+        "live": live_stability(
+            [dec[i] for i in range(sae.n_seeds)],
+            [enc[i] for i in range(sae.n_seeds)],
+            lives,
+            dom.x,
+            sae.seeds,
+            threshold=options.shared_threshold,
+            hungarian=options.hungarian,
+            subspace_variance=options.subspace_variance,
+            **boot,
+        )
+    }
+    truth = truth_summary([dec[i] for i in range(sae.n_seeds)], lives, dom.truth, sae.seeds, **boot)
+    if truth is None:
+        return out
+    out["ground_truth"] = truth
+    if truth["kind"] == "features":
+        from sae_lens import SAE
+
+        evals = {
+            str(seed): saelens_synthetic_eval(
+                SAE.load_from_disk(str(folder / f"seed{seed}")),
+                dom.truth,
+                n_samples=int(dom.x.shape[0]),
+                seed=int(seed),
+            )
+            for seed in sae.seeds
+        }
+        stats = {"n_boot": options.n_boot, "seed": options.boot_seed}
+        out["saelens_eval"] = {
+            key: value_stats([e[key] for e in evals.values()], **stats).to_dict()
+            for key in ("mcc", "uniqueness", "f1", "precision", "recall")
+        } | {
+            "max_mcc_difference": max(
+                abs(e["mcc"] - truth["per_seed"][s]["mcc_all_atoms"]) for s, e in evals.items()
+            ),
+            "per_seed": evals,
+        }
+    return out
