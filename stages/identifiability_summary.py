@@ -108,7 +108,9 @@ def main(
         "cells": cells,
     }
     write_json(out, result, IdentifiabilityMetrics)
-    write_csv(curve, COLUMNS, ([c[k] for k in COLUMNS] for c in cells))
+    write_csv(
+        curve, COLUMNS, ([int(c[k]) if k == "converged" else c[k] for k in COLUMNS] for c in cells)
+    )
     h = result["headline"]
     ci = h["spearman_ci"]
     console.print(
