@@ -707,7 +707,13 @@ def test_missing_metric_files_skip_their_figures_and_say_so(tmp_path: Path) -> N
     result = run_paper(repo)
     assert result.exit_code == 0, result.output
     made = {p.stem for p in (repo / "paper/figures").iterdir()}
-    assert made == {"fig1_grokking", "fig2_fourier", "fig8a_geometry", "fig8b_predictors"}
+    assert made == {
+        "fig1_grokking",
+        "fig2_fourier",
+        "fig8a_geometry",
+        "fig8b_predictors",
+        "fig9_controls",
+    }
     report = (repo / "paper/report.md").read_text()
     for fig in ("fig3_baselines", "fig5_tradeoff", "fig6_recovery"):
         assert f"`{fig}` | skipped: `metrics/stability/modular.json not there yet`" in report
@@ -939,5 +945,27 @@ def test_dynamics_and_predictors_with_null_cis_still_render(tmp_path: Path) -> N
     repo = write_repo(tmp_path / "repo", files)
     out = build(repo)
     assert {"fig7_dynamics", "fig8a_geometry", "fig8b_predictors"} <= set(out.rendered)
+    assert run_paper(repo).exit_code == 0
+    check_report(repo)
+
+
+def test_controls_figure_needs_the_map_and_draws_the_domains_it_finds(tmp_path: Path) -> None:
+    files = copy.deepcopy(fake_metrics())
+    del files["metrics/identifiability.json"]
+    out = build(write_repo(tmp_path / "none", files))
+    assert out.skipped["fig9_controls"] == "metrics/identifiability.json not there yet"
+    assert "*Pending: `metrics/identifiability.json is not there yet`.*" in out.report
+    files = copy.deepcopy(fake_metrics())
+    for name in (
+        "metrics/stability/synthetic.json",
+        "metrics/stability/circles.json",
+        "metrics/stability/modular.json",
+    ):
+        del files[name]
+    files["metrics/identifiability.json"]["headline"]["threshold"] = None
+    repo = write_repo(tmp_path / "map", files)
+    first, second = build(repo), build(repo)
+    assert "fig9_controls" in first.rendered  # the map alone, no threshold line
+    assert first.figures["fig9_controls.png"] == second.figures["fig9_controls.png"]
     assert run_paper(repo).exit_code == 0
     check_report(repo)
