@@ -345,7 +345,7 @@ def render_positive(c: Citer, v: Positive) -> str:
         s = v.saelens
         text += (
             f"SAELens's own evaluation of the saved checkpoints gives MCC {_ci(c, s.mcc)} and "
-            f"F1 {_ci(c, s.f1)}; our MCC over all atoms is {_ci(c, s.ours)}, the largest "
+            f"F-score {_ci(c, s.f1)}; our MCC over all atoms is {_ci(c, s.ours)}, the largest "
             f"difference over seeds {c.num(SYNTHETIC, s.difference, '.1e')}"
             + (
                 ": the two agree at the printed precision. "
