@@ -32,6 +32,9 @@ SWEEP = "metrics/sweep.json"
 DYNAMICS = "metrics/dynamics.json"
 GEOMETRY = "metrics/geometry.json"
 PREDICTORS = "metrics/predictors.json"
+SYNTHETIC = "metrics/stability/synthetic.json"  # positive control: planted features
+CIRCLES = "metrics/stability/circles.json"  # negative control: round circles, no features
+IDMAP = "metrics/identifiability.json"
 
 TRAINED, RANDOM, UNTRAINED = "#1f77b4", "#7f7f7f", "#ff7f0e"
 ARCH_MARKERS = {
@@ -896,6 +899,170 @@ def fig_predictors(m: Metrics) -> Figure:
     return fig
 
 
+# ----------------------------------------------------------------------------- 9 controls
+
+SUPERPOSITION_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+CONTROL_STYLE = {  # domain file -> (label, marker, colour)
+    SYNTHETIC: ("positive control (synthetic)", "*", "#000000"),
+    CIRCLES: ("negative control (circles)", "X", "#e377c2"),
+    STABILITY: ("modular SAEs", "o", TRAINED),
+}
+
+
+def _domain_live(m: Metrics, file: str) -> list[tuple[str, sc.Stat, sc.Stat | None]]:
+    """``[(config, live PWMCC, count-matched data-subspace baseline)]`` of a domain file."""
+    if not m.exists(file):
+        return []
+    out = []
+    for name, path in sc.configs(m, file):
+        live = (*path, "live")
+        if m.get(file, path).get("live") is None:
+            continue
+        sub = m.get(file, (*live, "subspace_live_pwmcc"))
+        out.append(
+            (
+                name,
+                sc.stat_at(m, file, (*live, "live_pwmcc")),
+                None if sub is None else sc.stat_at(m, file, (*live, "subspace_live_pwmcc")),
+            )
+        )
+    return out
+
+
+def fig_controls(m: Metrics) -> Figure:
+    from matplotlib.lines import Line2D
+
+    cells = m.get(IDMAP, ("cells",))
+    if not cells:
+        raise Skip(f"{IDMAP} has no cells")
+    head = m.get(IDMAP, ("headline",))
+    stab, rec = head["stability"], head["recovery"]
+    threshold, level = head["threshold"], m.get(IDMAP, ("recovered_level",))
+    supers = sorted({c["superposition"] for c in cells})
+    color = {s: SUPERPOSITION_COLORS[i % len(SUPERPOSITION_COLORS)] for i, s in enumerate(supers)}
+    fig = new_figure(11.5, 4.8)
+    ax_map, ax_dom = fig.subplots(1, 2, width_ratios=[1.2, 1.0])
+    for c in cells:
+        x, y = c.get(stab), c.get(rec)
+        if x is None or y is None:
+            continue
+        ax_map.plot(
+            [x],
+            [y],
+            ARCH_MARKERS.get(c["architecture"], "X"),
+            color=color[c["superposition"]],
+            mfc=color[c["superposition"]] if c["converged"] else "none",
+            ms=6,
+            alpha=0.85,
+        )
+    syn = 0
+    if m.exists(SYNTHETIC):
+        for name, path in sc.configs(m, SYNTHETIC):
+            xs = sc.stat_at(m, SYNTHETIC, (*path, "live", "live_pwmcc")).values(m)
+            ys = sc.optional(sc.stat_at, m, SYNTHETIC, (*path, "ground_truth", "mcc"))
+            if ys is None or xs[0] is None or ys.values(m)[0] is None:
+                continue
+            yv = ys.values(m)
+            ax_map.errorbar(
+                [xs[0]],
+                [yv[0]],
+                xerr=_err(*xs),
+                yerr=_err(*yv),
+                fmt="*",
+                color="black",
+                ms=14,
+                capsize=2,
+            )
+            ax_map.annotate(
+                f"synthetic {name}",
+                (xs[0], yv[0]),
+                xytext=(-6, -10 - 10 * syn),
+                textcoords="offset points",
+                ha="right",
+                fontsize=7,
+            )
+            syn += 1
+    if threshold is not None:
+        ax_map.axvline(threshold, color="black", ls="--", lw=1)
+    ax_map.axhline(level, color=RANDOM, ls=":", lw=1)
+    ax_map.set_xlabel(f"stability: {stab} between seeds")
+    ax_map.set_ylabel(f"recovery: {rec} with the planted features")
+    ax_map.set_ylim(-0.03, 1.05)
+    ax_map.set_title("(a) identifiability map: one point per cell")
+    handles = [
+        Line2D([], [], ls="none", marker="s", color=color[s], label=f"superposition {s:g}")
+        for s in supers
+    ]
+    handles += [
+        Line2D(
+            [], [], ls="none", marker=ARCH_MARKERS.get(a, "X"), color="black", mfc="none", label=a
+        )
+        for a in dict.fromkeys(c["architecture"] for c in cells)
+    ]
+    handles.append(
+        Line2D([], [], ls="none", marker="o", color="grey", mfc="none", label="not converged")
+    )
+    if syn:
+        handles.append(
+            Line2D([], [], ls="none", marker="*", color="black", ms=10, label="synthetic control")
+        )
+    if threshold is not None:
+        handles.append(Line2D([], [], color="black", ls="--", label="stability threshold"))
+    handles.append(Line2D([], [], color=RANDOM, ls=":", label="recovered level"))
+    ax_map.legend(handles=handles, fontsize=6.5, loc="lower right")
+    rows = []
+    for file in (SYNTHETIC, CIRCLES, STABILITY):
+        rows += [(file, *r) for r in _domain_live(m, file)]
+    for i, (file, _name, live, sub) in enumerate(rows):
+        label, marker, col = CONTROL_STYLE[file]
+        mean, lo, hi = live.values(m)
+        ax_dom.errorbar(
+            [_nan(mean)],
+            [i],
+            xerr=_err(mean, lo, hi),
+            fmt=marker,
+            color=col,
+            ms=8,
+            capsize=2,
+            label=label,
+        )
+        if sub is not None and sub.values(m)[0] is not None:
+            bm, blo, bhi = sub.values(m)
+            ax_dom.errorbar(
+                [bm],
+                [i + 0.25],
+                xerr=_err(bm, blo, bhi),
+                fmt="s",
+                color=SUBSPACE,
+                ms=5,
+                capsize=2,
+                label="count-matched random atoms in the data subspace",
+            )
+    if threshold is not None:
+        ax_dom.axvline(threshold, color="black", ls="--", lw=1, label="map's stability threshold")
+    if rows:
+        ax_dom.set_yticks(
+            range(len(rows)),
+            [f"{file.rsplit('/', 1)[-1][:-5]} {name}" for file, name, _, _ in rows],
+        )
+        ax_dom.set_ylim(len(rows) - 0.5, -0.5)
+    else:
+        ax_dom.text(
+            0.5,
+            0.5,
+            "no domain file with live stability",
+            ha="center",
+            va="center",
+            transform=ax_dom.transAxes,
+        )
+    ax_dom.set_xlim(-0.03, 1.05)
+    ax_dom.set_xlabel("live PWMCC between seeds (95% CI)")
+    ax_dom.set_title("(b) live PWMCC per domain (circles: no ground-truth MCC)")
+    _legend_below(fig, [ax_dom], ncols=2)
+    fig.suptitle("Controls: stability vs recovery where the answer is known")
+    return fig
+
+
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig1_grokking", "Grokking curves", (CURVE, TRANSFORMER), fig_grokking),
     FigureSpec(
@@ -920,4 +1087,10 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig7_dynamics", "Stability by SAE training step", (DYNAMICS,), fig_dynamics),
     FigureSpec("fig8a_geometry", "Geometry conserved across seeds", (GEOMETRY,), fig_geometry),
     FigureSpec("fig8b_predictors", "Predictors of shared latents", (PREDICTORS,), fig_predictors),
+    FigureSpec(
+        "fig9_controls",
+        "Controls: identifiability map and live PWMCC of the control domains",
+        (IDMAP,),
+        fig_controls,
+    ),
 )

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from husai.records import FILES, RecordError, validate
+from husai.records import RecordError, record_for, validate
 from paper.errors import PaperInputError, Skip
 
 JsonPath = tuple[str | int, ...]
@@ -41,7 +41,8 @@ class Metrics:
 
     def json(self, name: str) -> Any:
         """Parsed JSON of ``name``, checked against its record when it has one
-        (:data:`husai.records.FILES`); :class:`Skip` if the file is absent."""
+        (:func:`husai.records.record_for`: :data:`husai.records.FILES` and the per-domain
+        files); :class:`Skip` if the file is absent."""
         if name not in self._cache:
             path = self.root / name
             if not path.is_file():
@@ -50,9 +51,13 @@ class Metrics:
                 doc = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise PaperInputError(f"{name} is not valid JSON: {err}") from None
-            if name in FILES:
+            try:
+                record = record_for(name)
+            except KeyError:  # not a metric file of the contract
+                record = None
+            if record is not None:
                 try:
-                    validate(doc, FILES[name], name)
+                    validate(doc, record, name)
                 except RecordError as err:
                     raise PaperInputError(f"{err} (its record: husai/records.py)") from None
             self._cache[name] = doc

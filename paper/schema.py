@@ -40,6 +40,8 @@ SPARSITY_LABEL = {
 }
 CONFIG_ROOT: dict[str, JsonPath] = {
     "metrics/stability/modular.json": (),
+    "metrics/stability/synthetic.json": (),
+    "metrics/stability/circles.json": (),
     "metrics/recovery.json": (),
     "metrics/dynamics.json": ("configs",),
     "metrics/geometry.json": ("configs",),

@@ -16,7 +16,7 @@ import matplotlib
 import pytest
 from typer.testing import CliRunner
 
-from husai.records import FILES, validate
+from husai.records import FILES, record_for, validate
 from paper.build import build
 from paper.figures import FIGURES
 from stages.cli import app
@@ -53,6 +53,34 @@ def ratio(value: float, half: float = 0.05) -> dict:
     }
 
 
+def fake_live(pw: float, shared: float, subspace: float | None = 0.8, iso: float = 0.3) -> dict:
+    """``live`` of a configuration: husai.records.LiveStability (count-matched baselines)."""
+    sub = None if subspace is None else stats(subspace, 0.01)
+    return {
+        "seeds": list(SEEDS),
+        "live_pwmcc": stats(pw),
+        "live_hungarian_mcc": stats(pw - 0.05),
+        "live_shared_fraction": stats(shared),
+        "isotropic_live_pwmcc": stats(iso, 0.01),
+        "isotropic_live_hungarian_mcc": stats(iso - 0.05, 0.01),
+        "isotropic_live_shared_fraction": stats(0.01, 0.01),
+        "subspace_live_pwmcc": sub,
+        "subspace_live_hungarian_mcc": None if subspace is None else stats(subspace - 0.05, 0.01),
+        "subspace_live_shared_fraction": None if subspace is None else stats(0.5, 0.05),
+        "data_live_pwmcc": stats(0.85, 0.01),
+        "data_live_hungarian_mcc": stats(0.8, 0.01),
+        "data_live_shared_fraction": stats(0.6, 0.05),
+        "live_pwmcc_ratio_to_isotropic": ratio(pw / iso),
+        "live_pwmcc_ratio_to_subspace": None if subspace is None else ratio(pw / subspace),
+        "live_pwmcc_ratio_to_data": ratio(pw / 0.85),
+        "subspace_rank": None if subspace is None else 6,
+        "n_live": vstats(40.0, 2.0),
+        "n_live_per_seed": [39, 40, 41],
+        "distinct_live": vstats(38.0, 2.0),
+        "distinct_live_per_seed": [37, 38, 39],
+    }
+
+
 def fake_stability(i: int) -> dict:
     """One configuration of ``metrics/stability/modular.json`` (stages/stability.py docstring)."""
     pw = 0.5 + 0.1 * i
@@ -82,6 +110,138 @@ def fake_stability(i: int) -> dict:
         "subspace_random_hungarian_mcc": stats(0.7, 0.003),
         "subspace_random_shared_fraction": stats(1.0, 0.0),
         "pwmcc_ratio_to_subspace": ratio(pw / 0.8, 0.02),
+        "live": fake_live(pw + 0.05, 0.03 + 0.05 * i),
+    }
+
+
+def fake_control(arch: str, d_sae: int, pw: float, shared: float, live: dict, truth: dict) -> dict:
+    """One configuration of ``metrics/stability/<control>.json`` (husai.records.DomainStability)."""
+    entry = fake_stability(0)
+    entry.update(
+        architecture=arch,
+        d_sae=d_sae,
+        pwmcc=stats(pw),
+        shared_fraction=stats(shared),
+        random_shared_fraction=stats(0.04, 0.01),
+        pwmcc_ratio_to_random=ratio(pw / 0.31),
+        live=live,
+        ground_truth=truth,
+    )
+    return entry
+
+
+def features_truth(mcc: float, recovered: float) -> dict:
+    return {
+        "kind": "features",
+        "mcc": vstats(mcc),
+        "recovered_fraction": vstats(recovered),
+        "uniqueness": vstats(0.96),
+        "mcc_all_atoms": vstats(mcc - 0.01),
+        "per_seed": {str(s): {"mcc": mcc} for s in SEEDS},
+    }
+
+
+def saelens_eval(mcc: float, difference: float = 5e-8) -> dict:
+    return {
+        "mcc": vstats(mcc),
+        "uniqueness": vstats(0.95),
+        "f1": vstats(0.685),
+        "precision": vstats(0.7),
+        "recall": vstats(0.69),
+        "max_mcc_difference": difference,
+        "per_seed": {str(s): {"mcc": mcc} for s in SEEDS},
+    }
+
+
+def fake_synthetic() -> dict:
+    """``metrics/stability/synthetic.json``: the positive control (planted features)."""
+    out = {}
+    for i, arch in enumerate(("topk", "batchtopk")):
+        entry = fake_control(
+            arch,
+            32,
+            0.95 - 0.02 * i,
+            0.875 - 0.05 * i,
+            fake_live(0.955 - 0.02 * i, 0.89, subspace=0.56, iso=0.55),
+            features_truth(0.957 - 0.02 * i, 0.906 - 0.05 * i),
+        )
+        entry["saelens_eval"] = saelens_eval(0.947 - 0.02 * i)
+        out[arch] = entry
+    return out
+
+
+def fake_circles() -> dict:
+    """``metrics/stability/circles.json``: the negative control (round circles, no features)."""
+    truth = {
+        "kind": "planes",
+        "in_plane_fraction": vstats(0.03),
+        "planes_covered": vstats(0.33, 0.1),
+        "per_seed": {str(s): {"in_plane_fraction": 0.03} for s in SEEDS},
+    }
+    return {
+        name: fake_control(
+            "topk", d, 0.9, 0.2 + 0.05 * i, fake_live(0.93, 0.28, subspace=0.89, iso=0.52), truth
+        )
+        for i, (name, d) in enumerate((("topk", 1024), ("topk-d64", 64)))
+    }
+
+
+def map_cell(arch: str, s: int, w: float, i: int) -> dict:
+    """One cell of ``metrics/identifiability.json`` (IdentifiabilitySummaryCell)."""
+    good = s == 1
+    return {
+        "name": f"{arch}-s{s}-w{w:g}-s1",
+        "architecture": arch,
+        "superposition": s,
+        "width": w,
+        "sparsity": 1.0,
+        "n_features": 8 * s,
+        "d_sae": int(8 * s * w),
+        "level": 2.0,
+        "explained_variance": 0.8,
+        "l0": 2.0,
+        "frac_alive": 1.0,
+        "converged": i != 3,
+        "pwmcc": 0.95 - 0.3 * (not good) - 0.01 * i,
+        "shared_fraction": 0.9 if good else 0.3,
+        "live_pwmcc": 0.96 - 0.3 * (not good) - 0.01 * i,
+        "live_hungarian_mcc": 0.95 - 0.3 * (not good),
+        "mcc": 0.97 - 0.4 * (not good) - 0.005 * i,
+        "recovered_fraction": 1.0 if good else 0.4,
+    }
+
+
+def predicts(rho: float, ci: list[float] | None, threshold: float | None) -> dict:
+    return {
+        "spearman_rho": rho,
+        "p_value": 0.01,
+        "spearman_ci": ci,
+        "n_cells": 8,
+        "level": 0.9,
+        "threshold": threshold,
+        "cells_above": 0 if threshold is None else 4,
+    }
+
+
+def fake_identifiability() -> dict:
+    cells = [
+        map_cell(a, s, w, i)
+        for i, (a, s, w) in enumerate(
+            (a, s, w) for a in ("topk", "standard") for s in (1, 4) for w in (1.0, 2.0)
+        )
+    ]
+    head = predicts(0.71, [0.2, 1.0], 0.9)
+    return {
+        "n_cells": len(cells),
+        "n_not_converged": sum(not c["converged"] for c in cells),
+        "recovered_level": 0.9,
+        "headline": {"stability": "live_pwmcc", "recovery": "mcc", **head},
+        "predicts": {
+            k: {"mcc": head, "recovered_fraction": head}
+            for k in ("pwmcc", "shared_fraction", "live_pwmcc", "live_hungarian_mcc")
+        },
+        "identifiable_cells": [c for c in cells if c["superposition"] == 1 and c["width"] == 1],
+        "cells": cells,
     }
 
 
@@ -476,6 +636,9 @@ def fake_metrics() -> dict[str, object]:
         "metrics/dynamics.json": fake_dynamics(),
         "metrics/geometry.json": fake_geometry(),
         "metrics/predictors.json": fake_predictors(),
+        "metrics/stability/synthetic.json": fake_synthetic(),
+        "metrics/stability/circles.json": fake_circles(),
+        "metrics/identifiability.json": fake_identifiability(),
         "params.yaml": "task:\n  p: 31\n  frac_train: 0.7\n  seed: 1\n",
     }
 
@@ -544,7 +707,13 @@ def test_missing_metric_files_skip_their_figures_and_say_so(tmp_path: Path) -> N
     result = run_paper(repo)
     assert result.exit_code == 0, result.output
     made = {p.stem for p in (repo / "paper/figures").iterdir()}
-    assert made == {"fig1_grokking", "fig2_fourier", "fig8a_geometry", "fig8b_predictors"}
+    assert made == {
+        "fig1_grokking",
+        "fig2_fourier",
+        "fig8a_geometry",
+        "fig8b_predictors",
+        "fig9_controls",
+    }
     report = (repo / "paper/report.md").read_text()
     for fig in ("fig3_baselines", "fig5_tradeoff", "fig6_recovery"):
         assert f"`{fig}` | skipped: `metrics/stability/modular.json not there yet`" in report
@@ -571,6 +740,8 @@ def test_every_hand_made_file_follows_its_record() -> None:
     assert set(FILES) <= set(files)
     for name, record in FILES.items():
         validate(files[name], record, name)
+    for name in ("metrics/stability/synthetic.json", "metrics/stability/circles.json"):
+        validate(files[name], record_for(name), name)  # the per-domain files
 
 
 def test_a_file_without_an_optional_field_skips_what_needs_it(tmp_path: Path) -> None:
@@ -593,7 +764,7 @@ def test_a_file_without_an_optional_field_skips_what_needs_it(tmp_path: Path) ->
     [
         (
             lambda f: f["metrics/stability/modular.json"]["topk"].pop("pwmcc"),
-            "metrics/stability/modular.json: topk/pwmcc: missing (a StabilitySummary has",
+            "metrics/stability/modular.json: topk/pwmcc: missing (a DomainStability has",
         ),
         (
             lambda f: f["metrics/stability/modular.json"]["batchtopk"]["pwmcc"].update(mean="0.5"),
@@ -774,5 +945,27 @@ def test_dynamics_and_predictors_with_null_cis_still_render(tmp_path: Path) -> N
     repo = write_repo(tmp_path / "repo", files)
     out = build(repo)
     assert {"fig7_dynamics", "fig8a_geometry", "fig8b_predictors"} <= set(out.rendered)
+    assert run_paper(repo).exit_code == 0
+    check_report(repo)
+
+
+def test_controls_figure_needs_the_map_and_draws_the_domains_it_finds(tmp_path: Path) -> None:
+    files = copy.deepcopy(fake_metrics())
+    del files["metrics/identifiability.json"]
+    out = build(write_repo(tmp_path / "none", files))
+    assert out.skipped["fig9_controls"] == "metrics/identifiability.json not there yet"
+    assert "*Pending: `metrics/identifiability.json is not there yet`.*" in out.report
+    files = copy.deepcopy(fake_metrics())
+    for name in (
+        "metrics/stability/synthetic.json",
+        "metrics/stability/circles.json",
+        "metrics/stability/modular.json",
+    ):
+        del files[name]
+    files["metrics/identifiability.json"]["headline"]["threshold"] = None
+    repo = write_repo(tmp_path / "map", files)
+    first, second = build(repo), build(repo)
+    assert "fig9_controls" in first.rendered  # the map alone, no threshold line
+    assert first.figures["fig9_controls.png"] == second.figures["fig9_controls.png"]
     assert run_paper(repo).exit_code == 0
     check_report(repo)

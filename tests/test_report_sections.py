@@ -21,6 +21,8 @@ from paper.metrics import Metrics
 from paper.report import (
     QUESTIONS,
     SECTIONS,
+    _guarded,
+    controls,
     fourier,
     matched_l0,
     rq1,
@@ -371,3 +373,86 @@ def test_rq6_predictors_by_their_ci_against_chance(files, metrics) -> None:
 def test_sections_in_report_order() -> None:
     assert [t for t, _ in SECTIONS][:2] == ["Transformer and grokking", "Fourier ground truth"]
     assert [t.split()[0] for t, _ in QUESTIONS] == ["RQ1", "RQ2", "RQ3", "RQ4", "RQ5", "RQ6"]
+
+
+# ----------------------------------------------------------------------------- controls
+
+SYNTHETIC = "metrics/stability/synthetic.json"
+CIRCLES = "metrics/stability/circles.json"
+IDMAP = "metrics/identifiability.json"
+
+
+def test_controls_follow_the_hand_made_controls(files, metrics) -> None:
+    m = metrics(files)  # synthetic shared 0.875, circles 0.2 / 0.25, modular 0.02-0.12
+    f = controls.decide(m)
+    assert f.positive.name == "topk" and f.positive.works and f.positive.saelens.agree
+    assert [n.unidentifiable for n in f.negatives] == [True, True]
+    assert [n.live_vs_subspace for n in f.negatives] == ["above", "above"]  # 0.91 > 0.90
+    assert f.map.sign == "positive" and f.map.threshold == ("headline", "threshold")
+    assert [r.closer for r in f.modular] == ["negative"] * 3
+    assert [r.reaches_threshold for r in f.modular] == [False] * 3  # 0.55-0.75 < 0.9
+    text = words(controls, m)
+    assert "the SAEs recover most of the planted features" in text
+    assert "the two agree at the printed precision" in text
+    assert "The seeds share few atoms where there is no dictionary to find" in text
+    assert "on its own it is not evidence of learned features" in text
+    assert "stabler cells recover more (CI above zero)" in text
+    assert "Every cell with `live_pwmcc` of at least 0.900 (4 cells)" in text
+    assert "closer to the negative control's than to the positive control's" in text
+    assert "No modular configuration reaches the map's stability threshold" in text
+
+
+def test_controls_decisions_flip_with_the_numbers(files, metrics) -> None:
+    for entry in files[CIRCLES].values():  # circles share as much as the positive control
+        entry["shared_fraction"] = stats(0.9)
+        entry["live"]["subspace_live_pwmcc"] = stats(0.92, 0.01)  # overlaps [0.91, 0.95]
+    syn = files[SYNTHETIC]["topk"]
+    syn["ground_truth"]["recovered_fraction"] = stats(0.4, 0.02, None)
+    syn["saelens_eval"]["max_mcc_difference"] = 0.01
+    idmap = files[IDMAP]
+    idmap["headline"].update(spearman_ci=[-0.2, 0.9], threshold=None, cells_above=0)
+    modular = files[STABILITY]
+    for i, entry in enumerate(modular.values()):
+        entry["shared_fraction"] = stats(0.8 if i else 0.95)  # circles 0.9, synthetic 0.875
+    m = metrics(files)
+    f = controls.decide(m)
+    assert not f.positive.works and f.positive.most_recovered is False
+    assert not f.positive.saelens.agree
+    assert [n.unidentifiable for n in f.negatives] == [False, False]
+    assert [n.live_vs_subspace for n in f.negatives] == ["within", "within"]
+    assert f.map.sign == "none" and f.map.threshold is None
+    assert [r.closer for r in f.modular] == ["negative", "positive", "positive"]
+    assert all(r.reaches_threshold is None for r in f.modular)
+    text = words(controls, m)
+    assert "recover **fewer than half** of the planted features" in text
+    assert "the two **differ** beyond the printed precision" in text
+    assert "The positive control does **not** show both" in text
+    assert "share few atoms" not in text  # not called unidentifiable
+    assert "the shared fraction does not set this domain apart" in text
+    assert "not evidence of learned features" not in text
+    assert "does **not** clearly go with recovery" in text
+    assert "No stability level exists above which every cell reaches `mcc`" in text
+    assert (
+        "Closer to the negative control: `topk`; closer to the positive control: "
+        "`batchtopk`, `standard`." in text
+    )
+    assert "stability threshold" not in text
+
+
+def test_controls_pending_without_their_files_and_the_modular_part_optional(files, metrics) -> None:
+    del files[STABILITY]
+    text = words(controls, metrics(files))
+    assert "metrics/stability/modular.json is not there yet" in text
+    del files[IDMAP]
+    c = Citer(metrics(files))
+    out = _guarded(c, controls.section, BUILD)
+    assert out == "*Pending: `metrics/identifiability.json is not there yet`.*\n" and not c.sources
+
+
+def test_controls_section_before_the_first_sae_result() -> None:
+    titles = [t for t, _ in SECTIONS]
+    assert (
+        titles.index("Controls: stability where the answer is known")
+        == titles.index("Fourier ground truth") + 1
+        < titles.index("SAE baseline")
+    )

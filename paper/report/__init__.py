@@ -23,6 +23,7 @@ from paper.errors import Skip
 from paper.figures import FIGURES
 from paper.metrics import Metrics
 from paper.report import (
+    controls,
     fourier,
     matched_l0,
     recovery,
@@ -43,6 +44,9 @@ Section = Callable[[Citer, object], str]
 SECTIONS: tuple[tuple[str, Section], ...] = (
     ("Transformer and grokking", transformer.section),
     ("Fourier ground truth", fourier.section),
+    # before any SAE result: the negative control has the shape the Fourier section
+    # describes, and every stability number below is read against the controls
+    ("Controls: stability where the answer is known", controls.section),
     ("SAE baseline", saes.section),
     ("Stability across seeds (baseline SAEs)", stability.section),
     ("Sweep: dictionary size x sparsity", sweep.section),
