@@ -959,7 +959,7 @@ def fig_controls(m: Metrics) -> Figure:
     if m.exists(SYNTHETIC):
         for name, path in sc.configs(m, SYNTHETIC):
             xs = sc.stat_at(m, SYNTHETIC, (*path, "live", "live_pwmcc")).values(m)
-            ys = sc.optional(sc.stat_at, m, SYNTHETIC, (*path, "ground_truth", "mcc"))
+            ys = sc.optional(sc.stat_at, m, SYNTHETIC, (*path, "ground_truth", rec))
             if ys is None or xs[0] is None or ys.values(m)[0] is None:
                 continue
             yv = ys.values(m)

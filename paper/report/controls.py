@@ -154,6 +154,9 @@ class Modular:
     shared: sc.Stat | None
     closer: Closer | None  # whose shared fraction is nearer; None: a value is missing
     reaches_threshold: bool | None  # live PWMCC mean >= the map's threshold
+    n_live: sc.Stat | None = None
+    distinct: sc.Stat | None = None  # distinct live directions (|cos| < 0.95)
+    duplicated: bool = False  # fewer than half of the live atoms are distinct directions
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,9 @@ def decide_modular(
             continue
         sub = _stat(m, STABILITY, (*p, "live", "subspace_live_pwmcc"))
         shared = _stat(m, STABILITY, (*p, "shared_fraction"))
+        n_live = _stat(m, STABILITY, (*p, "live", "n_live"))
+        distinct = _stat(m, STABILITY, (*p, "live", "distinct_live"))
+        nm, dm = _mean(m, n_live), _mean(m, distinct)
         lm = _mean(m, live)
         out.append(
             Modular(
@@ -296,6 +302,9 @@ def decide_modular(
                     _mean(m, shared), _mean(m, negative.shared), _mean(m, positive.shared)
                 ),
                 reaches_threshold=None if t is None or lm is None else lm >= t,
+                n_live=n_live,
+                distinct=distinct,
+                duplicated=nm is not None and dm is not None and dm < HALF * nm,
             )
         )
     if not out:
@@ -446,6 +455,12 @@ def render_modular(c: Citer, f: Facts) -> str:
             f"`{r.name}`: live PWMCC {_ci(c, r.live)} (count-matched data-subspace baseline "
             f"{_ci(c, r.subspace)}: {VERSUS_TEXT[r.live_vs_subspace]}), shared fraction "
             f"{_ci(c, r.shared)}"
+            + (
+                ""
+                if r.n_live is None or r.distinct is None
+                else f", {_num(c, r.n_live, '.0f')} live latents of which "
+                f"{_num(c, r.distinct, '.0f')} distinct directions"
+            )
             for r in rows
         )
         + f". The controls' shared fractions: negative (circles `{neg.name}`) "
@@ -469,6 +484,13 @@ def render_modular(c: Citer, f: Facts) -> str:
             f"Closer to the negative control: {names(near_neg) or 'none'}; closer to the "
             f"positive control: {names(near_pos) or 'none'}. "
         )
+    dup = [r.name for r in rows if r.duplicated]
+    if dup:
+        text += (
+            f"{names(dup)}: fewer than half of the live atoms are distinct directions "
+            "(the rest are near-duplicates, |cos| >= 0.95), so live PWMCC counts the same "
+            "few directions many times and overstates agreement. "
+        )
     above_sub = [r.name for r in rows if r.live_vs_subspace == "above"]
     if above_sub and f.negative_above_subspace:
         text += (
@@ -490,10 +512,12 @@ def render_modular(c: Citer, f: Facts) -> str:
                 "stability at that level does not guarantee recovery."
             )
         else:
+            reach_dup = [n for n in reach if n in dup]
             text += (
-                f"At or above the map's stability threshold: {names(reach) or 'none'}; "
-                f"below it: {names(below) or 'none'} (the map's planted features are not the "
-                "modular model's: a level, not a proof)."
+                f"At or above the map's stability threshold: {names(reach) or 'none'}"
+                + (f" ({names(reach_dup)} only through duplicated atoms)" if reach_dup else "")
+                + f"; below it: {names(below) or 'none'} (the map's planted features are not "
+                "the modular model's: a level, not a proof)."
             )
     return text.rstrip() + "\n"
 
