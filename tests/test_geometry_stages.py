@@ -234,7 +234,7 @@ def test_missing_or_stale_checkpoints_are_one_line_errors(
 ) -> None:
     raw = params(tiny_params_raw)
     write_params(tmp_path, raw)
-    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "domains").mkdir(parents=True)
     (tmp_path / "data" / "domains" / "modular.safetensors").write_bytes(
         (workdir / "data" / "domains" / "modular.safetensors").read_bytes()
     )

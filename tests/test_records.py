@@ -63,6 +63,16 @@ def stability_entry() -> dict:
         entry[f"{prefix}pwmcc"] = dict(STAT)
         entry[f"{prefix}hungarian_mcc"] = None  # matchings skipped
         entry[f"{prefix}shared_fraction"] = None
+    live: dict = {"seeds": [1, 2, 3], "subspace_rank": None}
+    for prefix in ("live", "isotropic_live", "subspace_live", "data_live"):
+        live[f"{prefix}_pwmcc"] = None if prefix == "subspace_live" else dict(STAT)
+        live[f"{prefix}_hungarian_mcc"] = None
+        live[f"{prefix}_shared_fraction"] = None
+    for kind in ("isotropic", "subspace", "data"):
+        live[f"live_pwmcc_ratio_to_{kind}"] = None if kind == "subspace" else ratio
+    live |= {"n_live": STAT, "n_live_per_seed": [8, 8, 8], "distinct_live": STAT}
+    live["distinct_live_per_seed"] = [8, 7, 8]
+    entry["live"] = live
     return copy.deepcopy(entry)
 
 
@@ -80,7 +90,7 @@ def test_a_hand_made_file_validates_and_optional_keys_may_be_absent() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda e: e.pop("d_sae"), r"^metrics/stability\.json: topk/d_sae: missing"),
+        (lambda e: e.pop("d_sae"), r"^metrics/stability/modular\.json: topk/d_sae: missing"),
         (lambda e: e["pwmcc"].pop("ci"), r"topk/pwmcc/ci: missing \(a Stat has mean, std, ci"),
         (
             lambda e: e["pwmcc"].update(ci_low=0.4, ci_high=0.6),

@@ -456,3 +456,25 @@ def test_controls_section_before_the_first_sae_result() -> None:
         == titles.index("Fourier ground truth") + 1
         < titles.index("SAE baseline")
     )
+
+
+def test_controls_say_when_duplicated_live_atoms_inflate_live_pwmcc(files, metrics) -> None:
+    """A modular configuration whose live atoms are mostly near-duplicates (fewer than half
+    distinct) is named, and reaching the map's threshold is qualified for it."""
+    modular = files[STABILITY]
+    name = next(iter(modular))
+    for i, entry in enumerate(modular.values()):
+        entry["live"]["n_live"] = stats(500.0, 5.0)
+        entry["live"]["distinct_live"] = stats(120.0 if i == 0 else 400.0, 3.0)
+        entry["live"]["live_pwmcc"] = stats(0.99, 0.005)  # at the tiny map's threshold 0.9
+    m = metrics(files)
+    f = controls.decide(m)
+    assert [r.duplicated for r in f.modular] == [True] + [False] * (len(f.modular) - 1)
+    text = words(controls, m)
+    assert f"`{name}`: fewer than half of the live atoms are distinct directions" in text
+    assert f"(`{name}` only through duplicated atoms)" in text
+    for entry in modular.values():
+        entry["live"]["distinct_live"] = stats(400.0, 3.0)
+    text = words(controls, metrics(files))
+    assert "distinct directions (the rest are near-duplicates" not in text
+    assert "only through duplicated atoms" not in text
