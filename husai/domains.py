@@ -136,10 +136,19 @@ def synthetic_domain(spec: SyntheticParams) -> DomainData:
 
 
 def _orthonormal(n: int, d: int, seed: int) -> torch.Tensor:
-    """``n`` orthonormal rows in R^d from a seeded Gaussian matrix (QR, signs fixed)."""
+    """``n`` orthonormal rows in R^d: a seeded Gaussian matrix, orthonormalised by
+    Gram-Schmidt (twice, for accuracy) with elementwise products and torch's own sums.
+    Not LAPACK's QR: its result may differ in the last bits between processes (the
+    library's kernels depend on memory alignment), and every bit of the data matters."""
     g = torch.Generator().manual_seed(seed)
-    q, r = torch.linalg.qr(torch.randn(d, n, generator=g, dtype=torch.float64))
-    return (q * torch.sign(torch.diagonal(r))).T.contiguous()
+    rows = torch.randn(n, d, generator=g, dtype=torch.float64)
+    out: list[torch.Tensor] = []
+    for v in rows:
+        for _ in range(2):
+            for u in out:
+                v = v - (v * u).sum() * u
+        out.append(v / (v * v).sum().sqrt())
+    return torch.stack(out).contiguous()
 
 
 def circles_domain(spec: CirclesParams) -> DomainData:
