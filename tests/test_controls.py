@@ -105,9 +105,10 @@ def test_domain_and_map_params_name_their_bad_keys(tiny_params_raw) -> None:
         ),
         ("identifiability.convergence_tol", 0.0, r"^identifiability\.convergence_tol = 0\.0"),
     ]
+    both = with_value(tiny_params_raw, "identifiability.architectures", ["topk", "standard"])
     for key, value, message in cases:
         with pytest.raises(ParamError, match=message):
-            parse_params(with_value(tiny_params_raw, key, value))
+            parse_params(with_value(both, key, value))
     raw = dict(tiny_params_raw)
     raw["domains"] = {"synthetic": tiny_params_raw["domains"]["synthetic"]}
     with pytest.raises(ParamError, match=r"^saes\.circles = .*is not a domain"):
