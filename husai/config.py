@@ -491,31 +491,14 @@ class SweepParams:
     stable_ratio: float = 1.0
 
     def check(self, at: str) -> None:
-        require(
-            len(self.architectures) >= 1,
-            f"{at}.architectures",
-            list(self.architectures),
-            "must list at least one architecture",
-        )
-        for i, arch in enumerate(self.architectures):
-            require(
-                arch in SWEEP_KNOBS,
-                f"{at}.architectures[{i}]",
-                arch,
-                f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})",
-            )
+        _check_architectures(self.architectures, f"{at}.architectures")
+        for arch in self.architectures:
             require(
                 arch in self.sparsity,
                 f"{at}.sparsity",
                 dict(self.sparsity),
                 f"must list sparsity levels for architecture {arch}",
             )
-        require(
-            len(set(self.architectures)) == len(self.architectures),
-            f"{at}.architectures",
-            list(self.architectures),
-            "must not repeat an architecture",
-        )
         require(
             len(self.d_sae) >= 1 and all(d >= 1 for d in self.d_sae),
             f"{at}.d_sae",
@@ -620,13 +603,8 @@ class IdentifiabilityParams:
                 "must list distinct levels, each > 0",
             )
         _check_seeds(self.seeds, f"{at}.seeds")
-        for i, arch in enumerate(self.architectures):
-            require(
-                arch in SWEEP_KNOBS,
-                f"{at}.architectures[{i}]",
-                arch,
-                f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})",
-            )
+        _check_architectures(self.architectures, f"{at}.architectures")
+        for arch in self.architectures:
             if SWEEP_KNOBS[arch] != "k":
                 levels = self.penalty.get(arch)
                 require(
@@ -765,6 +743,26 @@ def _check_config_names(names: tuple[str, ...], key: str, allow_empty: bool) -> 
         allow_empty or len(names) >= 1, key, list(names), "must name at least one configuration"
     )
     require(len(set(names)) == len(names), key, list(names), "must not repeat a configuration")
+
+
+def _check_architectures(architectures: tuple[str, ...], key: str) -> None:
+    """At least one architecture, each known (it has a sweep knob), none repeated."""
+    require(
+        len(architectures) >= 1, key, list(architectures), "must list at least one architecture"
+    )
+    for i, arch in enumerate(architectures):
+        require(
+            arch in SWEEP_KNOBS,
+            f"{key}[{i}]",
+            arch,
+            f"unknown architecture (known: {', '.join(SWEEP_KNOBS)})",
+        )
+    require(
+        len(set(architectures)) == len(architectures),
+        key,
+        list(architectures),
+        "must not repeat an architecture",
+    )
 
 
 def _check_seeds(seeds: tuple[int, ...], key: str) -> None:

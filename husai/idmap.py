@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from husai.config import IdentifiabilityParams, SyntheticParams
 from husai.domains import DomainData, synthetic_domain
@@ -109,7 +108,3 @@ def cell_row(cell: dict[str, Any]) -> dict[str, float | None]:
         "mcc": mean(gt["mcc"]),
         "recovered_fraction": mean(gt["recovered_fraction"]),
     }
-
-
-def seeds_tensor(seeds: tuple[int, ...]) -> torch.Tensor:  # pragma: no cover - helper for tests
-    return torch.tensor(seeds)
