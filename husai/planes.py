@@ -198,10 +198,10 @@ def modular_planes(
         raise ValueError(f"repeated key frequency in {ks}")
     xc = centre_grid(t.detach().cpu()).reshape(p * p, d)
     total = (xc * xc).sum(dim=0).sum()  # per coordinate first: the same sums at any thread count
-    if not bool(total > 0):
-        raise ValueError("x has no variance over the grid (all-zero after centring)")
     if not bool(torch.isfinite(total)):
         raise ValueError("x must be finite")
+    if not bool(total > 0):
+        raise ValueError("x has no variance over the grid (all-zero after centring)")
 
     grid = torch.arange(p, dtype=torch.int64)
     a, b = grid.repeat_interleave(p), grid.repeat(p)  # row a * p + b of xc

@@ -195,6 +195,8 @@ def test_modular_planes_rejects() -> None:
         modular_planes(torch.full((P13, P13, D16), 2.0), keys=[2])
     with pytest.raises(ValueError, match="min_share"):
         modular_planes(x, keys=[2], min_share=0.0)
+    with pytest.raises(ValueError, match="finite"):
+        modular_planes(torch.where(x > 1, float("nan"), x), keys=[2])
     # a line (only the cos function, along one direction) is not a plane
     grid = torch.arange(P13, dtype=torch.float64)
     line = torch.cos(2 * math.pi * grid / P13)[:, None, None] * torch.ones(1, P13, 3)
