@@ -139,6 +139,7 @@ def test_sweep_hyperparams_known_answer() -> None:
         "sae.max_grad_norm",
         "sae.convergence_tol",
         "sae.convergence_window",
+        "sae.convergence",
     )
     assert registry.sweep_hyperparams(["topk"]) == (
         "sae.aux_loss_coefficient",
@@ -252,6 +253,13 @@ OTHER = {  # a second valid value of every field, one that a short run can tell 
     "epochs": 1,
     "convergence_tol": 0.0,
     "convergence_window": 2,
+    "convergence": "explained_variance",
+}
+
+
+CONTEXT = {  # base values a field needs to make a difference: at tol 1.0 both criteria stop
+    # after epoch 2; at this tolerance the loss and explained-variance criteria stop apart
+    "convergence": {"convergence_tol": 0.03, "epochs": 8},
 }
 
 
@@ -282,7 +290,11 @@ def test_declared_hyperparams_are_exactly_those_training_reads(arch) -> None:
     reference = run(hs.SAEConfig(architecture=arch, d_in=8, **BASE))
     wrong = []
     for field, value in OTHER.items():
-        changed = run(hs.SAEConfig(architecture=arch, d_in=8, **{**BASE, field: value}))
-        if same(changed, reference) == (field in spec.reads()):
+        base = {**BASE, **CONTEXT.get(field, {})}
+        ref = (
+            run(hs.SAEConfig(architecture=arch, d_in=8, **base)) if field in CONTEXT else reference
+        )
+        changed = run(hs.SAEConfig(architecture=arch, d_in=8, **{**base, field: value}))
+        if same(changed, ref) == (field in spec.reads()):
             wrong.append(field)
     assert not wrong, f"{arch} declares wrongly whether it reads {wrong}"

@@ -386,6 +386,67 @@ def test_checkpoints_of_converged_training_stop_at_the_stop_with_frozen_seeds() 
     assert same_tensors(seen[first].select(i), sae.select(i))  # frozen from its stop on
 
 
+@pytest.mark.parametrize(("arch", "extra"), [("topk", {}), ("standard", {"l1_coefficient": 0.01})])
+def test_explained_variance_criterion_and_atom_drift_recomputed(arch, extra) -> None:
+    """``convergence = "explained_variance"``: recomputed from a fixed-schedule run of the
+    same seed, each seed stops at the first epoch whose explained-variance gain over the
+    window is below tol, and at no epoch before it; its SAE is that epoch's state, and
+    its ``atom_drift`` is the mean 1 - cos of the atoms that fired in that epoch against
+    their state a window before."""
+    x = data()
+    tol, window = 0.01, 2
+    config = small_config(
+        arch,
+        epochs=40,
+        convergence_tol=tol,
+        convergence_window=window,
+        convergence="explained_variance",
+        **extra,
+    )
+    per_epoch = hs.steps_per_epoch(x.shape[0], config.batch_size)
+    seeds = [3, 4]
+    sae, history = hs.train_saes(config, x, seeds)
+    assert history.converged == (True, True) and history.epochs < config.epochs
+    scale = hs.activation_scale(x, config)
+    xs = x.double() * scale
+    variance = float((xs - xs.mean(0)).pow(2).sum(1).mean())
+    for i, (seed, stop) in enumerate(zip(seeds, history.seed_epochs, strict=True)):
+        states: dict[int, hs.BatchedSAE] = {}
+        alone, h = hs.train_saes(
+            small_config(arch, epochs=stop, **extra),
+            x,
+            [seed],
+            checkpoint_steps=[(stop - window) * per_epoch, stop * per_epoch],
+            on_checkpoint=states.__setitem__,
+        )
+        assert same_tensors(sae.select(i), alone)
+        ev = 1.0 - h.mse[:, 0].double() / variance  # epoch-mean training EV
+        gains = ev[window:] - ev[:-window]  # gain after epoch window + 1, ...
+        assert gains[-1] < tol and bool((gains[:-1] >= tol).all()), (seed, gains)
+        # drift: the fired set of the last epoch is 1 - dead; recompute from the states
+        now = states[stop * per_epoch].params["W_dec"][0].double()
+        before = states[(stop - window) * per_epoch].params["W_dec"][0].double()
+        cos = torch.nn.functional.cosine_similarity(now, before, dim=1)
+        drift = history.atom_drift[i]
+        assert drift is not None and 0.0 <= drift <= float((1 - cos).max()) + 1e-12
+        if arch == "standard":  # with a tiny L1 every latent fires: the mean over all of them
+            assert h.dead[-1, 0] == 0
+            assert drift == pytest.approx(float((1 - cos).mean()), rel=1e-5)
+        else:  # some latents were dead in the last epoch: a mean over the others
+            assert h.dead[-1, 0] > 0 and drift != pytest.approx(float((1 - cos).mean()))
+
+
+def test_the_convergence_criterion_is_validated() -> None:
+    with pytest.raises(ParamError) as info:
+        small_config(convergence="atoms").validate()
+    assert info.value.key == "sae.convergence"
+
+
+def test_fixed_schedule_has_no_atom_drift() -> None:
+    _, history = hs.train_saes(small_config(epochs=2), data(), [3])
+    assert history.atom_drift is None
+
+
 @pytest.mark.parametrize(
     ("field", "value", "reason"),
     [

@@ -82,12 +82,15 @@ class SAEHyperparams:
     max_grad_norm: float = 1.0
     batch_size: int = 256
     # all: maximum passes over the data; with convergence_tol > 0 a seed stops earlier, at
-    # the end of the first epoch whose mean training loss is less than convergence_tol
-    # (relative) below the one convergence_window epochs before (husai.sae.train);
-    # convergence_tol = 0 trains exactly `epochs` epochs (a fixed schedule)
+    # the end of the first epoch that meets the criterion `convergence` over the last
+    # convergence_window epochs (husai.sae.train): "loss", its mean training loss improved
+    # by less than convergence_tol (relative); "explained_variance", its explained
+    # variance rose by less than convergence_tol. convergence_tol = 0 trains exactly
+    # `epochs` epochs
     epochs: int = 20
     convergence_tol: float = 0.0
     convergence_window: int = 5
+    convergence: Literal["loss", "explained_variance"] = "loss"
 
     def validate(self, key: Callable[[str], str] | None = None) -> None:
         """Raise ParamError naming ``key(field)`` (default ``sae.<field>``) for a bad value."""
@@ -114,6 +117,11 @@ class SAEHyperparams:
             math.isfinite(self.convergence_tol) and self.convergence_tol >= 0,
             "convergence_tol",
             "must be >= 0 (0 trains exactly `epochs` epochs)",
+        )
+        need(
+            self.convergence in ("loss", "explained_variance"),
+            "convergence",
+            "must be loss or explained_variance",
         )
         need(self.decoder_init_norm > 0, "decoder_init_norm", "must be > 0")
         spec = registry.specs().get(self.architecture)

@@ -65,6 +65,7 @@ COMMON_HYPERPARAMS: tuple[str, ...] = (
     "epochs",
     "convergence_tol",
     "convergence_window",
+    "convergence",
 )
 """Fields the shared code (initialisation, training loop, optimiser) reads for every
 architecture."""

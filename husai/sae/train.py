@@ -28,12 +28,20 @@ would make a seed's result depend on which seeds it shares a batch with.)
 ``convergence_tol = 0`` trains exactly ``epochs`` epochs, bit for bit as before the
 criterion existed.
 
-Activation scaling (``normalize_activations``): with ``expected_average_only_in`` the
-SAEs train on ``x * s`` with ``s = sqrt(d_in) / mean ||x||`` over the whole dataset
-(SAELens estimates the same factor from a sample of batches), which makes ``l1_coefficient``,
-``l0_coefficient`` and thresholds independent of the activations' scale. The
-returned SAEs have ``s`` folded in and act on raw activations.
-"""
+That is the ``loss`` criterion (``convergence = "loss"``). A loss that can go on
+falling towards 0 (data a dictionary can reconstruct almost exactly, as the modular
+model's 113 points) may never meet it in relative terms while the reconstruction no
+longer changes; ``convergence = "explained_variance"`` asks instead that the epoch-mean
+training explained variance (``1 - mse / variance``, both in the training units) rose by
+less than ``convergence_tol`` (absolute) over the last w epochs. The same warm-up rule,
+freezing and per-seed independence apply.
+
+Whether the atoms have settled as well is measured, not required (on data with a
+continuous symmetry they may drift for ever at no cost in loss): with
+``convergence_tol > 0`` the history's ``atom_drift`` holds, per seed, the mean over the
+latents that fired in its last epoch of ``1 - cos`` between each decoder atom at the
+seed's returned state and its own state w epochs earlier (None when the seed ran no more
+than w epochs)."""
 
 from __future__ import annotations
 
@@ -70,7 +78,8 @@ class TrainHistory:
     ``seed_epochs[i]`` is the epoch whose end state seed i returned (``epochs`` unless it
     converged earlier), and its curve rows after that epoch are NaN (discarded training).
     ``converged`` is None for a fixed schedule (``convergence_tol = 0``), else one bool
-    per seed: whether it met the criterion within ``epochs``."""
+    per seed: whether it met the criterion within ``epochs``; ``atom_drift`` likewise
+    (module docstring)."""
 
     loss: torch.Tensor
     mse: torch.Tensor
@@ -83,6 +92,7 @@ class TrainHistory:
     steps_per_epoch: int
     seed_epochs: tuple[int, ...]
     converged: tuple[bool, ...] | None
+    atom_drift: tuple[float | None, ...] | None = None
 
     @property
     def seed_steps(self) -> tuple[int, ...]:
@@ -94,6 +104,27 @@ class TrainHistory:
         values = getattr(self, curve)
         rows = torch.tensor(self.seed_epochs) - 1
         return values[rows, torch.arange(values.shape[1])]
+
+
+def ev_converged(ev: torch.Tensor, epoch: int, tol: float, window: int) -> torch.Tensor:
+    """The ``explained_variance`` criterion (module docstring) after 0-based epoch
+    ``epoch`` of the epoch-mean explained variances ``ev`` [epochs, S]: ``[S]`` bool."""
+    if epoch < window:
+        return torch.zeros(ev.shape[1], dtype=torch.bool)
+    return (ev[epoch].double() - ev[epoch - window].double()) < tol
+
+
+def atom_drift(
+    w_dec: torch.Tensor, w_dec_before: torch.Tensor, fired: torch.Tensor
+) -> torch.Tensor:
+    """Per seed, the mean over the latents in ``fired`` [S, d_sae] of ``1 - cos`` between
+    each decoder atom in ``w_dec`` [S, d_sae, d_in] and in ``w_dec_before`` (NaN for a seed
+    with no such latent)."""
+    now = torch.nn.functional.normalize(w_dec.double(), dim=-1)
+    before = torch.nn.functional.normalize(w_dec_before.double(), dim=-1)
+    drift = 1.0 - (now * before).sum(-1)
+    n = fired.sum(1)
+    return torch.where(n > 0, (drift * fired).sum(1) / n.clamp_min(1), torch.nan)
 
 
 def converged_seeds(loss: torch.Tensor, epoch: int, tol: float, window: int) -> torch.Tensor:
@@ -297,6 +328,9 @@ def train_saes(
             on_checkpoint(step, BatchedSAE(config, seeds, inference()))
 
     curves = {k: torch.zeros(config.epochs, S) for k in ("loss", "mse", "l0", "dead")}
+    variance = float((xs.double() - xs.double().mean(0)).pow(2).sum(1).mean())
+    decoders: dict[int, torch.Tensor] = {}  # epoch -> decoder at its end (tol > 0)
+    drifts: list[float | None] = [None] * S
     snapshot(0)
     step = 0
     epochs_run = 0
@@ -333,8 +367,20 @@ def train_saes(
         curves["loss"][epoch], curves["mse"][epoch], curves["l0"][epoch] = sums / n_steps
         curves["dead"][epoch] = (~fired_epoch).sum(1).to(torch.float32)
         epochs_run = epoch + 1
+        if tol > 0:
+            decoders[epoch] = params["W_dec"].detach().clone()
+            decoders.pop(epoch - window - 1, None)
+            if epoch >= window:
+                drift = atom_drift(decoders[epoch], decoders[epoch - window], fired_epoch)
+                for i in range(S):
+                    if i not in frozen:
+                        drifts[i] = None if math.isnan(drift[i]) else float(drift[i])
         if tol > 0 and (epoch - window) * per_epoch >= warm_up:
-            done = converged_seeds(curves["loss"], epoch, tol, window)
+            if config.convergence == "explained_variance":
+                ev = 1.0 - curves["mse"][: epoch + 1].double() / variance
+                done = ev_converged(ev, epoch, tol, window)
+            else:
+                done = converged_seeds(curves["loss"], epoch, tol, window)
             new = [i for i in range(S) if bool(done[i]) and i not in frozen]
             if new:
                 state = arch.to_inference(params, buffers, config, scale)
@@ -360,6 +406,7 @@ def train_saes(
         steps_per_epoch=per_epoch,
         seed_epochs=tuple(seed_epochs),
         converged=None if tol == 0 else tuple(i in frozen for i in range(S)),
+        atom_drift=None if tol == 0 else tuple(drifts),
         **curves,
     )
     return final, history
