@@ -69,11 +69,18 @@ def principal_basis(x: torch.Tensor, variance_share: float) -> torch.Tensor:
 
 def subspace_dictionary(n_atoms: int, basis: torch.Tensor, seed: int) -> torch.Tensor:
     """``n_atoms`` unit vectors uniform on the unit sphere of the span of ``basis``
-    (orthonormal rows [r, d_in]), reproducible from ``seed``; float32 [n_atoms, d_in]."""
+    (orthonormal rows [r, d_in]), reproducible from ``seed``; float32 [n_atoms, d_in].
+
+    Drawn as isotropic Gaussians in R^d_in projected onto the span (``g B^T B``), so the
+    atoms depend on the span only, not on which orthonormal basis of it ``basis`` is:
+    principal directions of equal variance (the two axes of a round circle) come out of
+    an eigendecomposition in an arbitrary rotation whose last bits may differ between
+    machines or thread counts, and coordinates drawn in that basis would inherit it."""
     if n_atoms < 1:
         raise ValueError(f"need n_atoms >= 1, got {n_atoms}")
-    coords = torch.randn(n_atoms, basis.shape[0], generator=generator(seed), dtype=torch.float64)
-    atoms = coords @ basis.to(torch.float64)
+    b = basis.to(torch.float64)
+    g = torch.randn(n_atoms, b.shape[1], generator=generator(seed), dtype=torch.float64)
+    atoms = (g @ b.T) @ b
     return (atoms / atoms.norm(dim=1, keepdim=True)).to(torch.float32)
 
 

@@ -21,6 +21,9 @@ measures what *is* identifiable:
   by their most active latent, compared across seeds by adjusted mutual
   information; :func:`dictionary_codes` gives a random dictionary's codes for a
   baseline partition.
+* :func:`plane_stability`: all of these for one configuration's seeds, each beside
+  count-matched random atoms in the data's principal subspace (stage
+  ``stability@<domain>`` on every domain with planes).
 
 Conventions
 -----------
@@ -56,10 +59,12 @@ from sklearn.metrics import adjusted_mutual_info_score
 from husai.fourier import centre_grid
 from husai.groundtruth import PLANE_MIN_SHARE, live_atoms
 from husai.stability import Atoms, as_atoms, unit_rows
+from husai.stats import BOOT_SEED, N_BOOT, seed_stats, value_stats
 
 VARIABLES = ("a", "b", "sum", "diff")
 MODULAR_MIN_SHARE = 0.01  # default share of the variance for a plane to be kept
 ARC_MIN_CONCENTRATION = 0.6  # default mean resultant length for an arc latent
+ROTATION_SEED_OFFSET = 2_000_003  # seed i's null rotation angles: generator(seed + this)
 RANK_TOL = 1e-6  # singular values at most this times the largest count as missing
 DEGENERATE_TOL = 1e-9  # a plane's second axis below this relative norm: a line, not a plane
 
@@ -508,3 +513,234 @@ def dictionary_codes(x: torch.Tensor, atoms: Atoms) -> torch.Tensor:
     if unit.shape[1] != xt.shape[1]:
         raise ValueError(f"atoms have d {unit.shape[1]}, x has {xt.shape[1]}")
     return torch.relu((xt - xt.mean(dim=0, keepdim=True)) @ unit.T)
+
+
+def rotate_within_planes(
+    atoms: Atoms, planes: torch.Tensor | np.ndarray, angles: torch.Tensor
+) -> torch.Tensor:
+    """``atoms [n, d]`` with each one's component in plane q (its coordinates on
+    ``planes[q]``) rotated by ``angles[q]`` radians within that plane and the rest of it
+    unchanged: on data that lie on round circles in those planes, a rotation that leaves
+    what the atoms can reconstruct as it was. float64 ``[n, d]``."""
+    pl = _check_planes(planes)
+    a = as_atoms(atoms, "atoms").to(torch.float64)
+    th = torch.as_tensor(angles, dtype=torch.float64)
+    if th.shape != (pl.shape[0],):
+        raise ValueError(f"need one angle per plane ({pl.shape[0]}), got {tuple(th.shape)}")
+    coords = torch.einsum("pkd,nd->npk", pl, a)  # [n, P, 2]
+    c, s = torch.cos(th), torch.sin(th)
+    turned = torch.stack(
+        [c * coords[..., 0] - s * coords[..., 1], s * coords[..., 0] + c * coords[..., 1]], dim=-1
+    )
+    return a + torch.einsum("npk,pkd->nd", turned - coords, pl)
+
+
+# ----------------------------------------------------------------------------- per configuration
+
+
+def plane_stability(
+    decoders: Sequence[Atoms],
+    lives: Sequence[torch.Tensor],
+    codes: Sequence[torch.Tensor],
+    x: torch.Tensor,
+    truth: dict[str, torch.Tensor],
+    seeds: Sequence[int],
+    basis: torch.Tensor,
+    *,
+    encoders: Sequence[Atoms] | None = None,
+    threshold: float = 0.7,
+    hungarian: bool = True,
+    min_share: float = PLANE_MIN_SHARE,
+    min_concentration: float = ARC_MIN_CONCENTRATION,
+    n_boot: int = N_BOOT,
+    boot_seed: int = BOOT_SEED,
+) -> dict[str, Any]:
+    """The plane metrics of one configuration's seeds, each beside a count-matched
+    baseline: for seed i, ``n_live[i]`` random unit atoms in the span of ``basis``
+    (the data's principal subspace, :func:`husai.baselines.subspace_dictionary` drawn
+    from ``seeds[i]``, as :func:`husai.groundtruth.live_stability` draws its own).
+
+    ``decoders[i]`` ``[d_sae, d_in]``, ``lives[i]`` its live mask, ``codes[i]``
+    ``[N, d_sae]`` its activations on ``x [N, d_in]``; ``truth`` holds ``planes``
+    ``[P, 2, d_in]`` and ``angles`` ``[N, P]`` (and, where known, ``plane_frequency``,
+    ``plane_variable``, ``plane_share`` ``[P]``).
+
+    Per seed (:class:`husai.records.Stat` over seeds): ``coverage`` (mean over planes
+    of :func:`plane_coverage`'s coverage), ``assigned_fraction`` (live atoms in one
+    plane), ``covered_planes`` (share of planes whose assigned atoms cover the circle,
+    max phase gap < 180 degrees), ``evenness`` (mean over planes with atoms),
+    ``arc_fraction`` (live latents whose activation is an arc of one plane:
+    :func:`arc_assignment`), ``assignment_agreement`` (of the live latents both in a
+    plane by their atom and on an arc by their activation, the share for which the two
+    planes agree; None when there are none). Per seed pair: ``plane_agreement``
+    (:func:`plane_agreement`'s mean) and ``partition_ami`` (:func:`partition_ami` of
+    the two :func:`input_partition`). Baselines: ``subspace_coverage``,
+    ``subspace_assigned_fraction``, ``subspace_plane_agreement`` and
+    ``subspace_partition_ami`` (the baseline codes: :func:`dictionary_codes`).
+    ``per_plane``: frequency, variable, share, and Stats of coverage, n_atoms,
+    agreement, plus ``covers`` (share of seeds whose atoms cover the circle).
+
+    The rotation null (``rotation_live_*``): what the atom measures of
+    :func:`husai.groundtruth.live_stability` (PWMCC, Hungarian MCC, and with
+    ``encoders`` the shared fraction at ``threshold``) would be if the seeds agreed only
+    up to the data's symmetry. Each seed's live decoder and encoder atoms are rotated
+    within every plane by its own uniform random angles (:func:`rotate_within_planes`,
+    angles from ``seeds[i] + ROTATION_SEED_OFFSET``, the same rotation for its encoder
+    and decoder) and compared pair by pair as the trained atoms are. Trained atom
+    stability above this null means the seeds agree on where the atoms sit on the
+    circles, which the symmetry does not fix; at the null, the atoms agree only as far
+    as the planes make them.
+
+    The subspace baselines are not a null for the plane measures (a random atom of the
+    data subspace seldom lies inside one plane): they show what the measures give for
+    dictionaries without the planes' structure.
+    """
+    from husai.baselines import subspace_dictionary
+    from husai.stats import pair_matrix, pair_stats, per_seed_stats
+
+    n = len(decoders)
+    if n < 2 or not len(lives) == len(codes) == len(seeds) == n:
+        raise ValueError(
+            f"need >= 2 seeds with one decoder, live mask and code matrix each, got "
+            f"{n}, {len(lives)}, {len(codes)}, {len(seeds)}"
+        )
+    planes = _check_planes(truth["planes"])
+    angles = torch.as_tensor(truth["angles"]).to(torch.float64)
+    n_planes = int(planes.shape[0])
+    if angles.shape != (x.shape[0], n_planes):
+        raise ValueError(
+            f"angles must be [N, P] = [{x.shape[0]}, {n_planes}], got {tuple(angles.shape)}"
+        )
+
+    def meta(key: str, default: Any) -> list[Any]:
+        if key in truth:
+            return torch.as_tensor(truth[key]).tolist()
+        return [default] * n_planes
+
+    frequency = meta("plane_frequency", None)
+    variable = [None if v is None else VARIABLES[int(v)] for v in meta("plane_variable", None)]
+    share = meta("plane_share", None)
+
+    boot = {"n_boot": n_boot, "seed": boot_seed}
+    seed_rows: list[dict[str, Any]] = []
+    per_plane: list[dict[str, list]] = [
+        {"coverage": [], "n_atoms": [], "covers": []} for _ in range(n_planes)
+    ]
+    base_dicts, labels, base_labels, trained_cov, base_cov = [], [], [], [], []
+    for i, (dec, live, act, seed) in enumerate(zip(decoders, lives, codes, seeds, strict=True)):
+        live = torch.as_tensor(live).to(torch.bool)
+        n_live = int(live.sum())
+        if n_live == 0:
+            raise ValueError(f"seed {seed} has no live latent: nothing to compare")
+        cov = plane_coverage(dec, planes, live, min_share)
+        _, atom_plane, _ = _assign(dec, planes, live, min_share, f"decoders[{i}]")
+        arc_plane, _ = arc_assignment(act[:, live], angles, min_concentration)
+        both = (atom_plane >= 0) & (arc_plane >= 0)
+        rows = cov["per_plane"]
+        with_atoms = [r["evenness"] for r in rows if r["evenness"] is not None]
+        seed_rows.append(
+            {
+                "coverage": cov["mean_coverage"],
+                "assigned_fraction": cov["assigned_fraction"],
+                "covered_planes": sum(bool(r["covers"]) for r in rows) / n_planes,
+                "evenness": sum(with_atoms) / len(with_atoms) if with_atoms else None,
+                "arc_fraction": float((arc_plane >= 0).double().mean()),
+                "assignment_agreement": float((atom_plane[both] == arc_plane[both]).double().mean())
+                if bool(both.any())
+                else None,
+            }
+        )
+        for q, r in enumerate(rows):
+            per_plane[q]["coverage"].append(r["coverage"])
+            per_plane[q]["n_atoms"].append(r["n_atoms"])
+            per_plane[q]["covers"].append(bool(r["covers"]))
+        base = subspace_dictionary(n_live, basis, int(seed))
+        base_dicts.append(base)
+        base_cov.append(plane_coverage(base, planes, None, min_share))
+        trained_cov.append(cov)
+        labels.append(input_partition(act))
+        base_labels.append(input_partition(dictionary_codes(x, base)))
+
+    agree, base_agree, ami, base_ami = (pair_matrix(n) for _ in range(4))
+    plane_agree = [pair_matrix(n) for _ in range(n_planes)]
+    for i, j in itertools.combinations(range(n), 2):
+        pa = plane_agreement(decoders[i], lives[i], decoders[j], lives[j], planes, min_share)
+        pb = plane_agreement(base_dicts[i], None, base_dicts[j], None, planes, min_share)
+        for m, value in ((agree, pa["mean_agreement"]), (base_agree, pb["mean_agreement"])):
+            m[i, j] = m[j, i] = np.nan if value is None else value
+        for q, value in enumerate(pa["per_plane"]):
+            plane_agree[q][i, j] = plane_agree[q][j, i] = np.nan if value is None else value
+        ami[i, j] = ami[j, i] = partition_ami(labels[i], labels[j])
+        base_ami[i, j] = base_ami[j, i] = partition_ami(base_labels[i], base_labels[j])
+
+    from husai.baselines import generator
+    from husai.groundtruth import live_atoms
+    from husai.stability import pairwise_metrics
+
+    rotated_dec, rotated_enc = [], []
+    for i, seed in enumerate(seeds):
+        turn = torch.rand(n_planes, generator=generator(int(seed) + ROTATION_SEED_OFFSET))
+        turn = turn.to(torch.float64) * (2 * math.pi)
+        live = torch.as_tensor(lives[i]).to(torch.bool)
+        rotated_dec.append(rotate_within_planes(live_atoms(decoders[i], live), planes, turn))
+        if encoders is not None:
+            rotated_enc.append(rotate_within_planes(live_atoms(encoders[i], live), planes, turn))
+    null = pairwise_metrics(
+        rotated_dec,
+        rotated_enc if encoders is not None else None,
+        threshold=threshold,
+        ranks=(),
+        hungarian=hungarian,
+    )
+
+    def over_seeds(key: str) -> dict[str, Any]:
+        values = [r[key] for r in seed_rows]
+        if None in values:
+            return per_seed_stats(values, **boot)
+        return value_stats(values, **boot).to_dict()
+
+    out: dict[str, Any] = {
+        "seeds": [int(s) for s in seeds],
+        "min_share": float(min_share),
+        "min_concentration": float(min_concentration),
+        "planes": [
+            {"frequency": f, "variable": v, "share": s}
+            for f, v, s in zip(frequency, variable, share, strict=True)
+        ],
+    }
+    for key in (
+        "coverage",
+        "assigned_fraction",
+        "covered_planes",
+        "evenness",
+        "arc_fraction",
+        "assignment_agreement",
+    ):
+        out[key] = over_seeds(key)
+    out["subspace_coverage"] = value_stats([c["mean_coverage"] for c in base_cov], **boot).to_dict()
+    out["subspace_assigned_fraction"] = value_stats(
+        [c["assigned_fraction"] for c in base_cov], **boot
+    ).to_dict()
+    out["plane_agreement"] = pair_stats(agree, **boot)
+    out["subspace_plane_agreement"] = pair_stats(base_agree, **boot)
+    out["partition_ami"] = pair_stats(ami, **boot)
+    out["subspace_partition_ami"] = pair_stats(base_ami, **boot)
+    for key in ("pwmcc", "hungarian_mcc", "shared_fraction"):
+        m = null.get(key)
+        out[f"rotation_live_{key}"] = (
+            None if m is None else seed_stats(m, n_boot=n_boot, seed=boot_seed).to_dict()
+        )
+    out["per_plane"] = [
+        {
+            "frequency": frequency[q],
+            "variable": variable[q],
+            "share": share[q],
+            "coverage": value_stats(per_plane[q]["coverage"], **boot).to_dict(),
+            "n_atoms": value_stats(per_plane[q]["n_atoms"], **boot).to_dict(),
+            "covers": sum(per_plane[q]["covers"]) / n,
+            "agreement": pair_stats(plane_agree[q], **boot),
+        }
+        for q in range(n_planes)
+    ]
+    out["per_seed"] = {str(int(s)): r for s, r in zip(seeds, seed_rows, strict=True)}
+    return out

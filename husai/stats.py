@@ -286,7 +286,7 @@ def pair_matrix(n: int) -> np.ndarray:
     return np.full((n, n), np.nan)
 
 
-def pair_stats(matrix: np.ndarray) -> Stat:
+def pair_stats(matrix: np.ndarray, *, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> Stat:
     """:func:`seed_stats` of an ``[n, n]`` pair matrix as a Stat record, tolerating undefined
     pairs.
 
@@ -301,7 +301,7 @@ def pair_stats(matrix: np.ndarray) -> Stat:
     values = m[np.triu_indices(n, k=1)]
     ok = np.isfinite(values)
     if ok.all():
-        return seed_stats(m).to_dict()
+        return seed_stats(m, n_boot=n_boot, seed=seed).to_dict()
     v = values[ok]
     return {
         "mean": float(v.mean()) if len(v) else None,
@@ -312,10 +312,12 @@ def pair_stats(matrix: np.ndarray) -> Stat:
     }
 
 
-def per_seed_stats(values: Sequence[float | None]) -> Stat:
+def per_seed_stats(
+    values: Sequence[float | None], *, n_boot: int = N_BOOT, seed: int = BOOT_SEED
+) -> Stat:
     """:func:`value_stats` of per-seed values as a Stat record, skipping undefined ones
     (None or not finite); every entry None and ``n_seeds`` 0 when none is defined."""
     v = [float(x) for x in values if x is not None and np.isfinite(x)]
     if not v:
         return {"mean": None, "std": None, "ci": None, "n_seeds": 0, "n_pairs": None}
-    return value_stats(v).to_dict()
+    return value_stats(v, n_boot=n_boot, seed=seed).to_dict()

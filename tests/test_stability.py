@@ -327,6 +327,10 @@ def test_subspace_dictionary_lies_in_the_span_and_matches_isotropic_in_r_dims() 
     inside = atoms.double() @ basis.T @ basis
     assert torch.allclose(inside, atoms.double(), atol=1e-5)
     assert torch.equal(atoms, bl.subspace_dictionary(1024, basis, seed=3))
+    # the same span in another orthonormal basis (a rotation of the rows): the same atoms
+    rot = torch.linalg.qr(torch.randn(9, 9, generator=g, dtype=torch.float64)).Q
+    other = bl.subspace_dictionary(1024, rot @ basis, seed=3)
+    assert torch.allclose(other, atoms, atol=1e-6)
     # random directions in a 9-dim span: PWMCC is that of isotropic atoms in R^9,
     # far above isotropic atoms in R^128 (0.30)
     value = st.pwmcc(atoms, bl.subspace_dictionary(1024, basis, seed=4))
