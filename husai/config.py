@@ -14,6 +14,7 @@ numeric strings (PyYAML reads ``1e-3`` as a string).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -248,20 +249,40 @@ finds the same set from TransformerLens; a test keeps them equal). Listed here s
 validating params does not import TransformerLens."""
 
 
+MODULAR = "modular"
+"""The primary domain of the transformer's activations (params ``activations.hooks``)."""
+
+
 @dataclass(frozen=True)
 class ActivationsParams:
-    """Which activations the SAEs are trained on."""
+    """Which activations the SAEs are trained on: one domain per hook (stage
+    ``activations@<domain>``), all at the same token position. ``modular`` (the
+    primary domain, at ``hook_resid_post`` by default) is the one the sweep, dynamics,
+    geometry, predictors and recovery stages analyse."""
 
-    hook: str = "blocks.0.hook_resid_post"
     position: int = -1
+    hooks: dict[str, str] = field(default_factory=lambda: {MODULAR: "blocks.0.hook_resid_post"})
 
     def check(self, at: str) -> None:
         require(
-            self.hook in ACTIVATION_HOOKS,
-            f"{at}.hook",
-            self.hook,
-            f"unknown hook name (known: {', '.join(sorted(ACTIVATION_HOOKS))})",
+            MODULAR in self.hooks,
+            f"{at}.hooks",
+            dict(self.hooks),
+            f"must name the primary domain {MODULAR!r} (the hook the analysis stages read)",
         )
+        for name, hook in self.hooks.items():
+            require(
+                re.fullmatch(r"[a-z][a-z0-9_]*", str(name)) is not None,
+                f"{at}.hooks.{name}",
+                hook,
+                "a domain name must be lowercase letters, digits and _ (it names files and stages)",
+            )
+            require(
+                hook in ACTIVATION_HOOKS,
+                f"{at}.hooks.{name}",
+                hook,
+                f"unknown hook name (known: {', '.join(sorted(ACTIVATION_HOOKS))})",
+            )
         require(
             -N_CTX <= self.position < N_CTX,
             f"{at}.position",
@@ -467,10 +488,6 @@ class DomainsParams:
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
 
 
-MODULAR = "modular"
-"""The domain of the transformer's activations (stage ``activations``)."""
-
-
 SWEEP_KNOBS = sweep_knobs()
 """The sparsity hyperparameter that a sweep varies for each architecture (its spec's knob)."""
 
@@ -489,9 +506,16 @@ class SweepParams:
     seeds: tuple[int, ...] = (42, 123, 456, 789, 1011)
     hungarian_max_d_sae: int = 1024
     stable_ratio: float = 1.0
+    min_explained_variance: float = 0.5
 
     def check(self, at: str) -> None:
         _check_architectures(self.architectures, f"{at}.architectures")
+        require(
+            self.min_explained_variance < 1.0,
+            f"{at}.min_explained_variance",
+            self.min_explained_variance,
+            "must be < 1 (a configuration reconstructs when its explained variance is >= it)",
+        )
         for arch in self.architectures:
             require(
                 arch in self.sparsity,
@@ -795,7 +819,14 @@ class Params:
     def check(self, at: str) -> None:
         require(self.task is not None, "task", MISSING, "missing from params.yaml")
         require(self.transformer is not None, "transformer", MISSING, "missing from params.yaml")
-        known = [MODULAR, *self.domains.names()]
+        known = [*self.activations.hooks, *self.domains.names()]
+        for name in self.activations.hooks:
+            require(
+                name not in self.domains.names(),
+                f"activations.hooks.{name}",
+                self.activations.hooks[name],
+                "is also a control domain of section domains: domain names must differ",
+            )
         for domain, configs in self.saes.items():
             require(
                 domain in known,
@@ -874,6 +905,11 @@ class Params:
         """The domains that train SAEs: the keys of section ``saes``."""
         return list(self.saes)
 
+    def is_transformer_domain(self, domain: str) -> bool:
+        """Whether ``domain`` is the transformer's activations at a hook (a key of
+        ``activations.hooks``) rather than a control domain."""
+        return domain in self.activations.hooks
+
     def sae_configs(self, domain: str = MODULAR) -> dict[str, SAEParams]:
         """The configurations ``saes.<domain>`` (name -> resolved, validated params);
         none for a domain that ``saes`` does not list."""
@@ -884,7 +920,7 @@ class Params:
 
     def domain_spec(self, domain: str) -> SyntheticParams | CirclesParams:
         """The params of control domain ``domain`` (section ``domains.<domain>``)."""
-        spec = getattr(self.domains, domain, None) if domain != MODULAR else None
+        spec = getattr(self.domains, domain, None) if domain not in self.activations.hooks else None
         require(
             spec is not None,
             f"domains.{domain}",

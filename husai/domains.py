@@ -157,7 +157,10 @@ def circles_domain(spec: CirclesParams) -> DomainData:
     circles, as the modular model's residual stream holds the answer c on one circle per
     key frequency. The planes (u_j, v_j) are random orthonormal directions in R^d_in.
 
-    Ground truth: ``planes`` [P, 2, d_in] (orthonormal rows) and ``c`` [n].
+    Ground truth: ``planes`` [P, 2, d_in] (orthonormal rows), ``c`` [n], each row's
+    angle on each circle ``angles`` [n, P], and per plane ``plane_frequency``,
+    ``plane_variable`` (``sum``: c plays the modular model's a + b) and ``plane_share``
+    (r_j^2 / sum r^2, the share of the variance without noise).
     """
     if len(spec.frequencies) != len(spec.radii):
         raise HusaiError(
@@ -177,5 +180,18 @@ def circles_domain(spec: CirclesParams) -> DomainData:
     if spec.noise > 0:
         g = torch.Generator().manual_seed(spec.seed + 1)
         x += spec.noise * torch.randn(spec.n, spec.d_in, generator=g, dtype=torch.float64)
-    truth = {"planes": planes.to(torch.float32).contiguous(), "c": c}
+    from husai.planes import VARIABLES
+
+    angles = torch.stack(
+        [(2 * math.pi * f / spec.points) * c.to(torch.float64) for f in spec.frequencies], dim=1
+    ).remainder(2 * math.pi)
+    radii = torch.tensor(spec.radii, dtype=torch.float64)
+    truth = {
+        "planes": planes.to(torch.float32).contiguous(),
+        "c": c,
+        "angles": angles.contiguous(),
+        "plane_frequency": torch.tensor(spec.frequencies, dtype=torch.int64),
+        "plane_variable": torch.full((n_circles,), VARIABLES.index("sum"), dtype=torch.int64),
+        "plane_share": radii.pow(2) / radii.pow(2).sum(),
+    }
     return DomainData("circles", x.to(torch.float32).contiguous(), truth, {})

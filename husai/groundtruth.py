@@ -64,6 +64,14 @@ from husai.stats import BOOT_SEED, N_BOOT, ratio_stats, seed_resamples, seed_sta
 RECOVERY_THRESHOLD = 0.9  # a planted feature counts as found at this |cos|
 PLANE_MIN_SHARE = 0.9  # an atom lies in a plane when this share of its norm^2 does
 DEDUPE_COS = 0.95  # two live atoms at this |cos| are one direction
+ENCODER_SEED_OFFSET = 1_000_003
+"""A baseline seed's encoder atoms are drawn from ``seed + ENCODER_SEED_OFFSET``,
+independently of its decoder atoms (untied). With tied atoms (encoder = decoder) the
+encoder matching repeats the decoder matching, so the shared fraction of a tied random
+baseline is just the share of decoder matches above the threshold, high wherever random
+atoms crowd a low-rank span. An untied random baseline shares almost nothing: beating it
+says only that encoder and decoder agree on the partner, which the rotation null of
+:func:`husai.planes.plane_stability` tests properly where the data have planes."""
 BASELINES = ("isotropic", "subspace", "data")
 METRICS = ("pwmcc", "hungarian_mcc", "shared_fraction")
 
@@ -274,8 +282,9 @@ def live_stability(
     atoms, while Hungarian MCC and the shared fraction count the ``min(n_a, n_b)``
     matched pairs: the surplus live atoms of the larger seed do not lower them.
     Each baseline seed gets as many atoms as the trained seed has live latents
-    (:func:`live_baseline_dictionaries`; tied encoder atoms, as in
-    :func:`husai.baselines.isotropic_baseline`).
+    (:func:`live_baseline_dictionaries`), with encoder atoms drawn independently of its
+    decoder atoms (from ``seed + ENCODER_SEED_OFFSET``): untied, as a trained SAE's
+    are, so that the baselines' shared fraction is comparable with the trained one.
 
     Keys: ``seeds``; ``live_pwmcc``, ``live_hungarian_mcc``, ``live_shared_fraction``
     and ``{isotropic,subspace,data}_live_{pwmcc,hungarian_mcc,shared_fraction}``
@@ -316,9 +325,15 @@ def live_stability(
     boot = {"n_boot": n_boot, "seed": boot_seed}
     trained = pairwise_metrics(dec, enc, **options)
     mats = {"live": trained}
+    untied = (
+        None
+        if enc is None
+        else live_baseline_dictionaries(
+            counts, [int(s) + ENCODER_SEED_OFFSET for s in seeds], x, basis
+        )
+    )
     for kind, atoms in live_baseline_dictionaries(counts, seeds, x, basis).items():
-        tied = atoms if enc is not None else None
-        mats[kind] = pairwise_metrics(atoms, tied, **options)
+        mats[kind] = pairwise_metrics(atoms, None if untied is None else untied[kind], **options)
 
     out: dict[str, Any] = {"seeds": [int(s) for s in seeds]}
     for prefix in ("live", *(f"{k}_live" for k in BASELINES)):

@@ -140,6 +140,9 @@ class SAETraining(TypedDict):
     # before the criterion existed
     epochs_run: NotRequired[int]
     converged: NotRequired[bool | None]
+    # mean 1 - cos of the fired atoms over the last convergence_window epochs (null: fixed
+    # schedule, or no more epochs than the window)
+    atom_drift: NotRequired[float | None]
 
 
 class SAEEntry(TypedDict):
@@ -260,12 +263,61 @@ class SAELensEval(TypedDict):
     per_seed: dict[str, dict[str, float]]
 
 
+class PlaneInfo(TypedDict):
+    """One ground-truth plane: its key frequency, variable (a, b, sum, diff; null where
+    unknown) and share of the data's variance."""
+
+    frequency: int | None
+    variable: str | None
+    share: float | None
+
+
+class PlanePerPlane(PlaneInfo):
+    """``husai.planes.plane_stability`` of one plane: coverage and assigned atoms per
+    seed, agreement per seed pair, the share of seeds whose atoms cover its circle."""
+
+    coverage: Stat
+    n_atoms: Stat
+    covers: float
+    agreement: Stat
+
+
+class PlaneStability(TypedDict):
+    """``husai.planes.plane_stability``: the symmetry-respecting metrics (SCIENCE.md
+    section 9) of one configuration, beside count-matched random atoms in the data's
+    principal subspace (``subspace_*``)."""
+
+    seeds: list[int]
+    min_share: float
+    min_concentration: float
+    planes: list[PlaneInfo]
+    coverage: Stat
+    assigned_fraction: Stat
+    covered_planes: Stat
+    evenness: Stat
+    arc_fraction: Stat
+    assignment_agreement: Stat
+    subspace_coverage: Stat
+    subspace_assigned_fraction: Stat
+    plane_agreement: Stat
+    subspace_plane_agreement: Stat
+    partition_ami: Stat
+    subspace_partition_ami: Stat
+    # the rotation null: each seed's live atoms turned within every plane at random
+    rotation_live_pwmcc: Stat
+    rotation_live_hungarian_mcc: Stat | None
+    rotation_live_shared_fraction: Stat | None
+    per_plane: list[PlanePerPlane]
+    per_seed: dict[str, dict[str, float | None]]
+
+
 class DomainStability(StabilitySummary):
     """``metrics/stability/<domain>.json`` per configuration: the all-atom summary,
     live-latent stability and, on control domains, ground-truth recovery."""
 
     live: LiveStability
     ground_truth: NotRequired[GroundTruthRecovery]
+    planes: NotRequired[PlaneStability]
     saelens_eval: NotRequired[SAELensEval]
 
 
@@ -424,6 +476,8 @@ class SweepTraining(TypedDict):
     final_epoch_loss: list[float]  # one per seed, of its last epoch (epochs_run)
     epochs_run: NotRequired[list[int]]  # one per seed (as in SAETraining)
     converged: NotRequired[list[bool] | None]  # one per seed; null: fixed schedule
+    atom_drift: NotRequired[list[float | None] | None]  # one per seed (as in SAETraining)
+    reconstructs: NotRequired[bool]  # mean explained variance >= sweep.min_explained_variance
 
 
 class SweepSkipped(TypedDict):
@@ -475,6 +529,9 @@ class SweepRow(TypedDict):
     knob: Knob
     level: float
     skipped: Literal[False]
+    steps: int  # optimiser steps the batch of seeds ran
+    converged: bool | None  # every seed met the convergence criterion; null: fixed schedule
+    reconstructs: bool  # explained_variance >= sweep.min_explained_variance
     l0: float
     explained_variance: float
     dead_fraction: float
@@ -492,7 +549,7 @@ class SweepRow(TypedDict):
     pure_latent_fraction: float | None
     decoder_alignment: float | None
     random_decoder_alignment: float | None
-    stable: bool  # both ratios' CIs above sweep.stable_ratio
+    stable: bool  # reconstructs, and both ratios' CIs above sweep.stable_ratio
     subspace_random_pwmcc: NotRequired[float | None]  # with the data-subspace baseline
     ratio_subspace: NotRequired[float | None]
     ratio_subspace_ci: NotRequired[CI | None]
@@ -509,6 +566,7 @@ class BestBySize(TypedDict):
     random_pwmcc: float | None
     n_configs: int
     n_stable: int
+    n_not_reconstructing: int
 
 
 class MatchedArchitecture(TypedDict):
@@ -546,6 +604,9 @@ class SweepMetrics(TypedDict):
     n_configs: int
     n_saes: int
     n_skipped: int
+    n_not_reconstructing: int  # trained configurations below sweep.min_explained_variance
+    n_not_converged: int  # trained under the convergence criterion without meeting it
+    min_explained_variance: float
     seeds: list[int]
     epochs: int
     rows: list[SweepRow | SweepRowSkipped]

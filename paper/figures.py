@@ -27,6 +27,7 @@ FOURIER = "metrics/fourier.json"
 SPECTRUM = "metrics/curves/fourier_spectrum.csv"
 SAES = "metrics/saes/modular.json"
 STABILITY = "metrics/stability/modular.json"
+MLP_STABILITY = "metrics/stability/modular_mlp.json"  # the same SAEs at mlp.hook_post
 RECOVERY = "metrics/recovery.json"
 SWEEP = "metrics/sweep.json"
 DYNAMICS = "metrics/dynamics.json"

@@ -40,6 +40,7 @@ SPARSITY_LABEL = {
 }
 CONFIG_ROOT: dict[str, JsonPath] = {
     "metrics/stability/modular.json": (),
+    "metrics/stability/modular_mlp.json": (),
     "metrics/stability/synthetic.json": (),
     "metrics/stability/circles.json": (),
     "metrics/recovery.json": (),

@@ -150,6 +150,10 @@ class Activations:
     gt_u: torch.Tensor
     gt_v: torch.Tensor
     gt_energy_share: torch.Tensor  # [n] float64
+    plane_basis: torch.Tensor  # [P, 2, d] float64: husai.planes.Planes of the grid
+    plane_frequency: torch.Tensor  # [P] int64
+    plane_variable: torch.Tensor  # [P] int64 (index into husai.planes.VARIABLES)
+    plane_share: torch.Tensor  # [P] float64
     p: int
     hook: str
     position: int
@@ -174,6 +178,10 @@ def save_activations(path: Path, acts: Activations) -> None:
         "gt_u": acts.gt_u,
         "gt_v": acts.gt_v,
         "gt_energy_share": acts.gt_energy_share,
+        "plane_basis": acts.plane_basis,
+        "plane_frequency": acts.plane_frequency,
+        "plane_variable": acts.plane_variable,
+        "plane_share": acts.plane_share,
     }
     meta = {
         "p": acts.p,
@@ -187,7 +195,20 @@ def save_activations(path: Path, acts: Activations) -> None:
 def load_activations(path: Path) -> Activations:
     t, meta = load_tensors(
         path,
-        ("x", "a", "b", "gt_directions", "gt_frequency", "gt_u", "gt_v", "gt_energy_share"),
+        (
+            "x",
+            "a",
+            "b",
+            "gt_directions",
+            "gt_frequency",
+            "gt_u",
+            "gt_v",
+            "gt_energy_share",
+            "plane_basis",
+            "plane_frequency",
+            "plane_variable",
+            "plane_share",
+        ),
         ("p", "hook", "position", "key_frequencies"),
     )
     if t["x"].ndim != 2 or t["x"].shape[0] != meta["p"] ** 2:
@@ -203,7 +224,8 @@ TRUTH_PREFIX = "truth."
 
 
 def domain_path(domain: str) -> Path:
-    """Where stage ``activations`` (modular) or ``domain@<name>`` writes a domain's data."""
+    """Where stage ``activations@<name>`` (a transformer hook) or ``domain@<name>`` (a
+    control) writes a domain's data."""
     return Path("data/domains") / f"{domain}.safetensors"
 
 
@@ -214,16 +236,31 @@ def save_domain(path: Path, data) -> None:
     write_bytes(path, to_bytes(tensors, {"domain": data.name, **data.meta}))
 
 
-def load_domain(path: Path, domain: str):
-    """A domain's SAE training data as :class:`husai.domains.DomainData`: the control
-    domains' files of :func:`save_domain`, or modular's activation dataset (its ground
-    truth is read by :func:`load_activations`; here ``truth`` is empty)."""
+def load_domain(path: Path, domain: str, transformer: bool):
+    """A domain's SAE training data as :class:`husai.domains.DomainData`: a control
+    domain's file of :func:`save_domain`, or (``transformer``) an activation dataset of
+    stage ``activations@<domain>``, whose ground truth is its planes
+    (:class:`husai.planes.Planes`) with each row's angle on each plane
+    (:func:`husai.planes.plane_angles`)."""
     from husai.domains import DomainData
 
-    if domain == "modular":
+    if transformer:
+        from husai.planes import plane_angles
+
         acts = load_activations(path)
         meta = {"hook": acts.hook, "position": acts.position, "p": acts.p}
-        return DomainData(domain, acts.x, {}, meta)
+        truth = {}
+        if acts.plane_basis.shape[0] > 0:  # no plane holds 1% of the variance: no truth
+            truth = {
+                "planes": acts.plane_basis,
+                "angles": plane_angles(
+                    acts.a, acts.b, acts.p, acts.plane_frequency, acts.plane_variable
+                ),
+                "plane_frequency": acts.plane_frequency,
+                "plane_variable": acts.plane_variable,
+                "plane_share": acts.plane_share,
+            }
+        return DomainData(domain, acts.x, truth, meta)
     t, meta = load_tensors(path, ("x",), ("domain",))
     if meta["domain"] != domain or t["x"].ndim != 2:
         raise HusaiError(

@@ -26,6 +26,7 @@ def main(
 ) -> None:
     """Key frequencies, their share of the embedding and of the activations, neuron purity."""
     from husai import fourier as fr
+    from husai.config import MODULAR
     from husai.transformer import build_model, grid_activations
 
     prm = load_params(params)
@@ -34,7 +35,7 @@ def main(
     model, _ = load_transformer(model_path, device)
     untrained = build_model(model.cfg)  # the same seed: this model's own initialisation
     untrained.eval()
-    p, hook, pos = task.p, prm.activations.hook, prm.activations.position
+    p, hook, pos = task.p, prm.activations.hooks[MODULAR], prm.activations.position
 
     energy, const = fr.frequency_energy(model.embed.W_E[:p].detach().cpu())
     keys = fr.key_frequencies(energy, prm.fourier.key_threshold)

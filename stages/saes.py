@@ -46,7 +46,7 @@ def main(
     data = domain_path(domain) if data is None else data
     out = Path("models/saes") / domain if out is None else out
     metrics = Path("metrics/saes") / f"{domain}.json" if metrics is None else metrics
-    dom = load_domain(data, domain)
+    dom = load_domain(data, domain, prm.is_transformer_domain(domain))
     x = dom.x
     n_rows, d_in = x.shape
     total = sum(
@@ -54,7 +54,7 @@ def main(
     )
     files: dict[str, bytes] = {}
     entries: dict[str, dict] = {}
-    if domain == "modular":
+    if prm.is_transformer_domain(domain):
         meta = {
             "hook_name": dom.meta["hook"],
             "model_name": f"husai-modular-addition-p{dom.meta['p']}",
@@ -102,6 +102,7 @@ def main(
                         "final_epoch_l0": float(last["l0"][i]),
                         "epochs_run": history.seed_epochs[i],
                         "converged": None if history.converged is None else history.converged[i],
+                        "atom_drift": None if history.atom_drift is None else history.atom_drift[i],
                     },
                 }
 

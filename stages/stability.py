@@ -49,7 +49,7 @@ def main(
     data = domain_path(domain) if data is None else data
     saes = Path("models/saes") / domain if saes is None else saes
     out = Path("metrics/stability") / f"{domain}.json" if out is None else out
-    dom = load_domain(data, domain)
+    dom = load_domain(data, domain, prm.is_transformer_domain(domain))
     d_in = dom.d_in
     options = analysis_options(prm)
     basis = subspace_basis(dom.x, options)
@@ -99,6 +99,22 @@ def main(
                 f"    ground truth: {gt['in_plane_fraction']['mean']:.3f} of live atoms in one "
                 f"plane, planes covered {gt['planes_covered']['mean']:.3f}"
             )
+        pl = st.get("planes")
+        if pl is not None:
+
+            def f(key: str, pl: dict = pl) -> str:
+                node = pl.get(key)
+                mean = None if node is None else node["mean"]
+                return "n/a" if mean is None else f"{mean:.3f}"
+
+            console.print(
+                f"    planes: coverage {f('coverage')} (random in subspace "
+                f"{f('subspace_coverage')}), agreement {f('plane_agreement')} "
+                f"({f('subspace_plane_agreement')}), partition AMI {f('partition_ami')} "
+                f"({f('subspace_partition_ami')}), arc latents {f('arc_fraction')}; rotation "
+                f"null: live PWMCC {f('rotation_live_pwmcc')}, shared "
+                f"{f('rotation_live_shared_fraction')}"
+            )
     console.print(f"stability {domain}: {len(result)} configurations -> {out}")
 
 
@@ -134,6 +150,23 @@ def control_summary(sae, dom, options, folder: Path) -> dict:
     if truth is None:
         return out
     out["ground_truth"] = truth
+    if "planes" in dom.truth and "angles" in dom.truth:
+        from husai.baselines import principal_basis
+        from husai.planes import plane_stability
+
+        out["planes"] = plane_stability(
+            [dec[i] for i in range(sae.n_seeds)],
+            lives,
+            [sae.select(i).encode(dom.x)[0] for i in range(sae.n_seeds)],
+            dom.x,
+            dom.truth,
+            sae.seeds,
+            principal_basis(dom.x, options.subspace_variance or 0.99),
+            encoders=[enc[i] for i in range(sae.n_seeds)],
+            threshold=options.shared_threshold,
+            hungarian=options.hungarian,
+            **boot,
+        )
     if truth["kind"] == "features":
         from sae_lens import SAE
 

@@ -103,6 +103,7 @@ def main(
                     "final_epoch_loss": [float(v) for v in history.last("loss")],
                     "epochs_run": list(history.seed_epochs),
                     "converged": None if history.converged is None else list(history.converged),
+                    "atom_drift": None if history.atom_drift is None else list(history.atom_drift),
                 },
                 "stability": stab,
                 "recovery": rec,

@@ -9,9 +9,15 @@ Definitions
 -----------
 * ``ratio``: trained / random (isotropic) PWMCC with its 95% seed-bootstrap CI;
   ``ratio_untrained``: trained / untrained PWMCC (paired by seed).
+* Reconstructs: the seeds' mean explained variance is at least
+  ``sweep.min_explained_variance``. A configuration that does not reconstruct its data
+  is not a dictionary of it: it is reported (``reconstructs`` false) and never counted
+  stable, whatever its PWMCC.
 * Stable configuration (SCIENCE.md section 5, "clearly above both baselines, with
-  the confidence interval to show it"): the lower CI bounds of ``ratio`` and
-  ``ratio_untrained`` both exceed ``sweep.stable_ratio`` (default 1).
+  the confidence interval to show it"): it reconstructs, and the lower CI bounds of
+  ``ratio`` and ``ratio_untrained`` both exceed ``sweep.stable_ratio`` (default 1).
+* Converged: whether every seed met the convergence criterion (null for a fixed
+  schedule); ``steps`` the optimiser steps the batch ran.
 * Architecture comparison at matched L0: for each dictionary size and each target
   L0 (the k levels of the topk family in the grid), every architecture contributes
   its configuration whose measured L0 is nearest the target in log scale, if within
@@ -20,6 +26,8 @@ Definitions
   holding ``analysis.subspace_variance`` of the activations' variance (when set);
   ``above_subspace``: its CI lies above ``sweep.stable_ratio``. Reported beside the
   Goldilocks answer: a low-rank dataset makes even random atoms in its span agree.
+* Rankings (``best_ratio``, ``by_d_sae``, matched L0, the Goldilocks answer) use the
+  configurations that reconstruct only.
 * Goldilocks zone: the best ratio per dictionary size (over architectures and
   sparsities) peaks at an *interior* size, with the peak's CI above the CIs of the
   best configurations at the smallest and the largest size. Otherwise "no Goldilocks
@@ -76,7 +84,7 @@ def _mean(stats: dict | None) -> float | None:
     return None if stats is None else stats["mean"]
 
 
-def row_of(entry: dict, stable_ratio: float) -> dict[str, Any]:
+def row_of(entry: dict, stable_ratio: float, min_ev: float) -> dict[str, Any]:
     """The summary row of one configuration file of stage ``sweep``."""
     row: dict[str, Any] = {
         "config": entry["config"],
@@ -95,8 +103,14 @@ def row_of(entry: dict, stable_ratio: float) -> dict[str, Any]:
     def above(r: dict) -> bool:
         return r["ci"] is not None and r["ci"][0] > stable_ratio
 
+    training = entry["training"]
+    converged = training.get("converged")
+    reconstructs = m["explained_variance"] >= min_ev
     row.update(
         {
+            "steps": training["steps"],
+            "converged": None if converged is None else all(converged),
+            "reconstructs": reconstructs,
             "l0": m["l0"],
             "explained_variance": m["explained_variance"],
             "dead_fraction": 1.0 - m["frac_alive"],
@@ -114,7 +128,7 @@ def row_of(entry: dict, stable_ratio: float) -> dict[str, Any]:
             "pure_latent_fraction": rec["pure_latent_fraction"]["mean"],
             "decoder_alignment": rec["decoder_alignment"]["mean"],
             "random_decoder_alignment": rec["random_decoder_alignment"]["mean"],
-            "stable": above(ratio) and above(untrained),
+            "stable": reconstructs and above(ratio) and above(untrained),
         }
     )
     sub = st.get("pwmcc_ratio_to_subspace")  # the data-subspace baseline, when computed
@@ -215,12 +229,14 @@ def goldilocks(by_d: dict[int, dict], rows: list[dict]) -> dict[str, Any]:
         )
     unstable_above = [d for d in sizes if stable and d > stable[-1]]
     if not stable:
-        answer += " No configuration is stable (CIs above both baselines)."
+        answer += " No configuration is stable (reconstructing, with CIs above both baselines)."
     elif unstable_above:
         answer += f" No configuration is stable above d_sae {stable[-1]}."
     else:
-        answer += " Every size has configurations above both baselines (CI)."
-    with_sub = [r for r in rows if "above_subspace" in r]
+        answer += (
+            " Every size has configurations that reconstruct and are above both baselines (CI)."
+        )
+    with_sub = [r for r in rows if "above_subspace" in r and r["reconstructs"]]
     if with_sub:
         n_above = sum(r["above_subspace"] for r in with_sub)
         top = max(with_sub, key=lambda r: (r["ratio_subspace"], r["config"]))
@@ -234,17 +250,25 @@ def goldilocks(by_d: dict[int, dict], rows: list[dict]) -> dict[str, Any]:
 
 
 def summarise(
-    entries: list[dict], stable_ratio: float, seeds: list[int], epochs: int, targets: list[float]
+    entries: list[dict],
+    stable_ratio: float,
+    seeds: list[int],
+    epochs: int,
+    targets: list[float],
+    min_ev: float = 0.5,
 ) -> dict[str, Any]:
     """Everything of ``metrics/sweep.json`` from the configuration files (pure)."""
-    all_rows = [row_of(e, stable_ratio) for e in entries]
+    all_rows = [row_of(e, stable_ratio, min_ev) for e in entries]
     rows = [r for r in all_rows if not r["skipped"]]
     if not rows:
         from husai.errors import HusaiError
 
         raise HusaiError("sweep: every configuration of the grid was skipped")
+    # rankings, best-by-size, matched L0 and the Goldilocks answer read only the
+    # configurations that reconstruct their data (the others are counted, never ranked)
     ranked = sorted(
-        (r for r in rows if r["ratio"] is not None), key=lambda r: (-r["ratio"], r["config"])
+        (r for r in rows if r["ratio"] is not None and r["reconstructs"]),
+        key=lambda r: (-r["ratio"], r["config"]),
     )
     by_d: dict[int, dict] = {}
     for d in sorted({r["d_sae"] for r in rows}):
@@ -258,8 +282,9 @@ def summarise(
             "random_pwmcc": top and top["random_pwmcc"],
             "n_configs": sum(r["d_sae"] == d for r in rows),
             "n_stable": sum(r["d_sae"] == d and r["stable"] for r in rows),
+            "n_not_reconstructing": sum(r["d_sae"] == d and not r["reconstructs"] for r in rows),
         }
-    matched = matched_l0(rows, targets)
+    matched = matched_l0([r for r in rows if r["reconstructs"]], targets)
     arch_stats: dict[str, dict[str, Any]] = {}
     for cell in matched:
         for arch, v in cell["architectures"].items():
@@ -274,6 +299,9 @@ def summarise(
         "n_configs": len(rows),
         "n_saes": len(rows) * len(seeds),
         "n_skipped": len(all_rows) - len(rows),
+        "n_not_reconstructing": sum(not r["reconstructs"] for r in rows),
+        "n_not_converged": sum(r["converged"] is False for r in rows),
+        "min_explained_variance": min_ev,
         "seeds": seeds,
         "epochs": epochs,
         "rows": all_rows,
@@ -311,13 +339,16 @@ def main(
     targets = sorted(
         {float(v) for a in sw.architectures if SWEEP_KNOBS[a] == "k" for v in sw.sparsity[a]}
     )
-    summary = summarise(entries, sw.stable_ratio, list(sw.seeds), sw.epochs, targets)
+    summary = summarise(
+        entries, sw.stable_ratio, list(sw.seeds), sw.epochs, targets, sw.min_explained_variance
+    )
     rows = [r for r in summary["rows"] if not r["skipped"]]
     write_json(out, summary, SweepMetrics)
     write_csv(csv, CSV_COLUMNS, ([csv_value(r, c) for c in CSV_COLUMNS] for r in rows))
     console.print(
         f"sweep_summary: {summary['n_configs']} configurations "
-        f"({summary['n_saes']} SAEs, {summary['n_skipped']} skipped) -> {out}, {csv}"
+        f"({summary['n_saes']} SAEs, {summary['n_skipped']} skipped, "
+        f"{summary['n_not_reconstructing']} below EV {sw.min_explained_variance:g}) -> {out}, {csv}"
     )
     for r in summary["best_ratio"]:
         console.print(

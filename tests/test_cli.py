@@ -27,7 +27,7 @@ def write_params(path: Path, raw: dict) -> Path:
         ("task.p", 2),
         ("task.frac_train", 0.0),
         ("task.frac_train", 1.2),
-        ("activations.hook", "blocks.0.hook_nope"),
+        ("activations.position", 5),
         ("transformer.lr", -0.001),
     ],
 )

@@ -12,10 +12,22 @@ import torch
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
+from husai.planes import modular_planes
 from stages._artifacts import Activations, save_activations
 from stages.cli import app
 
 P, D, GROUPS, GROUP_DIM, PER_GROUP = 23, 24, 6, 4, 6
+
+
+def plane_fields(x: torch.Tensor, p: int, keys: list[int]) -> dict[str, torch.Tensor]:
+    """The plane ground truth (husai.planes.modular_planes) of activations ``x`` [p*p, d]."""
+    planes = modular_planes(x.reshape(p, p, -1), keys)
+    return {
+        "plane_basis": planes.basis,
+        "plane_frequency": planes.frequency,
+        "plane_variable": planes.variable,
+        "plane_share": planes.share,
+    }
 
 
 def planted_activations(path: Path) -> None:
@@ -44,6 +56,7 @@ def planted_activations(path: Path) -> None:
             gt_frequency=torch.arange(1, GROUPS + 1).repeat_interleave(GROUP_DIM),
             gt_u=torch.zeros(D, dtype=torch.int64),
             gt_v=torch.zeros(D, dtype=torch.int64),
+            **plane_fields(x, P, list(range(1, GROUPS + 1))),
             gt_energy_share=torch.full((D,), 1 / D, dtype=torch.float64),
             p=P,
             hook="blocks.0.hook_resid_post",

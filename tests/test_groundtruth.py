@@ -287,8 +287,19 @@ def test_isotropic_baseline_with_every_latent_live_is_the_pipelines() -> None:
     all_live = [torch.ones(10, dtype=torch.bool)] * 3
     out = run(dec, enc, all_live, subspace_variance=None)
     ref = isotropic_baseline(10, D, SEEDS, ranks=())
-    for key in ("pwmcc", "hungarian_mcc", "shared_fraction"):
+    for key in ("pwmcc", "hungarian_mcc"):
         assert out[f"isotropic_live_{key}"] == seed_stats(ref[key], n_boot=200, seed=4).to_dict()
+    # the shared fraction's baseline is untied: encoder atoms from seed + ENCODER_SEED_OFFSET
+    from husai.baselines import isotropic_dictionary
+    from husai.groundtruth import ENCODER_SEED_OFFSET
+    from husai.stability import pairwise_metrics
+
+    decs = [isotropic_dictionary(10, D, s) for s in SEEDS]
+    encs = [isotropic_dictionary(10, D, s + ENCODER_SEED_OFFSET) for s in SEEDS]
+    untied = pairwise_metrics(decs, encs, ranks=())["shared_fraction"]
+    assert out["isotropic_live_shared_fraction"] == seed_stats(untied, n_boot=200, seed=4).to_dict()
+    tied = seed_stats(ref["shared_fraction"], n_boot=200, seed=4).to_dict()
+    assert out["isotropic_live_shared_fraction"]["mean"] <= tied["mean"]
     assert out["subspace_live_pwmcc"] is None and out["subspace_rank"] is None
     assert out["live_pwmcc_ratio_to_subspace"] is None
 

@@ -81,6 +81,42 @@ def fake_live(pw: float, shared: float, subspace: float | None = 0.8, iso: float
     }
 
 
+def fake_planes(i: int) -> dict:
+    """``planes`` of a configuration on a domain with planes: husai.records.PlaneStability."""
+    plane = {"frequency": 16, "variable": "sum", "share": 0.7}
+    return {
+        "seeds": list(SEEDS),
+        "min_share": 0.9,
+        "min_concentration": 0.6,
+        "planes": [plane, {"frequency": 55, "variable": "sum", "share": 0.2}],
+        "coverage": vstats(0.9 - 0.1 * i),
+        "assigned_fraction": vstats(0.6),
+        "covered_planes": vstats(1.0, 0.0),
+        "evenness": vstats(0.5),
+        "arc_fraction": vstats(0.7),
+        "assignment_agreement": vstats(0.95),
+        "subspace_coverage": vstats(0.05, 0.01),
+        "subspace_assigned_fraction": vstats(0.01, 0.01),
+        "plane_agreement": stats(0.95),
+        "subspace_plane_agreement": stats(0.1, 0.05),
+        "partition_ami": stats(0.4),
+        "subspace_partition_ami": stats(0.5, 0.05),
+        "rotation_live_pwmcc": stats(0.7 + 0.05 * i),
+        "rotation_live_hungarian_mcc": stats(0.6),
+        "rotation_live_shared_fraction": stats(0.01, 0.01),
+        "per_plane": [
+            {
+                **plane,
+                "coverage": vstats(0.9),
+                "n_atoms": vstats(20.0, 2.0),
+                "covers": 1.0,
+                "agreement": stats(0.95),
+            }
+        ],
+        "per_seed": {str(s): {"coverage": 0.9, "evenness": None} for s in SEEDS},
+    }
+
+
 def fake_stability(i: int) -> dict:
     """One configuration of ``metrics/stability/modular.json`` (stages/stability.py docstring)."""
     pw = 0.5 + 0.1 * i
@@ -268,6 +304,9 @@ def sweep_row(arch: str, d: int, knob: str, level: float, i: int) -> dict:
     )
     row.update(
         {
+            "steps": 100,
+            "converged": None,
+            "reconstructs": True,
             "l0": l0,
             "explained_variance": 0.6 + 0.02 * i,
             "dead_fraction": 0.1,
@@ -318,6 +357,7 @@ def fake_sweep() -> dict:
             "random_pwmcc": top["random_pwmcc"],
             "n_configs": len(mine),
             "n_stable": len(mine),
+            "n_not_reconstructing": 0,
         }
     pick = {r["config"]: r for r in trained}
     matched = [
@@ -338,6 +378,9 @@ def fake_sweep() -> dict:
         "n_configs": len(trained),
         "n_saes": 3 * len(trained),
         "n_skipped": len(rows) - len(trained),
+        "n_not_reconstructing": 0,
+        "n_not_converged": 0,
+        "min_explained_variance": 0.5,
         "seeds": list(SEEDS),
         "epochs": 2,
         "rows": rows,
@@ -587,7 +630,9 @@ def fake_metrics() -> dict[str, object]:
                     "final_epoch_l0": 4.0,
                 },
             }
-    stability = {name: fake_stability(i) for i, name in enumerate(CONFIGS)}
+    stability = {
+        name: fake_stability(i) | {"planes": fake_planes(i)} for i, name in enumerate(CONFIGS)
+    }
     recovery = {
         name: {
             "architecture": name,

@@ -12,8 +12,20 @@ from typer.testing import CliRunner
 
 from husai.config import parse_params
 from husai.errors import HusaiError, ParamError
+from husai.planes import modular_planes
 from stages._artifacts import Activations, load_sae, load_saes, save_activations
 from stages.cli import app
+
+
+def plane_fields(x: torch.Tensor, p: int, keys: list[int]) -> dict[str, torch.Tensor]:
+    """The plane ground truth (husai.planes.modular_planes) of activations ``x`` [p*p, d]."""
+    planes = modular_planes(x.reshape(p, p, -1), keys)
+    return {
+        "plane_basis": planes.basis,
+        "plane_frequency": planes.frequency,
+        "plane_variable": planes.variable,
+        "plane_share": planes.share,
+    }
 
 
 def write_activations(path: Path, p: int = 11, d: int = 16, seed: int = 0) -> torch.Tensor:
@@ -30,6 +42,7 @@ def write_activations(path: Path, p: int = 11, d: int = 16, seed: int = 0) -> to
             gt_frequency=torch.tensor([1, 1]),
             gt_u=torch.tensor([1, 2]),
             gt_v=torch.tensor([0, 0]),
+            **plane_fields(x, p, [1]),
             gt_energy_share=torch.tensor([0.5, 0.5], dtype=torch.float64),
             p=p,
             hook="blocks.0.hook_resid_post",
@@ -180,7 +193,13 @@ def test_sae_sections_resolve_and_name_their_keys(tiny_params_raw, repo_root) ->
     configs = default.sae_configs()
     assert {c.architecture for c in configs.values()} >= {"topk", "batchtopk", "standard"}
     for c in configs.values():
-        assert (c.d_sae, c.lr, c.batch_size, c.epochs) == (1024, 3e-4, 256, 20)
+        # trained to the explained-variance criterion, lr from benchmarks/lr_search.py
+        assert (c.d_sae, c.lr, c.batch_size, c.epochs) == (1024, 1e-3, 256, 200)
+        assert (c.convergence, c.convergence_tol, c.convergence_window) == (
+            "explained_variance",
+            1e-4,
+            10,
+        )
         assert c.seeds == (42, 123, 456, 789, 1011)
         if c.architecture != "standard":
             assert c.k == 32

@@ -66,6 +66,7 @@ def test_default_grid_is_large_enough(repo_root) -> None:
         ("sweep.seeds", [1], None, "at least two seeds"),
         ("sweep.epochs", 0, None, "must be >= 1"),
         ("sweep.bogus", 1, None, "unknown key"),
+        ("sweep.min_explained_variance", 1.0, None, "must be < 1"),
     ],
 )
 def test_bad_sweep_params_name_their_key(tiny_params_raw, key, value, named, reason) -> None:
@@ -83,6 +84,8 @@ def entry(
     ratio: float,
     ci: list[float] | None,
     skipped: bool = False,
+    ev: float = 0.9,
+    converged: list[bool] | None = None,
 ) -> dict:
     base = {
         "config": config,
@@ -96,7 +99,8 @@ def entry(
     stats = {"mean": 0.3 * ratio, "std": 0.01, "ci": None}
     return {
         **base,
-        "metrics": {"l0": l0, "explained_variance": 0.9, "frac_alive": 0.75},
+        "metrics": {"l0": l0, "explained_variance": ev, "frac_alive": 0.75},
+        "training": {"steps": 100, "final_epoch_loss": [0.1], "converged": converged},
         "stability": {
             "pwmcc": stats,
             "random_pwmcc": {"mean": 0.3},
@@ -146,6 +150,38 @@ def test_summary_ranks_compares_and_finds_no_zone_for_a_falling_curve() -> None:
     assert not g["zone"] and g["peak_d_sae"] == 16 and g["stable_d_sae"] == [16, 64]
     assert g["answer"].startswith("No Goldilocks zone above d_sae 16")
     assert "No configuration is stable above d_sae 64" in g["answer"]
+
+
+def test_a_configuration_that_does_not_reconstruct_is_never_stable() -> None:
+    """The audit's cases: PWMCC well above both baselines at EV -0.05 and 0.05 (a
+    dictionary that does not reconstruct its data) are reported, not counted stable."""
+    entries = [
+        entry("ok", "topk", 16, 4.0, 3.0, [2.8, 3.2], ev=0.9, converged=[True, True]),
+        entry("neg", "batchtopk", 16, 4.0, 3.0, [2.8, 3.2], ev=-0.05),
+        entry("low", "standard", 16, 4.0, 3.0, [2.8, 3.2], ev=0.05, converged=[True, False]),
+        entry("edge", "topk", 64, 4.0, 3.0, [2.8, 3.2], ev=0.5),
+    ]
+    s = summarise(entries, 1.0, [1, 2], 2, [4.0], min_ev=0.5)
+    rows = {r["config"]: r for r in s["rows"]}
+    assert [rows[n]["reconstructs"] for n in ("ok", "neg", "low", "edge")] == [
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert [rows[n]["stable"] for n in ("ok", "neg", "low", "edge")] == [True, False, False, True]
+    assert [rows[n]["converged"] for n in ("ok", "neg", "low")] == [True, None, False]
+    assert rows["ok"]["steps"] == 100
+    assert (s["n_not_reconstructing"], s["n_not_converged"]) == (2, 1)
+    assert s["by_d_sae"]["16"]["n_stable"] == 1
+    assert s["by_d_sae"]["16"]["n_not_reconstructing"] == 2
+    # ranked, best by size and matched L0 read the reconstructing configurations only
+    assert [r["config"] for r in s["best_ratio"]] == ["edge", "ok"]
+    assert s["by_d_sae"]["16"]["best_config"] == "ok"
+    assert all(
+        set(c["architectures"]) <= {"topk"} for c in s["matched_l0"]
+    )  # batchtopk and standard only had non-reconstructing rows
+    assert s["min_explained_variance"] == 0.5
 
 
 def test_an_interior_peak_with_clear_cis_is_a_zone() -> None:

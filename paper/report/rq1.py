@@ -73,6 +73,9 @@ class Facts:
     stable: tuple[Ref, ...]  # n_stable per size
     total: tuple[Ref, ...]  # n_configs per size
     all_stable: bool  # every configuration above the isotropic and untrained baselines
+    most_stable: bool  # more than half of them
+    not_reconstructing: JsonPath | None  # count below the EV floor (None: not in the file)
+    floor: JsonPath | None
     subspace: Subspace | None  # None: the sweep has no data-subspace baseline
     jumprelu: JumpReLU | None  # None: no JumpReLU size with two levels or more
 
@@ -103,6 +106,13 @@ def decide(m: Metrics) -> Facts:
         stable=stable,
         total=total,
         all_stable=n_stable == n_total,
+        most_stable=2 * n_stable > n_total,
+        not_reconstructing=("n_not_reconstructing",)
+        if sc.has(m.get(SWEEP, ()), ("n_not_reconstructing",))
+        else None,
+        floor=("min_explained_variance",)
+        if sc.has(m.get(SWEEP, ()), ("min_explained_variance",))
+        else None,
         subspace=decide_subspace(trained, sizes),
         jumprelu=decide_jumprelu(trained),
     )
@@ -190,9 +200,19 @@ def render(c: Citer, f: Facts, build) -> str:
         "By the isotropic and untrained baselines every configuration counts as stable: "
         if f.all_stable
         else "By the isotropic and untrained baselines most configurations count as stable: "
+        if f.most_stable
+        else "By the isotropic and untrained baselines fewer than half of the configurations "
+        "count as stable: "
     ) + (
-        f"{c.derived('sum', f.stable, 'd')} of {c.derived('sum', f.total, 'd')} are above "
-        "both with their CI. "
+        f"{c.derived('sum', f.stable, 'd')} of {c.derived('sum', f.total, 'd')} reconstruct "
+        "their data and are above both with their CI"
+        + (
+            ""
+            if f.not_reconstructing is None or f.floor is None
+            else f" ({c.num(SWEEP, f.not_reconstructing, 'd')} do not reconstruct: explained "
+            f"variance below {c.num(SWEEP, f.floor, '.2f')}, never counted stable)"
+        )
+        + ". "
     )
     if f.subspace is not None:
         text += render_subspace(c, f.subspace)

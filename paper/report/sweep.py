@@ -109,8 +109,15 @@ def render(c: Citer, f: Facts, build) -> str:
         f"Trained configurations: {c.num(SWEEP, ('n_configs',), 'd')} "
         f"({c.num(SWEEP, ('n_saes',), 'd')} SAEs; "
         f"{c.num(SWEEP, ('n_skipped',), 'd')} combinations not trained because k > d_sae), "
-        f"each trained for {c.num(SWEEP, ('epochs',), 'd')} epochs. The highest "
-        f"trained / isotropic ratios:\n\n"
+        f"each trained for {c.num(SWEEP, ('epochs',), 'd')} epochs"
+        + (
+            f" ({c.num(SWEEP, ('n_not_reconstructing',), 'd')} below the explained-variance "
+            f"floor {c.num(SWEEP, ('min_explained_variance',), '.2f')}: they do not reconstruct "
+            "their data and are never counted stable)"
+            if sc.has(c.m.get(SWEEP, ()), ("n_not_reconstructing",))
+            else ""
+        )
+        + ". The highest trained / isotropic ratios:\n\n"
     )
     text += HEAD + "".join(rows)
     if f.sizes is not None:
