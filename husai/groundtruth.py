@@ -498,3 +498,85 @@ def saelens_synthetic_eval(
         "dead_latents": int(result.dead_latents),
         "explained_variance": float(result.explained_variance),
     }
+
+
+# ----------------------------------------------------------------------------- privileged basis
+
+NEURON_COS = 0.9  # a unit atom is aligned with neuron j when |a_j| (its |cos| with e_j) >= this
+
+
+def neuron_alignment(
+    decoders: Sequence[Atoms],
+    lives: Sequence[torch.Tensor],
+    seeds: Sequence[int],
+    basis: torch.Tensor | None = None,
+    *,
+    threshold: float = NEURON_COS,
+    n_boot: int = N_BOOT,
+    boot_seed: int = BOOT_SEED,
+) -> dict[str, Any]:
+    """Whether the live atoms are single coordinates of the activation space (neurons, at
+    a hook with a privileged basis such as ``mlp.hook_post``), and whether two seeds pick
+    the same ones: a measure no rotation of the data can fool, because it is tied to the
+    basis the model computes in.
+
+    A unit atom's alignment is its largest ``|a_j|`` (its ``|cos|`` with the nearest
+    standard basis vector e_j); it is *aligned* with neuron j when that is >=
+    ``threshold``. Per seed (Stat over seeds): ``alignment`` (mean over live atoms),
+    ``aligned_fraction`` (share of live atoms aligned), ``neurons_found`` (distinct
+    neurons some live atom is aligned with). Per seed pair: ``shared_neurons``, the
+    Jaccard index of the two seeds' sets of neurons found (None when neither finds one).
+    With ``basis`` (the data's principal subspace): ``subspace_alignment`` and
+    ``subspace_aligned_fraction`` of the count-matched random atoms of
+    :func:`live_stability` (the same seeds), the level a dictionary without the basis's
+    structure reaches.
+    """
+    from husai.stats import pair_matrix, pair_stats
+
+    n = len(decoders)
+    if n < 2 or len(lives) != n or len(seeds) != n:
+        raise ValueError(
+            f"need >= 2 seeds with a live mask each, got {n}, {len(lives)}, {len(seeds)}"
+        )
+    boot = {"n_boot": n_boot, "seed": boot_seed}
+    rows: list[dict[str, float]] = []
+    found: list[set[int]] = []
+    base: list[dict[str, float]] = []
+    for i, (dec, live, seed) in enumerate(zip(decoders, lives, seeds, strict=True)):
+        atoms = unit_rows(live_atoms(dec, live, f"decoders[{i}]"))
+        if atoms.shape[0] == 0:
+            raise ValueError(f"seed {seed} has no live latent: nothing to compare")
+        best, which = atoms.abs().max(dim=1)
+        aligned = best >= threshold
+        found.append(set(which[aligned].tolist()))
+        rows.append(
+            {
+                "alignment": float(best.mean()),
+                "aligned_fraction": float(aligned.double().mean()),
+                "neurons_found": float(len(found[-1])),
+            }
+        )
+        if basis is not None:
+            rand = unit_rows(subspace_dictionary(int(atoms.shape[0]), basis, int(seed)))
+            rb = rand.abs().max(dim=1).values
+            base.append(
+                {
+                    "alignment": float(rb.mean()),
+                    "aligned_fraction": float((rb >= threshold).double().mean()),
+                }
+            )
+    jac = pair_matrix(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            union = found[i] | found[j]
+            jac[i, j] = jac[j, i] = np.nan if not union else len(found[i] & found[j]) / len(union)
+    out: dict[str, Any] = {"seeds": [int(s) for s in seeds], "threshold": float(threshold)}
+    for key in ("alignment", "aligned_fraction", "neurons_found"):
+        out[key] = value_stats([r[key] for r in rows], **boot).to_dict()
+    out["shared_neurons"] = pair_stats(jac, **boot)
+    for key in ("alignment", "aligned_fraction"):
+        out[f"subspace_{key}"] = (
+            value_stats([b[key] for b in base], **boot).to_dict() if base else None
+        )
+    out["per_seed"] = {str(int(s)): r for s, r in zip(seeds, rows, strict=True)}
+    return out

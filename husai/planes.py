@@ -64,7 +64,7 @@ from husai.stats import BOOT_SEED, N_BOOT, seed_stats, value_stats
 VARIABLES = ("a", "b", "sum", "diff")
 MODULAR_MIN_SHARE = 0.01  # default share of the variance for a plane to be kept
 ARC_MIN_CONCENTRATION = 0.6  # default mean resultant length for an arc latent
-ROTATION_SEED_OFFSET = 2_000_003  # seed i's null rotation angles: generator(seed + this)
+ROTATION_SEED_OFFSET = 2_000_003  # seed i's null shift: a row drawn by generator(seed + this)
 RANK_TOL = 1e-6  # singular values at most this times the largest count as missing
 DEGENERATE_TOL = 1e-9  # a plane's second axis below this relative norm: a line, not a plane
 
@@ -583,13 +583,16 @@ def plane_stability(
     The rotation null (``rotation_live_*``): what the atom measures of
     :func:`husai.groundtruth.live_stability` (PWMCC, Hungarian MCC, and with
     ``encoders`` the shared fraction at ``threshold``) would be if the seeds agreed only
-    up to the data's symmetry. Each seed's live decoder and encoder atoms are rotated
-    within every plane by its own uniform random angles (:func:`rotate_within_planes`,
-    angles from ``seeds[i] + ROTATION_SEED_OFFSET``, the same rotation for its encoder
-    and decoder) and compared pair by pair as the trained atoms are. Trained atom
-    stability above this null means the seeds agree on where the atoms sit on the
-    circles, which the symmetry does not fix; at the null, the atoms agree only as far
-    as the planes make them.
+    up to the data's symmetry. The symmetry is the shift of the inputs: (a, b) -> (a + t,
+    b + s) turns every plane at once, plane (k, v) by ``2 pi k v(t, s) / p``, and maps the
+    planes' part of the data onto itself (for the circles control, c -> c + t). Each seed
+    draws its own shift: a row r uniform over the rows of ``x`` (from ``seeds[i] +
+    ROTATION_SEED_OFFSET``), whose angles relative to row 0 (``angles[r] - angles[0]``,
+    the shift from row 0's inputs to row r's) turn its live decoder and encoder atoms
+    (:func:`rotate_within_planes`, the same turn for both); then the seeds are compared
+    pair by pair as the trained atoms are. Trained atom stability above this null means
+    the seeds agree on where the atoms sit, which the symmetry does not fix; at the null,
+    they agree no more than copies of one solution shifted at random.
 
     The subspace baselines are not a null for the plane measures (a random atom of the
     data subspace seldom lies inside one plane): they show what the measures give for
@@ -679,8 +682,12 @@ def plane_stability(
 
     rotated_dec, rotated_enc = [], []
     for i, seed in enumerate(seeds):
-        turn = torch.rand(n_planes, generator=generator(int(seed) + ROTATION_SEED_OFFSET))
-        turn = turn.to(torch.float64) * (2 * math.pi)
+        row = int(
+            torch.randint(
+                angles.shape[0], (1,), generator=generator(int(seed) + ROTATION_SEED_OFFSET)
+            )
+        )
+        turn = angles[row] - angles[0]  # the shift from row 0's inputs to row r's
         live = torch.as_tensor(lives[i]).to(torch.bool)
         rotated_dec.append(rotate_within_planes(live_atoms(decoders[i], live), planes, turn))
         if encoders is not None:

@@ -303,12 +303,27 @@ class PlaneStability(TypedDict):
     subspace_plane_agreement: Stat
     partition_ami: Stat
     subspace_partition_ami: Stat
-    # the rotation null: each seed's live atoms turned within every plane at random
+    # the rotation null: each seed's live atoms turned by a random shift of the inputs
     rotation_live_pwmcc: Stat
     rotation_live_hungarian_mcc: Stat | None
     rotation_live_shared_fraction: Stat | None
     per_plane: list[PlanePerPlane]
     per_seed: dict[str, dict[str, float | None]]
+
+
+class NeuronAlignment(TypedDict):
+    """``husai.groundtruth.neuron_alignment``: live atoms against the activation space's
+    own basis (neurons at mlp.hook_post), per seed and across seed pairs."""
+
+    seeds: list[int]
+    threshold: float
+    alignment: Stat
+    aligned_fraction: Stat
+    neurons_found: Stat
+    shared_neurons: Stat
+    subspace_alignment: Stat | None
+    subspace_aligned_fraction: Stat | None
+    per_seed: dict[str, dict[str, float]]
 
 
 class DomainStability(StabilitySummary):
@@ -318,6 +333,7 @@ class DomainStability(StabilitySummary):
     live: LiveStability
     ground_truth: NotRequired[GroundTruthRecovery]
     planes: NotRequired[PlaneStability]
+    neurons: NotRequired[NeuronAlignment]  # the transformer's hooks
     saelens_eval: NotRequired[SAELensEval]
 
 

@@ -59,7 +59,9 @@ def main(
         console.print(f"stability: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
         untrained = init_saes(SAEConfig.from_hyperparams(configs[name], d_in), sae.seeds)
         summary = stability_summary(sae, options, untrained, basis=basis)
-        summary.update(control_summary(sae, dom, options, saes / name))
+        summary.update(
+            control_summary(sae, dom, options, saes / name, prm.is_transformer_domain(domain))
+        )
         result[name] = summary
     write_json(out, result, StabilityMetrics)
     for name, st in result.items():
@@ -99,6 +101,23 @@ def main(
                 f"    ground truth: {gt['in_plane_fraction']['mean']:.3f} of live atoms in one "
                 f"plane, planes covered {gt['planes_covered']['mean']:.3f}"
             )
+        nr = st.get("neurons")
+        if nr is not None:
+            console.print(
+                f"    neurons: alignment {nr['alignment']['mean']:.3f}, aligned "
+                f"{nr['aligned_fraction']['mean']:.3f} (random in subspace "
+                + (
+                    "n/a"
+                    if nr["subspace_aligned_fraction"] is None
+                    else f"{nr['subspace_aligned_fraction']['mean']:.3f}"
+                )
+                + f"), {nr['neurons_found']['mean']:.0f} neurons found, shared "
+                + (
+                    "n/a"
+                    if nr["shared_neurons"]["mean"] is None
+                    else f"{nr['shared_neurons']['mean']:.3f}"
+                )
+            )
         pl = st.get("planes")
         if pl is not None:
 
@@ -118,7 +137,7 @@ def main(
     console.print(f"stability {domain}: {len(result)} configurations -> {out}")
 
 
-def control_summary(sae, dom, options, folder: Path) -> dict:
+def control_summary(sae, dom, options, folder: Path, transformer: bool = False) -> dict:
     """Live-latent stability with count-matched baselines, and on a control domain the
     ground-truth recovery; on the synthetic domain also SAELens's own evaluation of the
     saved checkpoints (``folder/seed<seed>``) and its largest MCC difference from ours."""
@@ -146,6 +165,17 @@ def control_summary(sae, dom, options, folder: Path) -> dict:
             **boot,
         )
     }
+    if transformer:  # the model's own basis: neurons at mlp.hook_post
+        from husai.baselines import principal_basis
+        from husai.groundtruth import neuron_alignment
+
+        out["neurons"] = neuron_alignment(
+            [dec[i] for i in range(sae.n_seeds)],
+            lives,
+            sae.seeds,
+            principal_basis(dom.x, options.subspace_variance or 0.99),
+            **boot,
+        )
     truth = truth_summary([dec[i] for i in range(sae.n_seeds)], lives, dom.truth, sae.seeds, **boot)
     if truth is None:
         return out

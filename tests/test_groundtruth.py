@@ -394,3 +394,36 @@ def test_constant_stability_has_no_rho() -> None:
     out = stability_predicts_recovery([0.5, 0.5, 0.5], [0.1, 0.9, 0.95], n_boot=50, seed=0)
     assert out["spearman_rho"] is None and out["spearman_ci"] is None
     assert out["threshold"] is None
+
+
+# ----------------------------------------------------------------------------- privileged basis
+
+
+def test_neuron_alignment_known_answers() -> None:
+    """Seed A's live atoms are neurons 0..5, seed B's neurons 3..8 plus one atom between two
+    neurons (|cos| 0.707 to each: not aligned); a dead atom on neuron 11 counts for nothing."""
+    from husai.baselines import principal_basis
+    from husai.groundtruth import neuron_alignment
+
+    d = 12
+    eye = torch.eye(d, dtype=torch.float64)
+    a = torch.cat([eye[:6], eye[11:12]])
+    live_a = torch.tensor([True] * 6 + [False])
+    mixed = (eye[0] + eye[1]) / math.sqrt(2)
+    b = torch.cat([eye[3:9], mixed[None]])
+    live_b = torch.ones(7, dtype=torch.bool)
+    x = torch.randn(200, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = neuron_alignment([a, b], [live_a, live_b], [1, 2], principal_basis(x, 0.99), n_boot=20)
+    assert out["per_seed"]["1"] == {"alignment": 1.0, "aligned_fraction": 1.0, "neurons_found": 6.0}
+    assert out["per_seed"]["2"]["aligned_fraction"] == pytest.approx(6 / 7)
+    assert out["per_seed"]["2"]["alignment"] == pytest.approx((6 + 1 / math.sqrt(2)) / 7)
+    assert out["shared_neurons"]["mean"] == pytest.approx(3 / 9)  # {3,4,5} of {0..8}
+    # random atoms in a 12-dim span are far from any one neuron
+    assert out["subspace_aligned_fraction"]["mean"] == 0.0
+    assert out["subspace_alignment"]["mean"] < 0.8
+    # a rotation of the atoms (not a symmetry of a privileged basis) is seen
+    rot = torch.linalg.qr(
+        torch.randn(d, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ).Q
+    turned = neuron_alignment([a @ rot, b @ rot], [live_a, live_b], [1, 2], n_boot=20)
+    assert turned["aligned_fraction"]["mean"] < 0.5 and turned["subspace_alignment"] is None

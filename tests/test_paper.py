@@ -117,6 +117,21 @@ def fake_planes(i: int) -> dict:
     }
 
 
+def fake_neurons(i: int) -> dict:
+    """``neurons`` of a configuration on a transformer hook: husai.records.NeuronAlignment."""
+    return {
+        "seeds": list(SEEDS),
+        "threshold": 0.9,
+        "alignment": vstats(0.5 + 0.1 * i),
+        "aligned_fraction": vstats(0.2 + 0.1 * i),
+        "neurons_found": vstats(30.0, 3.0),
+        "shared_neurons": stats(0.4),
+        "subspace_alignment": vstats(0.3, 0.01),
+        "subspace_aligned_fraction": vstats(0.0, 0.0),
+        "per_seed": {str(s): {"alignment": 0.5} for s in SEEDS},
+    }
+
+
 def fake_stability(i: int) -> dict:
     """One configuration of ``metrics/stability/modular.json`` (stages/stability.py docstring)."""
     pw = 0.5 + 0.1 * i
@@ -631,7 +646,8 @@ def fake_metrics() -> dict[str, object]:
                 },
             }
     stability = {
-        name: fake_stability(i) | {"planes": fake_planes(i)} for i, name in enumerate(CONFIGS)
+        name: fake_stability(i) | {"planes": fake_planes(i), "neurons": fake_neurons(i)}
+        for i, name in enumerate(CONFIGS)
     }
     recovery = {
         name: {

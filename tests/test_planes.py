@@ -616,8 +616,9 @@ def test_rotate_within_planes_turns_the_phase_and_keeps_the_rest() -> None:
 
 def test_the_rotation_null_is_below_seeds_that_agree_on_the_phases() -> None:
     """Seeds with the very same atom on each circle score live PWMCC 1; the rotation null
-    (each seed's atoms turned within every plane at random) is clearly lower: one atom per
-    plane turned by a uniform angle has expected |cos| 2 / pi to its partner."""
+    (each seed's atoms turned by a random shift of the inputs, every plane at once) is
+    clearly lower: one atom per plane turned by an angle spread over the circle has
+    |cos| about 2 / pi to its partner on average."""
     from husai.baselines import principal_basis
     from husai.config import CirclesParams
     from husai.domains import circles_domain

@@ -7,8 +7,9 @@ neurons give a privileged basis. This section reads ``metrics/stability/<domain>
 of every transformer hook the pipeline trains SAEs at (``modular``: resid_post,
 ``modular_mlp``: mlp.hook_post) and, as the reference with nothing but planes to find,
 the circles control. The atom measures (live PWMCC, live shared fraction) stand beside
-the rotation null (each seed's live atoms turned within every plane by random angles:
-what they would score if the seeds agreed only up to the data's symmetry); the plane
+the rotation null (each seed's live atoms turned by a random shift of the inputs, which
+turns every plane at once and maps the data onto themselves: what the seeds would score
+if each found the same solution shifted at random); the plane
 measures beside count-matched random atoms in the data's principal subspace.
 
 Decided here, from the values the text cites only (each comparison by
@@ -84,10 +85,17 @@ class Row:
     arcs: sc.Stat | None  # live latents firing on one arc of one plane
     n_live: sc.Stat | None
     distinct: sc.Stat | None
+    neurons: tuple[sc.Stat | None, sc.Stat | None, Versus] = (None, None, "no_ci")
+    shared_neurons: sc.Stat | None = None
 
     @property
     def atoms_pinned(self) -> Outcome:
         return _both(self.pairs[0][2], self.pairs[1][2])
+
+    @property
+    def on_neurons(self) -> Outcome:
+        v = self.neurons[2]
+        return "yes" if v == "above" else "no" if v in ("within", "below") else "undetermined"
 
     @property
     def planes_agreed(self) -> Outcome:
@@ -99,6 +107,7 @@ class Hook:
     file: str
     label: str
     min_concentration: JsonPath  # the arc-latent threshold (first configuration)
+    neuron_threshold: JsonPath | None  # the neuron-alignment |cos| (None: not written)
     plane_list: JsonPath
     rows: tuple[Row, ...]
 
@@ -130,6 +139,12 @@ def decide_hook(m: Metrics, file: str, label: str) -> Hook | None:
                 arcs=_stat(m, file, _path(entry, "planes/arc_fraction")),
                 n_live=_stat(m, file, _path(entry, "live/n_live")),
                 distinct=_stat(m, file, _path(entry, "live/distinct_live")),
+                neurons=(
+                    (t := _stat(m, file, _path(entry, "neurons/aligned_fraction"))),
+                    (b := _stat(m, file, _path(entry, "neurons/subspace_aligned_fraction"))),
+                    versus(m, t, b),
+                ),
+                shared_neurons=_stat(m, file, _path(entry, "neurons/shared_neurons")),
             )
         )
     if first is None:
@@ -138,6 +153,7 @@ def decide_hook(m: Metrics, file: str, label: str) -> Hook | None:
         file,
         label,
         (*first, "planes", "min_concentration"),
+        (*first, "neurons", "threshold") if sc.has(m.get(file, first), ("neurons",)) else None,
         (*first, "planes", "planes"),
         tuple(rows),
     )
@@ -177,16 +193,16 @@ def _planes(c: Citer, h: Hook) -> str:
 def render_table(c: Citer, h: Hook) -> str:
     head = (
         "| config | "
-        + " | ".join(f"{col} (baseline)" for col, _, _ in PAIRS)
-        + " | live atoms in a plane | arc latents | live / distinct |\n"
-        + "| --- " * (len(PAIRS) + 4)
-        + "|\n"
+        + " | ".join(col if "(" in col else f"{col} (baseline)" for col, _, _ in PAIRS)
+        + " | atoms on one neuron (baseline) | neurons shared by two seeds | live atoms in a "
+        "plane | arc latents | live / distinct |\n" + "| --- " * (len(PAIRS) + 6) + "|\n"
     )
     body = ""
     for r in h.rows:
         body += (
             f"| `{r.name}` | "
             + " | ".join(_pair(c, t, b, v) for t, b, v in r.pairs)
+            + f" | {_pair(c, *r.neurons)} | {_cell(c, r.shared_neurons)}"
             + f" | {_cell(c, r.assigned)} | {_cell(c, r.arcs)} | "
             + (
                 "n/a"
@@ -204,8 +220,9 @@ def render(c: Citer, f: Facts) -> str:
         "Per hook, each configuration's measures beside their baselines (in parentheses; "
         "▲ / ▼: the CI is clear above / below the baseline's). Atom measures, live PWMCC "
         "and the live shared fraction, beside the rotation null: the same live atoms, each "
-        "seed's turned within every plane by its own random angles, which is what the "
-        "seeds would score if they agreed only up to the data's symmetry. Plane measures "
+        "seed's turned by a random shift of the inputs (a, b) -> (a + t, b + s), which "
+        "turns every plane at once and maps the data onto themselves: what the seeds would "
+        "score if each found one solution shifted at random. Plane measures "
         "(SCIENCE.md section 9), beside count-matched random atoms in the data's principal "
         "subspace: plane coverage (how "
         "much of each plane the live atoms inside it span, principal angles), plane "
@@ -214,7 +231,18 @@ def render(c: Citer, f: Facts) -> str:
         "active latent); arc latents: live latents that fire on one arc of one plane's "
         "circle (mean resultant length >= "
         + c.num(f.hooks[0].file, f.hooks[0].min_concentration, ".1f")
-        + "), a test sparse latents can pass, unlike purity.\n\n"
+        + "), a test sparse latents can pass, unlike purity."
+        + (
+            ""
+            if f.hooks[0].neuron_threshold is None
+            else " Atoms on one neuron: live atoms with |cos| >= "
+            + c.num(f.hooks[0].file, f.hooks[0].neuron_threshold, ".1f")
+            + " to a single coordinate of the activation space (a neuron at mlp.hook_post), "
+            "beside as many random atoms in the data subspace; neurons shared: the Jaccard "
+            "index of two seeds' sets of such neurons, a measure tied to the basis the model "
+            "computes in, which no rotation of the data can produce."
+        )
+        + "\n\n"
     )
     for h in (*f.hooks, *((f.circles,) if f.circles is not None else ())):
         text += f"**{h.label}** (planes: {_planes(c, h)}):\n\n" + render_table(c, h) + "\n"
@@ -223,12 +251,40 @@ def render(c: Citer, f: Facts) -> str:
             f"At {h.label}: "
             + "; ".join(
                 f"`{r.name}` atoms pinned beyond the symmetry: **{r.atoms_pinned}**, planes "
-                f"recovered and agreed on: **{r.planes_agreed}**"
+                f"recovered and agreed on: **{r.planes_agreed}**, atoms on single neurons "
+                f"more often than random atoms: **{r.on_neurons}**"
                 for r in h.rows
             )
             + ". "
         )
-    pinned = [h.label for h in f.hooks if any(r.atoms_pinned == "yes" for r in h.rows)]
+    every = [*f.hooks, *((f.circles,) if f.circles is not None else ())]
+    assigned = [r.assigned.values(c.m)[0] for h in every for r in h.rows if r.assigned]
+    arcs = [r.arcs.values(c.m)[0] for h in every for r in h.rows if r.arcs]
+    if assigned and all(v is not None and v < 0.5 for v in assigned):
+        text += (
+            "\n\nAt every hook and in the circles control most live atoms lie in no single "
+            "plane (the column of live atoms in a plane): the SAEs do not tile the circles one "
+            "plane at a time, their atoms span several planes at once"
+            + (
+                ", while their latents fire on arcs of the circles (arc latents above one half "
+                "everywhere)"
+                if arcs and all(v is not None and v > 0.5 for v in arcs)
+                else ""
+            )
+            + ". Plane coverage and agreement are therefore empty measures here, and the "
+            "shift null is the comparison that carries the answer. "
+        )
+    no_neurons = [h.label for h in f.hooks if h.rows and all(r.on_neurons == "no" for r in h.rows)]
+    if no_neurons:
+        text += (
+            f"At {', '.join(no_neurons)} live atoms sit on single neurons no more often than "
+            "random atoms in the data subspace. "
+        )
+    pinned = [
+        f"{h.label} (" + ", ".join(f"`{r.name}`" for r in h.rows if r.atoms_pinned == "yes") + ")"
+        for h in f.hooks
+        if any(r.atoms_pinned == "yes" for r in h.rows)
+    ]
     open_ = [
         h.label
         for h in f.hooks
