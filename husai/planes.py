@@ -54,7 +54,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import adjusted_mutual_info_score
 
 from husai.fourier import centre_grid
 from husai.groundtruth import PLANE_MIN_SHARE, live_atoms
@@ -489,6 +488,8 @@ def partition_ami(labels_a: torch.Tensor, labels_b: torch.Tensor) -> float:
     (:func:`sklearn.metrics.adjusted_mutual_info_score`, ``average_method="arithmetic"``):
     1 for the same partition up to relabelling, about 0 for independent ones. Every
     label, -1 included, is one block."""
+    from sklearn.metrics import adjusted_mutual_info_score  # slow to import: only here
+
     la = np.asarray(torch.as_tensor(labels_a).detach().cpu())
     lb = np.asarray(torch.as_tensor(labels_b).detach().cpu())
     if la.ndim != 1 or lb.ndim != 1:
