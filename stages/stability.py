@@ -60,7 +60,9 @@ def main(
         untrained = init_saes(SAEConfig.from_hyperparams(configs[name], d_in), sae.seeds)
         summary = stability_summary(sae, options, untrained, basis=basis)
         summary.update(
-            control_summary(sae, dom, options, saes / name, prm.is_transformer_domain(domain))
+            control_summary(
+                sae, dom, options, saes / name, prm.is_transformer_domain(domain), basis
+            )
         )
         result[name] = summary
     write_json(out, result, StabilityMetrics)
@@ -137,10 +139,11 @@ def main(
     console.print(f"stability {domain}: {len(result)} configurations -> {out}")
 
 
-def control_summary(sae, dom, options, folder: Path, transformer: bool = False) -> dict:
+def control_summary(sae, dom, options, folder: Path, transformer: bool = False, basis=None) -> dict:
     """Live-latent stability with count-matched baselines, and on a control domain the
     ground-truth recovery; on the synthetic domain also SAELens's own evaluation of the
     saved checkpoints (``folder/seed<seed>``) and its largest MCC difference from ours."""
+    from husai.baselines import principal_basis
     from husai.groundtruth import (
         live_stability,
         sae_live_masks,
@@ -148,6 +151,9 @@ def control_summary(sae, dom, options, folder: Path, transformer: bool = False) 
         truth_summary,
     )
     from husai.stats import value_stats
+
+    # the stage's data-subspace basis (the 99% span when analysis.subspace_variance is null)
+    plane_basis = principal_basis(dom.x, 0.99) if basis is None else basis
 
     lives = sae_live_masks(sae, dom.x)
     dec, enc = sae.decoder_atoms(), sae.encoder_atoms()
@@ -166,14 +172,13 @@ def control_summary(sae, dom, options, folder: Path, transformer: bool = False) 
         )
     }
     if transformer:  # the model's own basis: neurons at mlp.hook_post
-        from husai.baselines import principal_basis
         from husai.groundtruth import neuron_alignment
 
         out["neurons"] = neuron_alignment(
             [dec[i] for i in range(sae.n_seeds)],
             lives,
             sae.seeds,
-            principal_basis(dom.x, options.subspace_variance or 0.99),
+            plane_basis,
             **boot,
         )
     truth = truth_summary([dec[i] for i in range(sae.n_seeds)], lives, dom.truth, sae.seeds, **boot)
@@ -181,7 +186,6 @@ def control_summary(sae, dom, options, folder: Path, transformer: bool = False) 
         return out
     out["ground_truth"] = truth
     if "planes" in dom.truth and "angles" in dom.truth:
-        from husai.baselines import principal_basis
         from husai.planes import plane_stability
 
         out["planes"] = plane_stability(
@@ -191,7 +195,7 @@ def control_summary(sae, dom, options, folder: Path, transformer: bool = False) 
             dom.x,
             dom.truth,
             sae.seeds,
-            principal_basis(dom.x, options.subspace_variance or 0.99),
+            plane_basis,
             encoders=[enc[i] for i in range(sae.n_seeds)],
             threshold=options.shared_threshold,
             hungarian=options.hungarian,

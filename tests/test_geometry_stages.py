@@ -12,22 +12,11 @@ import torch
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from husai.planes import modular_planes
 from stages._artifacts import Activations, save_activations
 from stages.cli import app
+from tests.test_sae_stage import plane_fields
 
 P, D, GROUPS, GROUP_DIM, PER_GROUP = 23, 24, 6, 4, 6
-
-
-def plane_fields(x: torch.Tensor, p: int, keys: list[int]) -> dict[str, torch.Tensor]:
-    """The plane ground truth (husai.planes.modular_planes) of activations ``x`` [p*p, d]."""
-    planes = modular_planes(x.reshape(p, p, -1), keys)
-    return {
-        "plane_basis": planes.basis,
-        "plane_frequency": planes.frequency,
-        "plane_variable": planes.variable,
-        "plane_share": planes.share,
-    }
 
 
 def planted_activations(path: Path) -> None:

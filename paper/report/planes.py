@@ -33,7 +33,7 @@ from paper.cite import Citer
 from paper.errors import Skip
 from paper.figures import CIRCLES, MLP_STABILITY, STABILITY
 from paper.metrics import JsonPath, Metrics
-from paper.report.controls import Versus, versus
+from paper.report.controls import Versus, _stat, versus
 
 HOOKS: tuple[tuple[str, str], ...] = (
     (STABILITY, "`blocks.0.hook_resid_post`"),
@@ -54,14 +54,6 @@ PAIRS: tuple[tuple[str, str, str], ...] = (  # (column, trained key path, baseli
 
 def _path(entry: JsonPath, key: str) -> JsonPath:
     return (*entry, *key.split("/"))
-
-
-def _stat(m: Metrics, file: str, path: JsonPath) -> sc.Stat | None:
-    try:
-        node = m.get(file, path)
-    except Skip:
-        return None
-    return None if node is None else sc.stat_at(m, file, path)
 
 
 Outcome = Literal["yes", "no", "undetermined"]
