@@ -9,6 +9,16 @@ tables for the attention and runs the MLP and unembedding on the last position
 only. It uses the ``HookedTransformer``'s own parameters, so the trained model is
 a real ``HookedTransformer`` whose ``model(tokens)[:, -1]`` gives the same logits
 (checked in the tests to float32 round-off).
+
+Once the training loss is tiny (after memorisation, most of the run) the float64 loss's
+gradient, cast back to the float32 logits, is full of subnormal numbers (below
+float32's smallest normal, about 1.2e-38), and CPU matrix multiplications that meet
+them take a slow path. :class:`FlushSubnormalGrad` sets those gradient entries to zero
+on their way into the model: an explicit, thread-independent flush-to-zero of one
+tensor's gradient (a hardware flush-to-zero mode is a per-thread CPU flag that torch's
+worker threads may or may not have, so results would depend on when they started). It
+changes the training arithmetic by less than float32 can represent beside the other
+entries; the speed it buys is in benchmarks/RESULTS-defaults.md.
 """
 
 from __future__ import annotations
@@ -123,6 +133,24 @@ def last_position_logits(model: HookedTransformer, tokens: torch.Tensor) -> torc
     return resid_post @ model.unembed.W_U + model.unembed.b_U
 
 
+class FlushSubnormalGrad(torch.autograd.Function):
+    """Identity forward; backward zeroes gradient entries of magnitude below the smallest
+    normal number of their dtype (module docstring)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.masked_fill(grad.abs() < torch.finfo(grad.dtype).tiny, 0.0)
+
+
+def flush_subnormal_grad(x: torch.Tensor) -> torch.Tensor:
+    """``x``, whose gradient will have its subnormal entries set to zero."""
+    return FlushSubnormalGrad.apply(x)
+
+
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Cross-entropy in float64 (Nanda's convention) and accuracy."""
     logprobs = logits.to(torch.float64).log_softmax(dim=-1)
@@ -204,7 +232,8 @@ def train(
     for epoch in range(cfg.epochs + 1):
         last = epoch == cfg.epochs
         with torch.set_grad_enabled(not last):
-            loss, train_acc = loss_and_accuracy(last_position_logits(model, x_tr), y_tr)
+            logits = last_position_logits(model, x_tr)
+            loss, train_acc = loss_and_accuracy(flush_subnormal_grad(logits), y_tr)
         record = None
         due = epoch % cfg.log_every == 0 or last
         if due or result.grokking_epoch is None:

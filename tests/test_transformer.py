@@ -84,3 +84,15 @@ def test_grid_activations_shape_and_order() -> None:
     torch.testing.assert_close(acts[10], cache["blocks.0.hook_resid_post"][0, -1])
     z = tf.grid_activations(model, task, "blocks.0.attn.hook_z", -1)
     assert z.shape == (49, 4 * 8)
+
+
+def test_flush_subnormal_grad_zeroes_only_subnormal_gradient_entries() -> None:
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    y = tf.flush_subnormal_grad(x)
+    assert torch.equal(y, x)
+    # upstream gradient: subnormal (1e-40), smallest normal, ordinary, zero
+    tiny = torch.finfo(torch.float32).tiny
+    upstream = torch.tensor([1e-40, tiny, 1e-3, 0.0])
+    assert upstream[0] != 0 and upstream[0].abs() < tiny  # really subnormal in float32
+    y.backward(upstream)
+    assert torch.equal(x.grad, torch.tensor([0.0, tiny, 1e-3, 0.0]))

@@ -19,12 +19,12 @@ that rose counts as converged), provided epoch e - w started after every warm-up
 architecture reads (``lr_warm_up_steps``, ``l1_warm_up_steps``, ``l0_warm_up_steps``),
 whose rising penalty would otherwise look like a plateau. A converged seed is frozen: the
 SAE returned for it (and every checkpoint after that epoch) is its state at the end of
-epoch e. The batch goes on until every seed has converged or ``epochs`` are done, but
-the seeds that already converged only burn compute: their further steps are discarded
-and a non-finite loss in them is not an error. So each seed's result, like its whole run,
-is what training it alone would give; nothing couples the seeds, the stopping rule
-included. (Stopping the whole batch when the last seed converges would be simpler but
-would make a seed's result depend on which seeds it shares a batch with.)
+epoch e, and it leaves the batch: the others go on without it (its parameters, optimiser
+state and data order are dropped), until every seed has converged or ``epochs`` are
+done. So each seed's result, like its whole run, is what training it alone would give;
+nothing couples the seeds, the stopping rule included. (Stopping the whole batch when the
+last seed converges would be simpler but would make a seed's result depend on which
+seeds it shares a batch with.)
 ``convergence_tol = 0`` trains exactly ``epochs`` epochs, bit for bit as before the
 criterion existed.
 
@@ -313,15 +313,32 @@ def train_saes(
     warm_up = max(getattr(config, n) for n in warm_ups if n in reads)
     frozen: dict[int, dict[str, torch.Tensor]] = {}  # seed index -> its inference params
     seed_epochs = [config.epochs] * S
+    active = list(range(S))  # the seeds still training, in batch order
 
     def inference() -> dict[str, torch.Tensor]:
-        out = arch.to_inference(params, buffers, config, scale)
         if not frozen:
-            return out
+            return arch.to_inference(params, buffers, config, scale)
+        out = arch.to_inference(params, buffers, config, scale) if active else {}
+        where = {i: j for j, i in enumerate(active)}
+        names = frozen[next(iter(frozen))].keys()
         return {
-            n: torch.stack([frozen[i][n] if i in frozen else t[i] for i in range(S)])
-            for n, t in out.items()
+            n: torch.stack([frozen[i][n] if i in frozen else out[n][where[i]] for i in range(S)])
+            for n in names
         }
+
+    def leave(keep: list[int]) -> None:
+        """Drop the batch positions not in ``keep`` (converged seeds) from every state."""
+        nonlocal since_fired
+        index = torch.tensor(keep)
+        for n in names:
+            params[n] = params[n].index_select(0, index).contiguous()
+        for n in list(buffers):
+            buffers[n] = buffers[n].index_select(0, index).contiguous()
+        adam.params = [params[n] for n in names]
+        adam.exp_avgs = [t.index_select(0, index).contiguous() for t in adam.exp_avgs]
+        adam.exp_avg_sqs = [t.index_select(0, index).contiguous() for t in adam.exp_avg_sqs]
+        since_fired = since_fired.index_select(0, index).contiguous()
+        data_gens[:] = [data_gens[j] for j in keep]
 
     def snapshot(step: int) -> None:
         if on_checkpoint is not None and step in wanted_set:
@@ -329,25 +346,24 @@ def train_saes(
 
     curves = {k: torch.zeros(config.epochs, S) for k in ("loss", "mse", "l0", "dead")}
     variance = float((xs.double() - xs.double().mean(0)).pow(2).sum(1).mean())
-    decoders: dict[int, torch.Tensor] = {}  # epoch -> decoder at its end (tol > 0)
+    decoders: dict[int, dict[int, torch.Tensor]] = {}  # epoch -> seed -> its decoder (tol > 0)
     drifts: list[float | None] = [None] * S
     snapshot(0)
     step = 0
     epochs_run = 0
     for epoch in range(config.epochs):
         order = torch.stack([torch.randperm(n_rows, generator=g) for g in data_gens])
-        fired_epoch = torch.zeros(S, config.d_sae, dtype=torch.bool)
-        sums = torch.zeros(3, S)
+        n_active = len(active)
+        batch_seeds = tuple(seeds[i] for i in active)
+        fired_epoch = torch.zeros(n_active, config.d_sae, dtype=torch.bool)
+        sums = torch.zeros(3, n_active)
         n_steps = 0
         for start in range(0, n_rows, B):
             idx = order[:, start : start + B]
-            xb = xs.index_select(0, idx.reshape(-1)).view(S, idx.shape[1], d_in)
+            xb = xs.index_select(0, idx.reshape(-1)).view(n_active, idx.shape[1], d_in)
             dead = since_fired > config.dead_feature_window
             result, grads = arch.step(params, buffers, xb, config, step, dead)
-            loss = result.loss
-            if frozen:  # the frozen seeds' further training is discarded
-                loss = loss.masked_fill(torch.tensor([i in frozen for i in range(S)]), 0.0)
-            check_finite_loss(loss, seeds, step + 1, total, what)
+            check_finite_loss(result.loss, batch_seeds, step + 1, total, what)
             since_fired += 1
             since_fired.masked_fill_(result.fired, 0)
             fired_epoch |= result.fired
@@ -364,31 +380,44 @@ def train_saes(
             snapshot(step)
             if on_progress is not None:
                 on_progress(step, total)
-        curves["loss"][epoch], curves["mse"][epoch], curves["l0"][epoch] = sums / n_steps
-        curves["dead"][epoch] = (~fired_epoch).sum(1).to(torch.float32)
+        means = sums / n_steps
+        cols = torch.tensor(active)
+        for row, k in enumerate(("loss", "mse", "l0")):
+            curves[k][epoch, cols] = means[row]
+        curves["dead"][epoch, cols] = (~fired_epoch).sum(1).to(torch.float32)
         epochs_run = epoch + 1
         if tol > 0:
-            decoders[epoch] = params["W_dec"].detach().clone()
+            # each seed's decoder at the end of this epoch, by seed index (drift per seed:
+            # a seed's value does not depend on which others share the batch)
+            w_dec = params["W_dec"].detach()
+            decoders[epoch] = {i: w_dec[j].clone() for j, i in enumerate(active)}
             decoders.pop(epoch - window - 1, None)
             if epoch >= window:
-                drift = atom_drift(decoders[epoch], decoders[epoch - window], fired_epoch)
-                for i in range(S):
-                    if i not in frozen:
-                        drifts[i] = None if math.isnan(drift[i]) else float(drift[i])
+                for j, i in enumerate(active):
+                    drift = atom_drift(
+                        decoders[epoch][i].unsqueeze(0),
+                        decoders[epoch - window][i].unsqueeze(0),
+                        fired_epoch[j].unsqueeze(0),
+                    )
+                    drifts[i] = None if math.isnan(drift[0]) else float(drift[0])
         if tol > 0 and (epoch - window) * per_epoch >= warm_up:
             if config.convergence == "explained_variance":
                 ev = 1.0 - curves["mse"][: epoch + 1].double() / variance
                 done = ev_converged(ev, epoch, tol, window)
             else:
                 done = converged_seeds(curves["loss"], epoch, tol, window)
-            new = [i for i in range(S) if bool(done[i]) and i not in frozen]
+            new = [i for i in active if bool(done[i])]
             if new:
                 state = arch.to_inference(params, buffers, config, scale)
-                for i in new:
-                    frozen[i] = {n: t[i].clone() for n, t in state.items()}
-                    seed_epochs[i] = epochs_run
-            if len(frozen) == S:
-                break
+                for j, i in enumerate(active):
+                    if i in new:
+                        frozen[i] = {n: t[j].clone() for n, t in state.items()}
+                        seed_epochs[i] = epochs_run
+                keep = [j for j, i in enumerate(active) if i not in new]
+                active = [i for i in active if i not in new]
+                if not active:
+                    break
+                leave(keep)
 
     steps_run = epochs_run * per_epoch
     curves = {k: v[:epochs_run].clone() for k, v in curves.items()}
