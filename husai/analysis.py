@@ -282,3 +282,82 @@ def analyse(
         "stability": stability_summary(sae, options),
         "recovery": recovery_summary(sae, x, ground_truth, key_frequencies, options),
     }
+
+
+LIVE_SUMMARY_KEYS = (
+    "live_pwmcc",
+    "subspace_live_pwmcc",
+    "shift_null_live_pwmcc",
+    "live_shared_fraction",
+    "shift_null_live_shared_fraction",
+)
+
+
+def live_summary(
+    sae: BatchedSAE,
+    x: torch.Tensor,
+    truth: dict[str, torch.Tensor],
+    options: AnalysisOptions | None = None,
+) -> dict[str, Any]:
+    """Atom stability of one configuration over its live latents, beside the two
+    comparisons that decide it on the modular data (SCIENCE.md section 9): random atoms
+    of the data subspace, as many as each seed has live latents
+    (:func:`husai.groundtruth.live_stability`), and the shift null, the same live atoms
+    turned by a random shift of the inputs (:func:`husai.planes.shift_null`; needs
+    ``truth["planes"]`` and ``truth["angles"]``, else its keys are None).
+
+    Keys (:class:`husai.records.Stat` records or None): :data:`LIVE_SUMMARY_KEYS`
+    (``*_shared_fraction`` None without ``options.hungarian``); ``n_live`` and
+    ``distinct_live`` (Stats over seeds); ``above_shift_null``: the live PWMCC's CI lies
+    above the null's CI (None without a null or a CI)."""
+    from husai.groundtruth import live_stability, sae_live_masks
+    from husai.planes import shift_null
+
+    opt = options or AnalysisOptions()
+    lives = sae_live_masks(sae, x)
+    dec, enc = sae.decoder_atoms(), sae.encoder_atoms()
+    decoders = [dec[i] for i in range(sae.n_seeds)]
+    encoders = [enc[i] for i in range(sae.n_seeds)]
+    live = live_stability(
+        decoders,
+        encoders,
+        lives,
+        x,
+        sae.seeds,
+        threshold=opt.shared_threshold,
+        hungarian=opt.hungarian,
+        subspace_variance=opt.subspace_variance,
+        n_boot=opt.n_boot,
+        boot_seed=opt.boot_seed,
+    )
+    out: dict[str, Any] = {
+        "live_pwmcc": live["live_pwmcc"],
+        "subspace_live_pwmcc": live.get("subspace_live_pwmcc"),
+        "live_shared_fraction": live["live_shared_fraction"],
+        "n_live": live["n_live"],
+        "distinct_live": live["distinct_live"],
+        "shift_null_live_pwmcc": None,
+        "shift_null_live_shared_fraction": None,
+        "above_shift_null": None,
+    }
+    if "planes" in truth and "angles" in truth:
+        null = shift_null(
+            decoders,
+            encoders,
+            lives,
+            truth["planes"],
+            torch.as_tensor(truth["angles"]).to(torch.float64),
+            sae.seeds,
+            threshold=opt.shared_threshold,
+            hungarian=opt.hungarian,
+        )
+        boot = {"n_boot": opt.n_boot, "seed": opt.boot_seed}
+        out["shift_null_live_pwmcc"] = stats_dict(seed_stats(null["pwmcc"], **boot))
+        if "shared_fraction" in null:
+            out["shift_null_live_shared_fraction"] = stats_dict(
+                seed_stats(null["shared_fraction"], **boot)
+            )
+        ci, null_ci = out["live_pwmcc"]["ci"], out["shift_null_live_pwmcc"]["ci"]
+        if ci is not None and null_ci is not None:
+            out["above_shift_null"] = bool(ci[0] > null_ci[1])
+    return out

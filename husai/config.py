@@ -492,16 +492,32 @@ SWEEP_KNOBS = sweep_knobs()
 """The sparsity hyperparameter that a sweep varies for each architecture (its spec's knob)."""
 
 
+CONVERGENCE_CRITERIA = ("loss", "explained_variance")
+
+
+def sweep_config_name(architecture: str, d_sae: int, value: float, lr: float | None = None) -> str:
+    """A sweep configuration's name: ``<architecture>-d<d_sae>-<knob label><level>``, and
+    ``-lr<lr>`` for a learning rate other than the first of ``sweep.lr`` (``lr`` None)."""
+    name = f"{architecture}-d{d_sae}-{sweep_labels()[architecture]}{value:g}"
+    return name if lr is None else f"{name}-lr{lr:g}"
+
+
 @dataclass(frozen=True)
 class SweepParams:
     """The research grid (stage ``sweep``): architectures x dictionary sizes x sparsity
-    levels, each trained at every seed from the ``sae`` defaults with these overrides."""
+    levels x learning rates, each trained at every seed from the ``sae`` defaults with
+    these overrides, to the convergence criterion (``epochs`` is then the maximum), and
+    measured at its stop and after each of ``lengths`` epochs (the training-length axis)."""
 
     architectures: tuple[str, ...] = ("topk", "batchtopk", "standard", "jumprelu")
     d_sae: tuple[int, ...] = (16, 64, 256, 1024)
     sparsity: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    epochs: int = 2
-    lr: float = 1e-3
+    epochs: int = 200
+    lr: tuple[float, ...] = (1e-3,)
+    lengths: tuple[int, ...] = ()
+    convergence: str = "explained_variance"
+    convergence_tol: float = 1e-4
+    convergence_window: int = 10
     batch_size: int = 256
     seeds: tuple[int, ...] = (42, 123, 456, 789, 1011)
     hungarian_max_d_sae: int = 1024
@@ -559,9 +575,33 @@ class SweepParams:
                     list(levels),
                     f"{SWEEP_KNOBS[arch]} levels must be > 0",
                 )
-        for name in ("epochs", "batch_size", "hungarian_max_d_sae"):
+        for name in ("epochs", "batch_size", "hungarian_max_d_sae", "convergence_window"):
             require(getattr(self, name) >= 1, f"{at}.{name}", getattr(self, name), "must be >= 1")
-        require(self.lr > 0, f"{at}.lr", self.lr, "must be > 0")
+        require(
+            len(self.lr) >= 1 and all(v > 0 for v in self.lr) and len(set(self.lr)) == len(self.lr),
+            f"{at}.lr",
+            list(self.lr),
+            "must list at least one learning rate, each > 0, none repeated",
+        )
+        require(
+            list(self.lengths) == sorted(set(self.lengths))
+            and all(1 <= e < self.epochs for e in self.lengths),
+            f"{at}.lengths",
+            list(self.lengths),
+            f"must be increasing epoch counts in 1..{self.epochs - 1} (below sweep.epochs)",
+        )
+        require(
+            self.convergence in CONVERGENCE_CRITERIA,
+            f"{at}.convergence",
+            self.convergence,
+            f"must be one of {', '.join(CONVERGENCE_CRITERIA)}",
+        )
+        require(
+            self.convergence_tol >= 0,
+            f"{at}.convergence_tol",
+            self.convergence_tol,
+            "must be >= 0 (0: a fixed schedule of sweep.epochs)",
+        )
         require(
             len(self.seeds) >= 2,
             f"{at}.seeds",
@@ -861,26 +901,36 @@ class Params:
         require(d_sae in sw.d_sae, "sweep.d_sae", list(sw.d_sae), f"does not list {d_sae}")
         knob = SWEEP_KNOBS[architecture]
         out: dict[str, tuple[str, float, SAEParams | str]] = {}
-        for level in sw.sparsity[architecture]:
-            value: int | float = int(level) if knob == "k" else float(level)
-            short = sweep_labels()[architecture]
-            name = f"{architecture}-d{d_sae}-{short}{value:g}"
-            try:
-                hp = dataclasses.replace(
-                    self.sae,
-                    architecture=architecture,
-                    d_sae=d_sae,
-                    epochs=sw.epochs,
-                    lr=sw.lr,
-                    batch_size=sw.batch_size,
-                    seeds=tuple(sw.seeds),
-                    **{knob: value},
-                )
-                hp.check_as(lambda f, n=name: f"sweep[{n}].{f}")
-                out[name] = (knob, value, hp)
-            except ParamError as err:
-                out[name] = (knob, value, f"{knob} = {value:g} with d_sae = {d_sae}: {err.reason}")
+        for i, lr in enumerate(sw.lr):
+            for level in sw.sparsity[architecture]:
+                value: int | float = int(level) if knob == "k" else float(level)
+                name = sweep_config_name(architecture, d_sae, value, lr if i else None)
+                out[name] = self._sweep_config(name, architecture, d_sae, knob, value, lr)
         return out
+
+    def _sweep_config(
+        self, name: str, architecture: str, d_sae: int, knob: str, value: float, lr: float
+    ) -> tuple[str, float, SAEParams | str]:
+        sw = self.sweep
+        assert sw is not None
+        try:
+            hp = dataclasses.replace(
+                self.sae,
+                architecture=architecture,
+                d_sae=d_sae,
+                epochs=sw.epochs,
+                lr=lr,
+                batch_size=sw.batch_size,
+                seeds=tuple(sw.seeds),
+                convergence=sw.convergence,
+                convergence_tol=sw.convergence_tol,
+                convergence_window=sw.convergence_window,
+                **{knob: value},
+            )
+            hp.check_as(lambda f, n=name: f"sweep[{n}].{f}")
+        except ParamError as err:
+            return (knob, value, f"{knob} = {value:g} with d_sae = {d_sae}: {err.reason}")
+        return (knob, value, hp)
 
     def analysis_configs(self, section: str) -> dict[str, SAEParams]:
         """The configurations of ``saes`` that analysis section ``section`` (dynamics,

@@ -539,6 +539,48 @@ def rotate_within_planes(
 # ----------------------------------------------------------------------------- per configuration
 
 
+def shift_null(
+    decoders: Sequence[Atoms],
+    encoders: Sequence[Atoms] | None,
+    lives: Sequence[torch.Tensor],
+    planes: torch.Tensor | np.ndarray,
+    angles: torch.Tensor,
+    seeds: Sequence[int],
+    *,
+    threshold: float = 0.7,
+    hungarian: bool = True,
+) -> dict[str, np.ndarray]:
+    """The rotation null of :func:`plane_stability` (its docstring): each seed's live
+    decoder (and encoder) atoms turned within ``planes`` by the shift of its own random
+    row (``seeds[i] + ROTATION_SEED_OFFSET``), ``angles[r] - angles[0]``, then compared
+    pair by pair (:func:`husai.stability.pairwise_metrics`: ``pwmcc``, and with
+    ``hungarian`` ``hungarian_mcc``, with encoders ``shared_fraction``, ``[n, n]``)."""
+    from husai.baselines import generator
+    from husai.groundtruth import live_atoms
+    from husai.stability import pairwise_metrics
+
+    pl = _check_planes(planes)
+    rotated_dec, rotated_enc = [], []
+    for i, seed in enumerate(seeds):
+        row = int(
+            torch.randint(
+                angles.shape[0], (1,), generator=generator(int(seed) + ROTATION_SEED_OFFSET)
+            )
+        )
+        turn = angles[row] - angles[0]  # the shift from row 0's inputs to row r's
+        live = torch.as_tensor(lives[i]).to(torch.bool)
+        rotated_dec.append(rotate_within_planes(live_atoms(decoders[i], live), pl, turn))
+        if encoders is not None:
+            rotated_enc.append(rotate_within_planes(live_atoms(encoders[i], live), pl, turn))
+    return pairwise_metrics(
+        rotated_dec,
+        rotated_enc if encoders is not None else None,
+        threshold=threshold,
+        ranks=(),
+        hungarian=hungarian,
+    )
+
+
 def plane_stability(
     decoders: Sequence[Atoms],
     lives: Sequence[torch.Tensor],
@@ -677,27 +719,14 @@ def plane_stability(
         ami[i, j] = ami[j, i] = partition_ami(labels[i], labels[j])
         base_ami[i, j] = base_ami[j, i] = partition_ami(base_labels[i], base_labels[j])
 
-    from husai.baselines import generator
-    from husai.groundtruth import live_atoms
-    from husai.stability import pairwise_metrics
-
-    rotated_dec, rotated_enc = [], []
-    for i, seed in enumerate(seeds):
-        row = int(
-            torch.randint(
-                angles.shape[0], (1,), generator=generator(int(seed) + ROTATION_SEED_OFFSET)
-            )
-        )
-        turn = angles[row] - angles[0]  # the shift from row 0's inputs to row r's
-        live = torch.as_tensor(lives[i]).to(torch.bool)
-        rotated_dec.append(rotate_within_planes(live_atoms(decoders[i], live), planes, turn))
-        if encoders is not None:
-            rotated_enc.append(rotate_within_planes(live_atoms(encoders[i], live), planes, turn))
-    null = pairwise_metrics(
-        rotated_dec,
-        rotated_enc if encoders is not None else None,
+    null = shift_null(
+        decoders,
+        encoders,
+        lives,
+        planes,
+        angles,
+        seeds,
         threshold=threshold,
-        ranks=(),
         hungarian=hungarian,
     )
 

@@ -507,6 +507,31 @@ class SweepSkipped(TypedDict):
     reason: str
 
 
+class LiveSummary(TypedDict):
+    """:func:`husai.analysis.live_summary`: live-atom stability beside its two comparisons."""
+
+    live_pwmcc: Stat
+    subspace_live_pwmcc: Stat | None  # count-matched random atoms in the data subspace
+    shift_null_live_pwmcc: Stat | None  # the same live atoms, each seed's turned by a shift
+    live_shared_fraction: Stat | None
+    shift_null_live_shared_fraction: Stat | None
+    n_live: Stat
+    distinct_live: Stat
+    above_shift_null: bool | None  # the live PWMCC's CI above the null's
+
+
+class SweepLength(TypedDict):
+    """A sweep configuration after at most ``epochs`` epochs (a seed that converged
+    earlier is at its stop): the training-length axis."""
+
+    epochs: int
+    explained_variance: float
+    l0: float
+    pwmcc: Stat
+    pwmcc_ratio_to_random: Ratio
+    live: LiveSummary  # without the matchings (shared fractions null)
+
+
 class SweepTrained(TypedDict):
     """A trained sweep configuration."""
 
@@ -520,6 +545,8 @@ class SweepTrained(TypedDict):
     training: SweepTraining
     stability: StabilitySummary
     recovery: RecoverySummary
+    live: LiveSummary
+    lengths: list[SweepLength]  # one per sweep.lengths, shortest first
 
 
 SweepConfigFile = SweepTrained | SweepSkipped
@@ -534,6 +561,19 @@ class SweepRowSkipped(TypedDict):
     level: float
     skipped: Literal[True]
     reason: str
+
+
+class SweepRowLength(TypedDict):
+    """A configuration after at most ``epochs`` epochs (the training-length axis)."""
+
+    epochs: int
+    explained_variance: float
+    l0: float
+    pwmcc: float | None
+    ratio: float | None  # trained / isotropic random PWMCC
+    live_pwmcc: float | None
+    shift_null_live_pwmcc: float | None
+    above_shift_null: bool  # reconstructing at this length, live PWMCC's CI above the null's
 
 
 class SweepRow(TypedDict):
@@ -570,6 +610,17 @@ class SweepRow(TypedDict):
     ratio_subspace: NotRequired[float | None]
     ratio_subspace_ci: NotRequired[CI | None]
     above_subspace: NotRequired[bool]
+    lr: float | None
+    epochs_max: int | None  # the most epochs a seed ran
+    live_pwmcc: NotRequired[float]  # live latents only (husai.analysis.live_summary)
+    live_pwmcc_ci: NotRequired[CI | None]
+    shift_null_live_pwmcc: NotRequired[float | None]
+    shift_null_live_pwmcc_ci: NotRequired[CI | None]
+    subspace_live_pwmcc: NotRequired[float | None]
+    live_excess: NotRequired[float | None]  # live PWMCC - shift null
+    above_shift_null: NotRequired[bool]  # reconstructs, and its CI above the null's
+    n_live: NotRequired[float]  # mean over seeds
+    lengths: NotRequired[list[SweepRowLength]]  # one per sweep.lengths
 
 
 class BestBySize(TypedDict):
@@ -614,6 +665,39 @@ class Goldilocks(TypedDict):
     answer: str
 
 
+class LiveBySize(TypedDict):
+    n_configs: int  # reconstructing
+    n_above_shift_null: int
+    best_config: str | None  # of the largest live PWMCC - shift null
+    best_excess: float | None
+
+
+class GoldilocksLive(TypedDict):
+    zone: bool
+    sizes_above: list[int]
+    by_d_sae: dict[str, LiveBySize]  # "<d_sae>"
+    answer: str
+
+
+class SweepByLength(TypedDict):
+    epochs: int | None  # null: at convergence
+    n_configs: int
+    n_above_shift_null: int
+    explained_variance: float | None
+    pwmcc: float | None
+    live_pwmcc: float | None
+    shift_null_live_pwmcc: float | None
+
+
+class SweepByLr(TypedDict):
+    n_configs: int
+    n_above_shift_null: int
+    live_pwmcc: float | None
+    shift_null_live_pwmcc: float | None
+    min_epochs: int | None
+    max_epochs: int | None
+
+
 class SweepMetrics(TypedDict):
     """``metrics/sweep.json`` (stage ``sweep_summary``)."""
 
@@ -631,6 +715,12 @@ class SweepMetrics(TypedDict):
     matched_l0: list[MatchedL0]
     architectures_at_matched_l0: dict[str, ArchitectureWins]  # "<architecture>"
     goldilocks: Goldilocks
+    lr: list[float]  # sweep.lr
+    lengths: list[int]  # sweep.lengths
+    n_above_shift_null: int
+    goldilocks_live: GoldilocksLive
+    by_length: list[SweepByLength]  # sweep.lengths, then convergence
+    by_lr: dict[str, SweepByLr]  # "<lr>"
 
 
 # ----------------------------------------------------------------------------- dynamics

@@ -28,7 +28,17 @@ Definitions
   Goldilocks answer: a low-rank dataset makes even random atoms in its span agree.
 * Rankings (``best_ratio``, ``by_d_sae``, matched L0, the Goldilocks answer) use the
   configurations that reconstruct only.
-* Goldilocks zone: the best ratio per dictionary size (over architectures and
+* Live atoms beside the shift null (the primary atom measure on this data, SCIENCE.md
+  section 9): ``live_pwmcc`` (live latents only) and ``shift_null_live_pwmcc`` (the same
+  live atoms, each seed's turned by a random shift of the inputs), ``live_excess`` their
+  difference; ``above_shift_null``: the configuration reconstructs and its live PWMCC's
+  CI lies above the null's. ``goldilocks_live``: at which sizes some configuration is
+  above the null; a band when those sizes exclude both ends of the grid.
+* Training length (``by_length``): per ``sweep.lengths`` and at convergence, over the
+  configurations that reconstruct at convergence, mean EV, PWMCC, live PWMCC and null,
+  and how many are above the null at that length. Learning rate (``by_lr``): the same
+  per rate of ``sweep.lr``, with the range of epochs run.
+* Goldilocks zone (all atoms, secondary): the best ratio per dictionary size (over architectures and
   sparsities) peaks at an *interior* size, with the peak's CI above the CIs of the
   best configurations at the smallest and the largest size. Otherwise "no Goldilocks
   zone above d_sae X", X the size of the highest ratio.
@@ -77,6 +87,12 @@ CSV_COLUMNS = [
     "decoder_alignment",
     "subspace_random_pwmcc",
     "ratio_subspace",
+    "lr",
+    "epochs_max",
+    "live_pwmcc",
+    "shift_null_live_pwmcc",
+    "subspace_live_pwmcc",
+    "above_shift_null",
 ]
 
 
@@ -131,6 +147,37 @@ def row_of(entry: dict, stable_ratio: float, min_ev: float) -> dict[str, Any]:
             "stable": reconstructs and above(ratio) and above(untrained),
         }
     )
+    row["lr"] = entry.get("hyperparameters", {}).get("lr")
+    row["epochs_max"] = max(training.get("epochs_run") or [0]) or None
+    live = entry.get("live")
+    if live is not None:
+        null = live["shift_null_live_pwmcc"]
+        row.update(
+            {
+                "live_pwmcc": live["live_pwmcc"]["mean"],
+                "live_pwmcc_ci": live["live_pwmcc"]["ci"],
+                "shift_null_live_pwmcc": _mean(null),
+                "shift_null_live_pwmcc_ci": None if null is None else null["ci"],
+                "subspace_live_pwmcc": _mean(live["subspace_live_pwmcc"]),
+                "live_excess": None if null is None else live["live_pwmcc"]["mean"] - null["mean"],
+                "above_shift_null": reconstructs and bool(live["above_shift_null"]),
+                "n_live": live["n_live"]["mean"],
+            }
+        )
+        row["lengths"] = [
+            {
+                "epochs": ln["epochs"],
+                "explained_variance": ln["explained_variance"],
+                "l0": ln["l0"],
+                "pwmcc": ln["pwmcc"]["mean"],
+                "ratio": ln["pwmcc_ratio_to_random"]["ratio"],
+                "live_pwmcc": ln["live"]["live_pwmcc"]["mean"],
+                "shift_null_live_pwmcc": _mean(ln["live"]["shift_null_live_pwmcc"]),
+                "above_shift_null": ln["explained_variance"] >= min_ev
+                and bool(ln["live"]["above_shift_null"]),
+            }
+            for ln in entry.get("lengths", [])
+        ]
     sub = st.get("pwmcc_ratio_to_subspace")  # the data-subspace baseline, when computed
     if sub is not None:
         row.update(
@@ -249,6 +296,97 @@ def goldilocks(by_d: dict[int, dict], rows: list[dict]) -> dict[str, Any]:
     return {"zone": zone, "peak_d_sae": peak, "stable_d_sae": stable, "answer": answer}
 
 
+def _mean_of(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def by_length(rows: list[dict], lengths: list[int]) -> list[dict[str, Any]]:
+    """The training-length axis: per length of ``sweep.lengths`` and at convergence
+    (``epochs`` null), over the configurations that reconstruct at convergence, the
+    mean explained variance, PWMCC, live PWMCC and shift null, and how many are above
+    the null (reconstructing at that length, live PWMCC's CI above the null's)."""
+    here = [r for r in rows if r["reconstructs"] and "live_pwmcc" in r]
+    out = []
+    for i, e in enumerate([*lengths, None]):
+        vals = [r if e is None else r["lengths"][i] for r in here]
+        out.append(
+            {
+                "epochs": e,
+                "n_configs": len(vals),
+                "n_above_shift_null": sum(bool(v["above_shift_null"]) for v in vals),
+                "explained_variance": _mean_of([v["explained_variance"] for v in vals]),
+                "pwmcc": _mean_of([v["pwmcc"] for v in vals]),
+                "live_pwmcc": _mean_of([v["live_pwmcc"] for v in vals]),
+                "shift_null_live_pwmcc": _mean_of([v["shift_null_live_pwmcc"] for v in vals]),
+            }
+        )
+    return out
+
+
+def by_lr(rows: list[dict]) -> dict[str, dict[str, Any]]:
+    """Per learning rate, over the configurations that reconstruct: how many, how many
+    above the shift null, mean live PWMCC and null, and the range of epochs run."""
+    out = {}
+    for lr in sorted({r["lr"] for r in rows if r["lr"] is not None}):
+        here = [r for r in rows if r["lr"] == lr and r["reconstructs"] and "live_pwmcc" in r]
+        out[f"{lr:g}"] = {
+            "n_configs": len(here),
+            "n_above_shift_null": sum(r["above_shift_null"] for r in here),
+            "live_pwmcc": _mean_of([r["live_pwmcc"] for r in here]),
+            "shift_null_live_pwmcc": _mean_of([r["shift_null_live_pwmcc"] for r in here]),
+            "min_epochs": min((r["epochs_max"] for r in here if r["epochs_max"]), default=None),
+            "max_epochs": max((r["epochs_max"] for r in here if r["epochs_max"]), default=None),
+        }
+    return out
+
+
+def goldilocks_live(rows: list[dict]) -> dict[str, Any]:
+    """The Goldilocks question asked of atoms beyond the data's symmetry: at which
+    dictionary sizes are reconstructing configurations' live atoms more stable than the
+    shift null (their CI above its CI)? A zone: such sizes exist and exclude both the
+    smallest and the largest size of the grid."""
+    sizes = sorted({r["d_sae"] for r in rows})
+    per: dict[str, dict[str, Any]] = {}
+    for d in sizes:
+        here = [r for r in rows if r["d_sae"] == d and r["reconstructs"] and "live_pwmcc" in r]
+        with_null = [r for r in here if r["live_excess"] is not None]
+        top = max(with_null, key=lambda r: (r["live_excess"], r["config"]), default=None)
+        per[str(d)] = {
+            "n_configs": len(here),
+            "n_above_shift_null": sum(r["above_shift_null"] for r in here),
+            "best_config": top and top["config"],
+            "best_excess": top and top["live_excess"],
+        }
+    above = [d for d in sizes if per[str(d)]["n_above_shift_null"] > 0]
+    zone = bool(above) and sizes[0] not in above and sizes[-1] not in above
+    trend = "; ".join(
+        f"d_sae {d}: {per[str(d)]['n_above_shift_null']} of {per[str(d)]['n_configs']}"
+        + (
+            ""
+            if per[str(d)]["best_excess"] is None
+            else f" (largest excess {per[str(d)]['best_excess']:+.3f}, {per[str(d)]['best_config']})"
+        )
+        for d in sizes
+    )
+    if not above:
+        answer = (
+            "No configuration's live atoms are more stable than the shift null at any size: "
+            f"the seeds agree no more than copies of one solution shifted at random. {trend}."
+        )
+    elif zone:
+        answer = (
+            f"Live atoms beat the shift null only at interior sizes ({', '.join(map(str, above))}): "
+            f"a Goldilocks band. {trend}."
+        )
+    else:
+        answer = (
+            f"Live atoms beat the shift null at d_sae {', '.join(map(str, above))}, including an "
+            f"end of the grid: no interior band. {trend}."
+        )
+    return {"zone": zone, "sizes_above": above, "by_d_sae": per, "answer": answer}
+
+
 def summarise(
     entries: list[dict],
     stable_ratio: float,
@@ -256,6 +394,8 @@ def summarise(
     epochs: int,
     targets: list[float],
     min_ev: float = 0.5,
+    lrs: list[float] | None = None,
+    lengths: list[int] | None = None,
 ) -> dict[str, Any]:
     """Everything of ``metrics/sweep.json`` from the configuration files (pure)."""
     all_rows = [row_of(e, stable_ratio, min_ev) for e in entries]
@@ -304,12 +444,18 @@ def summarise(
         "min_explained_variance": min_ev,
         "seeds": seeds,
         "epochs": epochs,
+        "lr": list(lrs or []),
+        "lengths": list(lengths or []),
+        "n_above_shift_null": sum(bool(r.get("above_shift_null")) for r in rows),
         "rows": all_rows,
         "best_ratio": ranked[:N_BEST],
         "by_d_sae": {str(d): v for d, v in by_d.items()},
         "matched_l0": matched,
         "architectures_at_matched_l0": dict(sorted(arch_stats.items())),
         "goldilocks": goldilocks(by_d, rows),
+        "goldilocks_live": goldilocks_live(rows),
+        "by_length": by_length(rows, list(lengths or [])),
+        "by_lr": by_lr(rows),
     }
 
 
@@ -340,7 +486,14 @@ def main(
         {float(v) for a in sw.architectures if SWEEP_KNOBS[a] == "k" for v in sw.sparsity[a]}
     )
     summary = summarise(
-        entries, sw.stable_ratio, list(sw.seeds), sw.epochs, targets, sw.min_explained_variance
+        entries,
+        sw.stable_ratio,
+        list(sw.seeds),
+        sw.epochs,
+        targets,
+        sw.min_explained_variance,
+        list(sw.lr),
+        list(sw.lengths),
     )
     rows = [r for r in summary["rows"] if not r["skipped"]]
     write_json(out, summary, SweepMetrics)
@@ -356,3 +509,4 @@ def main(
             f"{r['pwmcc']:.3f}, L0 {r['l0']:.1f}, EV {r['explained_variance']:.3f}"
         )
     console.print(summary["goldilocks"]["answer"])
+    console.print(summary["goldilocks_live"]["answer"])

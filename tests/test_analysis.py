@@ -157,3 +157,62 @@ def test_low_rank_noise_beats_isotropic_but_not_the_data_subspace_baseline() -> 
     p = out["planted"]
     assert p["pwmcc_ratio_to_subspace"]["ci"][0] > 1.05  # real features beat the span's chance
     assert p["shared_fraction"]["mean"] > s["shared_fraction"]["mean"] + 0.2
+
+
+def circle_sae(dicts: list[torch.Tensor], seeds: tuple[int, ...]) -> BatchedSAE:
+    """Standard (ReLU) SAEs whose encoder and decoder atoms are ``dicts[i]`` [d_sae, d_in]
+    and whose latents fire on a 60-degree arc (threshold cos 30 degrees)."""
+    import math
+
+    w = torch.stack([d.to(torch.float32) for d in dicts])  # [S, d_sae, d_in]
+    s, d_sae, d_in = w.shape
+    cfg = SAEConfig(architecture="standard", d_in=d_in, d_sae=d_sae)
+    return BatchedSAE(
+        cfg,
+        seeds,
+        {
+            "W_enc": w.transpose(1, 2).contiguous(),
+            "b_enc": torch.full((s, d_sae), -math.cos(math.radians(30))),
+            "W_dec": w.clone(),
+            "b_dec": torch.zeros(s, d_in),
+        },
+    )
+
+
+def test_live_summary_shift_null_known_answers() -> None:
+    """On the circles control: seeds holding one dictionary agree beyond the symmetry
+    (live PWMCC 1, above the shift null); seeds holding that dictionary turned back by
+    exactly the shift the null draws for them agree no more than the null (which turns
+    them all onto the one dictionary: null PWMCC 1); without planes there is no null."""
+    from husai.analysis import live_summary
+    from husai.baselines import generator
+    from husai.config import CirclesParams
+    from husai.domains import circles_domain
+    from husai.planes import ROTATION_SEED_OFFSET, rotate_within_planes
+    from tests.test_planes import arc_dictionary
+
+    dom = circles_domain(CirclesParams(n=339, d_in=16, points=113, frequencies=(3, 7, 10)))
+    x, truth = dom.x, dom.truth
+    seeds = (1, 2, 3)
+    one = arc_dictionary(truth, 8, 5.0, 16)
+    opt = AnalysisOptions(n_boot=100, subspace_variance=0.99)
+    same = live_summary(circle_sae([one] * 3, seeds), x, truth, opt)
+    assert same["live_pwmcc"]["mean"] == pytest.approx(1.0, abs=1e-6)
+    assert same["shift_null_live_pwmcc"]["mean"] < 0.99
+    assert same["above_shift_null"] is True
+    # 8 atoms evenly round each of 3 circles: 24 live, 12 directions up to sign
+    assert same["n_live"]["mean"] == 24 and same["distinct_live"]["mean"] == 12
+    assert same["subspace_live_pwmcc"]["mean"] < 0.99
+    angles = torch.as_tensor(truth["angles"]).double()
+    back = []
+    for s in seeds:
+        row = int(
+            torch.randint(angles.shape[0], (1,), generator=generator(s + ROTATION_SEED_OFFSET))
+        )
+        back.append(rotate_within_planes(one, truth["planes"], -(angles[row] - angles[0])))
+    turned = live_summary(circle_sae(back, seeds), x, truth, opt)
+    assert turned["shift_null_live_pwmcc"]["mean"] == pytest.approx(1.0, abs=1e-5)
+    assert turned["live_pwmcc"]["mean"] < 0.99
+    assert turned["above_shift_null"] is False
+    bare = live_summary(circle_sae([one] * 3, seeds), x, {}, opt)
+    assert bare["shift_null_live_pwmcc"] is None and bare["above_shift_null"] is None

@@ -297,7 +297,7 @@ def test_unusable_params_fail_in_the_first_stage(
 def test_sweep_and_dynamics_refuse_diverging_training(
     tiny_params_raw, tmp_path, monkeypatch
 ) -> None:
-    raw = with_value(tiny_params_raw, "sweep.lr", 1e30)
+    raw = with_value(tiny_params_raw, "sweep.lr", [1e30])
     setup_dir(tmp_path, raw)
     line = one_line_error(invoke(tmp_path, monkeypatch, "sweep", "--arch", "topk", "--d-sae", "8"))
     assert "configuration 'topk-d8-k2': topk SAE (d_sae 8, lr 1e+30) seed 42 diverged" in line

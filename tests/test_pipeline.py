@@ -197,8 +197,20 @@ def test_sweep_summary_matches_the_configuration_files(tiny_repo: Path) -> None:
         entries["topk-d8-k16"]["skipped"] and "must be <= d_sae" in entries["topk-d8-k16"]["reason"]
     )
     trained = {n: e for n, e in entries.items() if not e["skipped"]}
-    assert summary["n_configs"] == len(trained) == 5 and summary["n_skipped"] == 1
-    assert summary["n_saes"] == 5 * len(params["seeds"])
+    # every sparsity level at each learning rate; the second rate's names say it
+    assert summary["n_configs"] == len(trained) == 10 and summary["n_skipped"] == 2
+    assert summary["n_saes"] == 10 * len(params["seeds"])
+    assert trained["topk-d8-k2-lr0.003"]["hyperparameters"]["lr"] == 0.003
+    assert trained["topk-d8-k2"]["hyperparameters"]["lr"] == 0.01
+    assert summary["lr"] == [0.01, 0.003] and set(summary["by_lr"]) == {"0.01", "0.003"}
+    for e in trained.values():  # trained to the criterion, measured at each length
+        runs = e["training"]["epochs_run"]
+        assert len(runs) == len(params["seeds"]) and max(runs) <= params["epochs"]
+        assert len(e["training"]["converged"]) == len(runs)
+        assert [ln["epochs"] for ln in e["lengths"]] == params["lengths"]
+        assert e["live"]["shift_null_live_pwmcc"] is not None
+    assert [b["epochs"] for b in summary["by_length"]] == [*params["lengths"], None]
+    assert summary["goldilocks_live"]["answer"]
     ratio = {n: e["stability"]["pwmcc_ratio_to_random"] for n, e in trained.items()}
     best_name = max(ratio, key=lambda n: ratio[n]["ratio"])
     best = summary["best_ratio"][0]

@@ -15,11 +15,19 @@ from tests.test_sae_stage import with_value
 def test_grid_cells_resolve_and_skip_invalid_combinations(tiny_params_raw) -> None:
     prm = parse_params(tiny_params_raw)
     cells = prm.sweep_configs("topk", 8)
-    assert list(cells) == ["topk-d8-k2", "topk-d8-k16"]
     knob, value, hp = cells["topk-d8-k2"]
     assert (knob, value) == ("k", 2)
-    assert (hp.d_sae, hp.k, hp.epochs, hp.lr, hp.seeds) == (8, 2, 3, 0.01, (42, 123, 456))
+    assert (hp.d_sae, hp.k, hp.epochs, hp.lr, hp.seeds) == (8, 2, 6, 0.01, (42, 123, 456))
+    # trained to the sweep's convergence criterion (epochs: the maximum)
+    assert (hp.convergence, hp.convergence_tol, hp.convergence_window) == (
+        "explained_variance",
+        0.001,
+        2,
+    )
     assert cells["topk-d8-k16"][2] == "k = 16 with d_sae = 8: must be <= d_sae = 8"
+    # each further learning rate of sweep.lr: the same levels, named with their rate
+    assert list(cells) == ["topk-d8-k2", "topk-d8-k16", "topk-d8-k2-lr0.003", "topk-d8-k16-lr0.003"]
+    assert cells["topk-d8-k2-lr0.003"][2].lr == 0.003
     knob, value, hp = prm.sweep_configs("standard", 32)["standard-d32-l1c3"]
     assert (knob, value, hp.l1_coefficient, hp.architecture) == (
         "l1_coefficient",
@@ -36,7 +44,9 @@ def test_default_grid_is_large_enough(repo_root) -> None:
 
     prm = parse_params(YAML(typ="safe", pure=True).load((repo_root / "params.yaml").read_text()))
     sw = prm.sweep
-    assert {"topk", "batchtopk", "standard", "jumprelu"} <= set(sw.architectures)
+    assert {"topk", "standard"} <= set(sw.architectures)  # both families (matched L0)
+    # the whole grid is one -S away: every architecture has its levels
+    assert {"topk", "batchtopk", "standard", "jumprelu"} <= set(sw.sparsity)
     # from below the default activations' effective rank (~10) to at least 2x d_model
     assert min(sw.d_sae) < 10 and max(sw.d_sae) >= 256
     trained = [
@@ -46,8 +56,18 @@ def test_default_grid_is_large_enough(repo_root) -> None:
         for (_, _, hp) in prm.sweep_configs(a, d).values()
         if not isinstance(hp, str)
     ]
-    assert len(trained) >= 50 and len(trained) * len(sw.seeds) >= 250
+    assert len(trained) >= 30 and len(trained) * len(sw.seeds) >= 150
     assert len(sw.seeds) == 5
+    # every configuration trains to the baseline SAEs' criterion; the old 2-epoch sweep
+    # is one point of the training-length axis
+    base = prm.sae_configs()["topk"]
+    for hp in trained:
+        assert (hp.convergence, hp.convergence_tol, hp.convergence_window) == (
+            base.convergence,
+            base.convergence_tol,
+            base.convergence_window,
+        )
+    assert 2 in sw.lengths
 
 
 @pytest.mark.parametrize(
@@ -65,6 +85,12 @@ def test_default_grid_is_large_enough(repo_root) -> None:
         ("sweep.d_sae", [8, 8], None, "must not repeat a size"),
         ("sweep.seeds", [1], None, "at least two seeds"),
         ("sweep.epochs", 0, None, "must be >= 1"),
+        ("sweep.lr", [0.01, 0.01], None, "none repeated"),
+        ("sweep.lr", [], None, "at least one learning rate"),
+        ("sweep.lengths", [4, 2], None, "must be increasing epoch counts in 1..5"),
+        ("sweep.lengths", [6], None, "below sweep.epochs"),
+        ("sweep.convergence", "atoms", None, "must be one of loss, explained_variance"),
+        ("sweep.convergence_tol", -1.0, None, "must be >= 0"),
         ("sweep.bogus", 1, None, "unknown key"),
         ("sweep.min_explained_variance", 1.0, None, "must be < 1"),
     ],
@@ -281,3 +307,76 @@ def test_a_cell_records_only_the_hyperparameters_it_reads() -> None:
     assert not {"l1_coefficient", "l0_coefficient", "jumprelu_bandwidth"} & set(topk)
     standard = used_hyperparams(SAEConfig(architecture="standard", d_in=8, d_sae=16))
     assert "l1_coefficient" in standard and "k" not in standard
+
+
+def live_entry(
+    config: str, d: int, live: float, null: float, lr: float = 0.001, length_live=0.9
+) -> dict:
+    """A trained entry whose live PWMCC (CI +-0.01) and shift null (CI +-0.01) are given,
+    with one length (2 epochs) at live PWMCC ``length_live`` and the same null."""
+
+    def st(m: float) -> dict:
+        return {"mean": m, "std": 0.01, "ci": [m - 0.01, m + 0.01]}
+
+    e = entry(config, "topk", d, 4.0, 2.0, [1.5, 2.5], converged=[True, True])
+    e["hyperparameters"] = {"lr": lr}
+    e["training"]["epochs_run"] = [30, 40]
+    e["live"] = {
+        "live_pwmcc": st(live),
+        "shift_null_live_pwmcc": st(null),
+        "subspace_live_pwmcc": st(0.8),
+        "above_shift_null": live - 0.01 > null + 0.01,
+        "n_live": {"mean": 50.0},
+    }
+    e["lengths"] = [
+        {
+            "epochs": 2,
+            "explained_variance": 0.6,
+            "l0": 4.0,
+            "pwmcc": st(0.5),
+            "pwmcc_ratio_to_random": {"ratio": 1.7, "ci": None},
+            "live": {
+                "live_pwmcc": st(length_live),
+                "shift_null_live_pwmcc": st(null),
+                "above_shift_null": length_live - 0.01 > null + 0.01,
+            },
+        }
+    ]
+    return e
+
+
+def test_live_answers_by_size_length_and_learning_rate() -> None:
+    entries = [
+        live_entry("a8", 8, 0.70, 0.70),  # at the null
+        live_entry("a64", 64, 0.90, 0.80),  # above it by 0.10
+        live_entry("b64", 64, 0.85, 0.80, lr=0.003),  # above it by 0.05
+        live_entry("a256", 256, 0.60, 0.65),  # below it
+    ]
+    s = summarise(entries, 1.0, [1, 2], 200, [4.0], lrs=[0.001, 0.003], lengths=[2])
+    g = s["goldilocks_live"]
+    assert g["sizes_above"] == [64] and g["zone"] is True  # interior only
+    assert g["by_d_sae"]["64"] == {
+        "n_configs": 2,
+        "n_above_shift_null": 2,
+        "best_config": "a64",
+        "best_excess": pytest.approx(0.10),
+    }
+    assert g["by_d_sae"]["256"]["best_excess"] == pytest.approx(-0.05)
+    assert "only at interior sizes (64)" in g["answer"]
+    assert s["n_above_shift_null"] == 2
+    short, final = s["by_length"]
+    assert (short["epochs"], final["epochs"]) == (2, None)
+    # at 2 epochs live 0.9 everywhere: above every null but explained variance 0.6 >= 0.5
+    assert short["n_above_shift_null"] == 4 and final["n_above_shift_null"] == 2
+    assert short["live_pwmcc"] == pytest.approx(0.9)
+    assert final["live_pwmcc"] == pytest.approx((0.70 + 0.90 + 0.85 + 0.60) / 4)
+    assert s["by_lr"]["0.001"]["n_configs"] == 3 and s["by_lr"]["0.003"]["n_above_shift_null"] == 1
+    assert s["by_lr"]["0.001"]["max_epochs"] == 40
+    # an end of the grid above the null: no band
+    entries[0] = live_entry("a8", 8, 0.95, 0.70)
+    g = summarise(entries, 1.0, [1, 2], 200, [4.0], lengths=[2])["goldilocks_live"]
+    assert g["sizes_above"] == [8, 64] and g["zone"] is False and "no interior band" in g["answer"]
+    # nothing above: said so
+    none = [live_entry("a8", 8, 0.7, 0.7), live_entry("a64", 64, 0.7, 0.7)]
+    g = summarise(none, 1.0, [1, 2], 200, [4.0], lengths=[2])["goldilocks_live"]
+    assert g["zone"] is False and g["answer"].startswith("No configuration's live atoms")

@@ -70,7 +70,17 @@ COMMON_HYPERPARAMS: tuple[str, ...] = (
 """Fields the shared code (initialisation, training loop, optimiser) reads for every
 architecture."""
 
-SWEEP_OVERRIDES: tuple[str, ...] = ("architecture", "d_sae", "epochs", "lr", "batch_size", "seeds")
+SWEEP_OVERRIDES: tuple[str, ...] = (
+    "architecture",
+    "d_sae",
+    "epochs",
+    "lr",
+    "batch_size",
+    "seeds",
+    "convergence",
+    "convergence_tol",
+    "convergence_window",
+)
 """``sae`` fields a sweep cell sets itself (``husai.config.Params.sweep_configs``), on top
 of each architecture's knob."""
 
