@@ -1,24 +1,108 @@
-"""RQ4 "Geometry conserved across seeds; effective rank" (``metrics/geometry.json``).
+"""RQ4 "Geometry conserved across seeds; effective rank".
 
-Decided here, per configuration: whether the Gram spectra differ less between seeds
-than from the two references, whether key-frequency groups are conserved more than
-single atoms, where the group overlap and the decoder-subspace overlap lie against the
-data-sample reference, and which subspace rank to report (the smallest holding 99% of
-the activations' variance).
+What is conserved when single atoms are not leads (SCIENCE.md section 9): per domain with
+plane metrics (each transformer hook of :data:`paper.report.planes.HOOKS` and the circles
+control) and configuration, decided here from the values the text cites only (each
+comparison by :func:`paper.report.controls.versus`: a CI clear of the baseline's CI):
+
+* whether the atoms are pinned beyond the symmetry: live PWMCC and the live shared fraction
+  against the shift null (:data:`Pinned`: both above, one of them, neither);
+* how the partition of the inputs by most active latent compares between seeds against
+  count-matched random atoms in the data subspace (partition AMI);
+* the planes: ``empty`` where no live atom of any seed lies in one plane (coverage and
+  agreement then measure nothing), else whether coverage and agreement are both above
+  their baselines (:attr:`paper.report.planes.Row.planes_agreed`);
+* at ``mlp.hook_post`` (:data:`PRIVILEGED`, a basis of neurons): the neurons two seeds
+  share, or that no seed has an atom on one neuron.
+
+The activations' effective rank stays (``metrics/geometry.json``). The old all-atom
+answer follows, labelled secondary, per configuration: whether the Gram spectra differ less
+between seeds than from the two references, whether key-frequency groups are conserved
+more than single atoms, where the group overlap and the decoder-subspace overlap lie
+against the data-sample reference, and which subspace rank to report (the smallest holding
+99% of the activations' variance).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from paper import schema as sc
 from paper.cite import Citer
 from paper.errors import Skip
-from paper.figures import GEOMETRY
+from paper.figures import CIRCLES, GEOMETRY, MLP_STABILITY
 from paper.metrics import JsonPath, Metrics
+from paper.report import planes
 from paper.report.common import RELATION_TEXT, Relation, ci_text, fig_ref, names, relation
+from paper.report.controls import VERSUS_TEXT, Versus, _stat
 
 DIMS = ("activations", "dims_for_variance")
+PRIVILEGED = MLP_STABILITY  # the hook whose coordinates are the model's neurons
+CONTROL = "circles control"
+
+Planes = Literal["empty", "yes", "no", "undetermined"]
+PLANES_TEXT: dict[Planes, str] = {
+    "empty": "planes: empty, no live atom of any seed lies in one plane",
+    "yes": "planes covered and agreed on (both above their baselines)",
+    "no": "planes **not** both covered and agreed on beyond their baselines",
+    "undetermined": "planes undetermined (no CI)",
+}
+Pinned = Literal["yes", "shared_only", "pwmcc_only", "no", "undetermined"]
+"""Live PWMCC and the live shared fraction against the shift null: both above, one above
+(the other within or below), neither, or a comparison without a CI."""
+PINNED_TEXT: dict[Pinned, str] = {
+    "yes": "atoms pinned beyond the symmetry",
+    "shared_only": "more atoms shared one-to-one than under the null, but the dictionary as a "
+    "whole (live PWMCC) **not** pinned beyond the symmetry",
+    "pwmcc_only": "the dictionary as a whole (live PWMCC) pinned beyond the symmetry, but "
+    "**no** more atoms shared one-to-one than under the null",
+    "no": "atoms **not** pinned beyond the symmetry",
+    "undetermined": "whether atoms are pinned beyond the symmetry is undetermined (no CI)",
+}
+PARTITION_TEXT: dict[Versus, str] = {
+    "above": "the seeds partition the inputs more alike than random atoms do",
+    "below": "the seeds partition the inputs **less** alike than random atoms do",
+    "within": "the seeds partition the inputs no more alike than random atoms do",
+    "no_ci": "no CI to compare the partitions",
+}
+Neurons = Literal["shared", "none_aligned", "not_computed"]
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    """One configuration at one hook: what is conserved when atoms are not."""
+
+    row: planes.Row
+    planes: Planes
+    neurons: Neurons | None  # None: not a hook with a privileged basis
+
+    @property
+    def partition(self) -> tuple[sc.Stat | None, sc.Stat | None, Versus]:
+        return self.row.pairs[4]
+
+    @property
+    def pinned(self) -> Pinned:
+        pw, shared = self.row.pairs[0][2], self.row.pairs[1][2]
+        if pw == "above" and shared == "above":
+            return "yes"
+        if "no_ci" in (pw, shared):
+            return "undetermined"
+        if pw == "above":
+            return "pwmcc_only"
+        return "shared_only" if shared == "above" else "no"
+
+
+@dataclass(frozen=True)
+class Hook:
+    label: str
+    file: str
+    configs: tuple[HookConfig, ...]
+
+    @property
+    def empty(self) -> bool:
+        """No configuration has a live atom in one plane."""
+        return all(g.planes == "empty" for g in self.configs)
 
 
 @dataclass(frozen=True)
@@ -52,7 +136,45 @@ class Config:
 
 @dataclass(frozen=True)
 class Facts:
-    configs: tuple[Config, ...]
+    configs: tuple[Config, ...]  # metrics/geometry.json (secondary)
+    hooks: tuple[Hook, ...] = ()  # the transformer hooks, then the circles control
+    effective_rank: bool = False  # metrics/geometry.json has the activations' summary
+
+    def _at(self, pred) -> list[str]:
+        return [
+            f"{h.label} ({names(g.row.name for g in h.configs if pred(g))})"
+            for h in self.hooks
+            if h.label != CONTROL and any(pred(g) for g in h.configs)
+        ]
+
+    def pinned(self, verdict: Pinned) -> list[str]:
+        """Hooks (with their configurations) whose atoms get ``verdict`` (:data:`Pinned`)."""
+        return self._at(lambda g: g.pinned == verdict)
+
+    @property
+    def control_beats_null(self) -> list[str]:
+        """Circles-control configurations that beat the shift null by either measure."""
+        return [
+            g.row.name
+            for h in self.hooks
+            if h.label == CONTROL
+            for g in h.configs
+            if g.pinned in ("yes", "shared_only", "pwmcc_only")
+        ]
+
+    @property
+    def control_partitions(self) -> Versus | None:
+        """The circles control's partition verdict when every configuration shares it."""
+        vs = [g.partition[2] for h in self.hooks if h.label == CONTROL for g in h.configs]
+        return vs[0] if vs and all(v == vs[0] for v in vs) else None
+
+    @property
+    def partitions_above(self) -> list[str]:
+        return self._at(lambda g: g.partition[2] == "above")
+
+    @property
+    def partitions_below(self) -> list[str]:
+        return self._at(lambda g: g.partition[2] == "below")
 
     @property
     def groups_over_atoms(self) -> list[str]:
@@ -108,9 +230,46 @@ def decide_subspace(m: Metrics, path: JsonPath, entry) -> Subspace | None:
     )
 
 
-def decide(m: Metrics) -> Facts:
+def decide_hook(m: Metrics, file: str, label: str) -> Hook | None:
+    hook = planes.decide_hook(m, file, label)
+    if hook is None:
+        return None
     out = []
-    for name, path in sc.configs(m, GEOMETRY):
+    for r in hook.rows:
+        entry = dict(sc.configs(m, file))[r.name]
+        assigned = None if r.assigned is None else r.assigned.values(m)[0]
+        neurons: Neurons | None = None
+        if file == PRIVILEGED:
+            found = _stat(m, file, (*entry, "neurons", "neurons_found"))
+            neurons = (
+                "shared"
+                if r.shared_neurons is not None and r.shared_neurons.values(m)[0] is not None
+                else "none_aligned"
+                if found is not None and found.values(m)[0] == 0
+                else "not_computed"
+            )
+        out.append(
+            HookConfig(r, "empty" if assigned == 0 else r.planes_agreed, neurons),
+        )
+    return Hook(label, file, tuple(out))
+
+
+def decide(m: Metrics) -> Facts:
+    hooks = tuple(
+        h
+        for f, lab in (*planes.HOOKS, (CIRCLES, CONTROL))
+        if (h := decide_hook(m, f, lab)) is not None
+    )
+    geometry = decide_geometry(m) if m.exists(GEOMETRY) else ()
+    if not (hooks or geometry):
+        raise Skip(f"{GEOMETRY}: no configuration with geometry metrics, and no plane metrics")
+    rank = m.exists(GEOMETRY) and sc.has(m.json(GEOMETRY), ("activations", "effective_rank"))
+    return Facts(geometry, hooks, rank)
+
+
+def decide_geometry(m: Metrics) -> tuple[Config, ...]:
+    out = []
+    for name, path in sc.optional(sc.configs, m, GEOMETRY) or ():
         entry = m.get(GEOMETRY, path)
         sd = sc.stat_at(m, GEOMETRY, (*path, "gram", "seed_distance"))
         refs_d = [
@@ -139,9 +298,7 @@ def decide(m: Metrics) -> Facts:
                 subspace=decide_subspace(m, path, entry),
             )
         )
-    if not out:
-        raise Skip(f"{GEOMETRY}: no configuration with geometry metrics")
-    return Facts(tuple(out))
+    return tuple(out)
 
 
 def render_config(c: Citer, g: Config) -> str:
@@ -199,8 +356,107 @@ def render_config(c: Citer, g: Config) -> str:
     return f"`{g.name}`: " + "; ".join(bits)
 
 
-def render(c: Citer, f: Facts, build) -> str:
+def _pair(c: Citer, t: sc.Stat | None, b: sc.Stat | None) -> tuple[str, str]:
+    def one(s: sc.Stat | None) -> str:
+        return "n/a" if s is None or s.values(c.m)[0] is None else ci_text(c, s)
+
+    return one(t), one(b)
+
+
+def render_hook_config(c: Citer, g: HookConfig) -> str:
+    r = g.row
+    (lt, lb, lv), (st, sb, sv) = r.pairs[0], r.pairs[1]
+    live, null = _pair(c, lt, lb)
+    shared, shared_null = _pair(c, st, sb)
+    pt, pb, pv = g.partition
+    ami, ami_base = _pair(c, pt, pb)
     text = (
+        f"`{r.name}`: live PWMCC {live} against the shift null {null} ({VERSUS_TEXT[lv]}), "
+        f"live shared fraction {shared} against {shared_null} ({VERSUS_TEXT[sv]}): "
+        f"{PINNED_TEXT[g.pinned]}; partition AMI {ami} against {ami_base} for random "
+        f"atoms in the data subspace ({VERSUS_TEXT[pv]}): {PARTITION_TEXT[pv]}; "
+    )
+    if g.planes in ("yes", "no"):
+        (ct, cb, _), (at, ab, _) = r.pairs[2], r.pairs[3]
+        cov, cov_base = _pair(c, ct, cb)
+        agr, agr_base = _pair(c, at, ab)
+        text += (
+            f"plane coverage {cov} (baseline {cov_base}), agreement {agr} (baseline {agr_base}): "
+        )
+    text += PLANES_TEXT[g.planes]
+    if g.neurons == "shared":
+        text += f"; neurons shared by two seeds (Jaccard) {ci_text(c, r.shared_neurons)}"
+    elif g.neurons == "none_aligned":
+        text += "; no neurons shared: no live atom of any seed lies on one neuron"
+    elif g.neurons == "not_computed":
+        text += "; neurons shared by two seeds: not computed"
+    return text
+
+
+def render_planes(c: Citer, f: Facts) -> str:
+    text = (
+        "What is conserved when single atoms are not (SCIENCE.md section 9). Atoms against "
+        "the shift null (the same live atoms, each seed's turned by a random shift of the "
+        "inputs, an exact symmetry of the data: what the seeds would score if each found one "
+        "solution shifted at random); the partition of the inputs by most active latent "
+        "(adjusted mutual information between seeds) against count-matched random atoms in "
+        "the data subspace; the planes (coverage and agreement, measured on the live atoms "
+        "lying in one plane).\n\n"
+    )
+    for h in f.hooks:
+        text += (
+            f"**{h.label}**: " + "; ".join(render_hook_config(c, g) for g in h.configs) + ".\n\n"
+        )
+    summary = [
+        f"atoms pinned beyond the symmetry at {', '.join(f.pinned('yes'))}"
+        if f.pinned("yes")
+        else "at no hook are the atoms pinned beyond the symmetry by both measures"
+    ]
+    if f.pinned("shared_only"):
+        summary.append(
+            "more atoms shared one-to-one than under the null, but not the dictionary as a "
+            f"whole, at {', '.join(f.pinned('shared_only'))}"
+        )
+    if f.pinned("pwmcc_only"):
+        summary.append(
+            "the dictionary as a whole pinned, but no more atoms shared one-to-one, at "
+            + ", ".join(f.pinned("pwmcc_only"))
+        )
+    if f.pinned("no"):
+        summary.append(
+            "atoms agreeing no more than shifted copies of one solution would at "
+            + ", ".join(f.pinned("no"))
+        )
+    if f.control_beats_null:
+        summary.append(
+            f"but the circles control beats the shift null too ({names(f.control_beats_null)}), "
+            "where nothing is identifiable: beating it does not by itself show identifiable "
+            "atoms"
+        )
+    if f.partitions_above:
+        summary.append(
+            f"partitions more alike than random atoms give at {', '.join(f.partitions_above)}"
+        )
+    if f.partitions_below:
+        summary.append(
+            "partitions **less** alike than random atoms give at " + ", ".join(f.partitions_below)
+        )
+    if f.control_partitions is not None:
+        summary.append(
+            "in the circles control, with nothing to identify, partition AMI is "
+            f"{RELATION_TEXT[f.control_partitions]} random atoms' in every configuration"
+        )
+    empty = [h.label for h in f.hooks if h.empty and h.label != CONTROL]
+    if empty:
+        summary.append(
+            f"plane coverage and agreement are empty at {', '.join(empty)}: no live atom lies "
+            "in one plane, so they conserve nothing there"
+        )
+    return text + "In short: " + "; ".join(summary) + ". "
+
+
+def render_rank(c: Citer) -> str:
+    return (
         f"The activations' effective rank is "
         f"{c.num(GEOMETRY, ('activations', 'effective_rank'), '.1f')} of "
         f"{c.num(GEOMETRY, ('activations', 'd_in'), 'd')} dimensions; "
@@ -208,7 +464,13 @@ def render(c: Citer, f: Facts, build) -> str:
         f"{c.quote('90%', 'definition of dims_for_variance')} of the variance and "
         f"{c.num(GEOMETRY, (*DIMS, '0.99'), 'd')} hold "
         f"{c.quote('99%', 'definition of dims_for_variance')}. "
-        "Each property below is set beside a reference with no learning (two "
+    )
+
+
+def render_geometry(c: Citer, f: Facts, build) -> str:
+    text = (
+        "*All atoms (secondary: SCIENCE.md section 8 explains why these measure the data's "
+        "shape):* Each property below is set beside a reference with no learning (two "
         "dictionaries of randomly drawn activation rows, 'data sample'). "
     )
     parts = [render_config(c, g) for g in f.configs]
@@ -236,6 +498,16 @@ def render(c: Citer, f: Facts, build) -> str:
         + "; ".join(summary)
         + f" ({fig_ref(build, 'fig8a_geometry')})."
     )
+
+
+def render(c: Citer, f: Facts, build) -> str:
+    text = render_planes(c, f).rstrip() + "\n\n" if f.hooks else ""
+    if f.effective_rank:
+        text += render_rank(c)
+    text = text.rstrip()
+    if f.configs:
+        text += ("\n\n" if text else "") + render_geometry(c, f, build)
+    return text + "\n"
 
 
 def section(c: Citer, build) -> str:
