@@ -344,6 +344,31 @@ def sweep_row(arch: str, d: int, knob: str, level: float, i: int) -> dict:
             "ratio_subspace": pw / sub,
             "ratio_subspace_ci": [pw / sub - 0.05, pw / sub + 0.05],
             "above_subspace": pw / sub - 0.05 > 1,
+            "lr": 0.001,
+            "epochs_max": 40,
+            # live atoms beside the shift null: topk at d_sae 16 clear above it, the rest at it
+            "live_pwmcc": pw,
+            "live_pwmcc_ci": [pw - 0.01, pw + 0.01],
+            "shift_null_live_pwmcc": pw - (0.05 if (arch, d) == ("topk", 16) else 0.0),
+            "shift_null_live_pwmcc_ci": [pw - 0.06, pw - 0.04]
+            if (arch, d) == ("topk", 16)
+            else [pw - 0.01, pw + 0.01],
+            "subspace_live_pwmcc": sub,
+            "live_excess": 0.05 if (arch, d) == ("topk", 16) else 0.0,
+            "above_shift_null": (arch, d) == ("topk", 16),
+            "n_live": 0.8 * d,
+            "lengths": [
+                {
+                    "epochs": 2,
+                    "explained_variance": 0.5,
+                    "l0": l0,
+                    "pwmcc": pw + 0.1,
+                    "ratio": (pw + 0.1) / rnd,
+                    "live_pwmcc": pw + 0.1,
+                    "shift_null_live_pwmcc": pw + 0.09,
+                    "above_shift_null": False,
+                }
+            ],
         }
     )
     return row
@@ -411,6 +436,58 @@ def fake_sweep() -> dict:
             "peak_d_sae": 8,
             "stable_d_sae": [8, 16],
             "answer": "No Goldilocks zone above d_sae 8.",
+        },
+        "lr": [0.001],
+        "lengths": [2],
+        "n_above_shift_null": sum(r["above_shift_null"] for r in trained),
+        "goldilocks_live": {
+            "zone": False,
+            "sizes_above": [16],
+            "by_d_sae": {
+                str(d): {
+                    "n_configs": sum(r["d_sae"] == d for r in trained),
+                    "n_above_shift_null": sum(
+                        r["d_sae"] == d and r["above_shift_null"] for r in trained
+                    ),
+                    "best_config": max(
+                        (r for r in trained if r["d_sae"] == d),
+                        key=lambda r: (r["live_excess"], r["config"]),
+                    )["config"],
+                    "best_excess": max(r["live_excess"] for r in trained if r["d_sae"] == d),
+                }
+                for d in (8, 16)
+            },
+            "answer": "Live atoms beat the shift null at d_sae 16, including an end of the grid.",
+        },
+        "by_length": [
+            {
+                "epochs": 2,
+                "n_configs": len(trained),
+                "n_above_shift_null": 0,
+                "explained_variance": 0.5,
+                "pwmcc": 0.8,
+                "live_pwmcc": 0.8,
+                "shift_null_live_pwmcc": 0.79,
+            },
+            {
+                "epochs": None,
+                "n_configs": len(trained),
+                "n_above_shift_null": 2,
+                "explained_variance": 0.7,
+                "pwmcc": 0.7,
+                "live_pwmcc": 0.7,
+                "shift_null_live_pwmcc": 0.69,
+            },
+        ],
+        "by_lr": {
+            "0.001": {
+                "n_configs": len(trained),
+                "n_above_shift_null": 2,
+                "live_pwmcc": 0.7,
+                "shift_null_live_pwmcc": 0.69,
+                "min_epochs": 40,
+                "max_epochs": 40,
+            }
         },
     }
 

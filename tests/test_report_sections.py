@@ -219,7 +219,7 @@ def test_goldilocks_answer_peak_and_counts(files, metrics) -> None:
     assert g.subspace.all_above and len(g.subspace.rows) == 13
     assert g.jumprelu.flat  # L0 6.01 and 6.1 for coefficients 1 and 10
     text = words(rq1, m)
-    assert text.startswith("**No Goldilocks zone.** ")
+    assert "the SAEs):* **No Goldilocks zone.** " in text  # the all-atom answer, secondary
     assert "It falls with every step up in size, so the peak is at the smallest size tried" in text
     assert "sizes at or below it: d_sae 8." in text
     assert "every configuration counts as stable: 13 of 13" in text
@@ -240,7 +240,7 @@ def test_goldilocks_answer_peak_and_counts(files, metrics) -> None:
     assert not g.subspace.all_above and len(g.subspace.above) == 12
     assert not g.jumprelu.flat
     text = words(rq1, m)
-    assert text.startswith("**A Goldilocks zone.** ")
+    assert "the SAEs):* **A Goldilocks zone.** " in text
     assert "It peaks at d_sae 16. " in text and "falls with every step" not in text
     assert "; every size tried is above it. " in text
     assert "most configurations count as stable: 11 of 13" in text

@@ -57,7 +57,10 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
 )
 
 QUESTIONS: tuple[tuple[str, Section], ...] = (
-    ("RQ1 Goldilocks zone: stability over dictionary size x sparsity", rq1.section),
+    (
+        "RQ1 Goldilocks zone: stability over dictionary size x sparsity x learning rate x training length",
+        rq1.section,
+    ),
     ("RQ2 Architectures compared at matched L0", rq2.section),
     ("RQ3 Ground-truth recovery, and whether it goes with stability", rq3.section),
     ("RQ4 Geometry conserved across seeds; effective rank", rq4.section),

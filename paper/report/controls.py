@@ -488,7 +488,7 @@ def render_modular(c: Citer, f: Facts) -> str:
     if dup:
         text += (
             f"{names(dup)}: fewer than half of the live atoms are distinct directions "
-            "(the rest are near-duplicates, |cos| >= 0.95), so live PWMCC counts the same "
+            "(the rest are near-duplicates of them, SCIENCE.md section 8), so live PWMCC counts the same "
             "few directions many times and overstates agreement. "
         )
     above_sub = [r.name for r in rows if r.live_vs_subspace == "above"]

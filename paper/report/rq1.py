@@ -1,7 +1,19 @@
-"""RQ1 "Goldilocks zone": stability over dictionary size x sparsity (``metrics/sweep.json``).
+"""RQ1 "Goldilocks zone": stability over dictionary size x sparsity x learning rate x
+training length (``metrics/sweep.json``).
 
-Decided here: whether the best ratio falls with every step up in size (the peak at the
-smallest size, not inside the range), which sizes are at or below the activations'
+The answer leads with the atoms measured for what the data is (SCIENCE.md section 9):
+live PWMCC beside the shift null, per dictionary size (the sweep summary's
+``goldilocks_live``: at which sizes some configuration's live atoms are more stable than
+copies of one solution shifted at random), along the training-length axis
+(``by_length``: after 2 and 20 epochs and at convergence) and per learning rate
+(``by_lr``), with how many configurations met the convergence criterion. Decided here
+for that part: whether any size has a configuration above the null, whether live PWMCC
+falls from the shortest length to convergence, and whether the grid has more than one
+learning rate.
+
+Then, labelled secondary, the all-atom answer. Decided there: whether the best ratio
+falls with every step up in size (the peak at the smallest size, not inside the range),
+which sizes are at or below the activations'
 effective rank, whether every configuration is stable by the isotropic and untrained
 baselines, how many are above the data-subspace baseline, and whether JumpReLU's L0
 responds to its coefficient. The zone itself is the sweep summary's ``goldilocks.zone``.
@@ -65,6 +77,26 @@ class JumpReLU:
 
 
 @dataclass(frozen=True)
+class LiveSize:
+    key: str  # "<d_sae>" of goldilocks_live.by_d_sae
+    d_sae: JsonPath | None
+    best_config: str | None  # None: no reconstructing configuration with a null
+
+
+@dataclass(frozen=True)
+class Live:
+    zone: bool  # goldilocks_live.zone
+    any_above: bool  # some size has a configuration above the shift null
+    sizes: tuple[LiveSize, ...]
+    lengths: tuple[int, ...]  # indices into by_length of the fixed lengths (not convergence)
+    converged_index: int | None  # by_length's entry at convergence
+    falls: bool | None  # mean live PWMCC: shortest length > convergence (None: no lengths)
+    null_falls: bool | None  # the same for the mean shift null
+    first_above: bool  # some configuration is above the null at the shortest length
+    rates: tuple[tuple[str, int], ...]  # (key of by_lr, its index in the sweep's lr list)
+
+
+@dataclass(frozen=True)
 class Facts:
     zone: bool  # the sweep summary's answer (goldilocks.zone)
     sizes: tuple[SizeBest, ...]
@@ -78,6 +110,38 @@ class Facts:
     floor: JsonPath | None
     subspace: Subspace | None  # None: the sweep has no data-subspace baseline
     jumprelu: JumpReLU | None  # None: no JumpReLU size with two levels or more
+    live: Live | None = None  # None: a sweep without the live measures
+
+
+def decide_live(m: Metrics, d_path: dict[str, JsonPath]) -> Live:
+    gold = m.get(SWEEP, ("goldilocks_live",))
+    by = gold["by_d_sae"]
+    sizes = tuple(LiveSize(d, d_path.get(d), by[d]["best_config"]) for d in sorted(by, key=float))
+    lengths = m.get(SWEEP, ("by_length",))
+    lrs = m.get(SWEEP, ("lr",))
+    fixed = tuple(i for i, e in enumerate(lengths) if e["epochs"] is not None)
+    conv = next((i for i, e in enumerate(lengths) if e["epochs"] is None), None)
+
+    def fell(key: str) -> bool | None:
+        if not fixed or conv is None:
+            return None
+        first, last = lengths[fixed[0]][key], lengths[conv][key]
+        return None if first is None or last is None else first > last
+
+    return Live(
+        zone=bool(gold["zone"]),
+        any_above=bool(gold["sizes_above"]),
+        sizes=sizes,
+        lengths=fixed,
+        converged_index=conv,
+        falls=fell("live_pwmcc"),
+        null_falls=fell("shift_null_live_pwmcc"),
+        first_above=bool(fixed) and lengths[fixed[0]]["n_above_shift_null"] > 0,
+        rates=tuple(
+            (key, next(i for i, v in enumerate(lrs) if f"{v:g}" == key))
+            for key in m.get(SWEEP, ("by_lr",))
+        ),
+    )
 
 
 def decide(m: Metrics) -> Facts:
@@ -115,6 +179,7 @@ def decide(m: Metrics) -> Facts:
         else None,
         subspace=decide_subspace(trained, sizes),
         jumprelu=decide_jumprelu(trained),
+        live=decide_live(m, d_path),
     )
 
 
@@ -165,8 +230,113 @@ def decide_jumprelu(trained) -> JumpReLU | None:
     return JumpReLU(tuple(out), flat) if out else None
 
 
+LIVE_VERDICT: dict[tuple[bool, bool], str] = {
+    (True, True): "**A Goldilocks band beyond the symmetry.** Live atoms are more stable "
+    "than the shift null only at interior sizes",
+    (False, True): "**No Goldilocks zone beyond the symmetry.** Live atoms beat the shift "
+    "null at some sizes, but not in an interior band",
+    (False, False): "**No Goldilocks zone: at no size are the atoms pinned beyond the "
+    "symmetry.** No configuration's live atoms are more stable than the shift null (the "
+    "same live atoms, each seed's turned by a random shift of the inputs)",
+}
+
+
+LENGTH_TEXT: dict[tuple[bool | None, bool | None], str] = {
+    (True, True): "Live PWMCC falls as training goes on, and the shift null falls with it. ",
+    (True, False): "Live PWMCC falls as training goes on, while the shift null does not. ",
+    (True, None): "Live PWMCC falls as training goes on. ",
+    (False, True): "Live PWMCC does not fall as training goes on, while the shift null does. ",
+    (False, False): "Neither live PWMCC nor the shift null falls as training goes on. ",
+    (False, None): "Live PWMCC does not fall as training goes on. ",
+    (None, True): "",
+    (None, False): "",
+    (None, None): "",
+}
+
+
+def render_live(c: Citer, f: Live) -> str:
+    g = "goldilocks_live"
+    text = LIVE_VERDICT[(f.zone, f.any_above)] + ". Configurations above the null (live PWMCC CI "
+    text += "clear above the null's) by size: " + "; ".join(
+        f"d_sae {c.num(SWEEP, s.d_sae, 'd') if s.d_sae else s.key}: "
+        f"{c.num(SWEEP, (g, 'by_d_sae', s.key, 'n_above_shift_null'), 'd')} of "
+        f"{c.num(SWEEP, (g, 'by_d_sae', s.key, 'n_configs'), 'd')}"
+        + (
+            ""
+            if s.best_config is None
+            else f" (largest live PWMCC minus null "
+            f"{c.num(SWEEP, (g, 'by_d_sae', s.key, 'best_excess'), '+.3f')}, `{s.best_config}`)"
+        )
+        for s in f.sizes
+    )
+    text += ". "
+    if f.converged_index is not None:
+        text += (
+            f"Every configuration trains until its explained variance rose by less than the "
+            f"tolerance over the window, at most {c.num(SWEEP, ('epochs',), 'd')} epochs; "
+            f"{c.num(SWEEP, ('n_not_converged',), 'd')} of {c.num(SWEEP, ('n_configs',), 'd')} "
+            "configurations have a seed that did not meet it. "
+        )
+    if f.lengths and f.converged_index is not None:
+
+        def at(i: int) -> str:
+            b = ("by_length", i)
+            when = (
+                "at convergence"
+                if i == f.converged_index
+                else f"after at most {c.num(SWEEP, (*b, 'epochs'), 'd')} epochs"
+            )
+            return (
+                f"{when}: live PWMCC {c.num(SWEEP, (*b, 'live_pwmcc'), '.3f')} against a null "
+                f"of {c.num(SWEEP, (*b, 'shift_null_live_pwmcc'), '.3f')}, "
+                f"{c.num(SWEEP, (*b, 'n_above_shift_null'), 'd')} of "
+                f"{c.num(SWEEP, (*b, 'n_configs'), 'd')} above it, explained variance "
+                f"{c.num(SWEEP, (*b, 'explained_variance'), '.3f')}"
+            )
+
+        text += (
+            "Training length (means over the configurations that reconstruct at convergence): "
+            + "; ".join(at(i) for i in (*f.lengths, f.converged_index))
+            + ". "
+        )
+        text += LENGTH_TEXT[(f.falls, f.null_falls)]
+        if f.falls and not f.first_above:
+            text += (
+                "Even at the shortest length no configuration is above the null: the higher "
+                "agreement of short training is not atoms pinned beyond the symmetry. "
+            )
+    if len(f.rates) > 1:
+        text += (
+            "Learning rate: "
+            + "; ".join(
+                f"{c.num(SWEEP, ('lr', i), 'g')}: "
+                f"{c.num(SWEEP, ('by_lr', r, 'n_above_shift_null'), 'd')} of "
+                f"{c.num(SWEEP, ('by_lr', r, 'n_configs'), 'd')} above the null, live PWMCC "
+                f"{c.num(SWEEP, ('by_lr', r, 'live_pwmcc'), '.3f')} (null "
+                f"{c.num(SWEEP, ('by_lr', r, 'shift_null_live_pwmcc'), '.3f')})"
+                for r, i in f.rates
+            )
+            + ". "
+        )
+    elif f.rates:
+        text += (
+            f"One learning rate in the default grid ({c.num(SWEEP, ('lr', f.rates[0][1]), 'g')}, "
+            "the one the recorded search "
+            "chose for the baseline SAEs); the learning-rate axis is one "
+            "`dvc exp run -S 'sweep.lr=[...]'` away. "
+        )
+    return text
+
+
 def render(c: Citer, f: Facts, build) -> str:
-    text = "**A Goldilocks zone.** " if f.zone else "**No Goldilocks zone.** "
+    text = ""
+    if f.live is not None:
+        text += render_live(c, f.live)
+        text += (
+            "\n\n*All atoms (secondary: SCIENCE.md section 8 explains why all-atom PWMCC "
+            "against isotropic atoms measures the data's low rank more than the SAEs):* "
+        )
+    text += "**A Goldilocks zone.** " if f.zone else "**No Goldilocks zone.** "
     text += (
         "The best trained / isotropic PWMCC ratio per dictionary size is "
         + "; ".join(
@@ -218,11 +388,12 @@ def render(c: Citer, f: Facts, build) -> str:
         text += render_subspace(c, f.subspace)
     if f.jumprelu is not None:
         text += render_jumprelu(c, f.jumprelu)
-    text += (
-        f"Learning rate and training length were not swept: every sweep SAE trains for "
-        f"{c.num(SWEEP, ('epochs',), 'd')} epochs at one learning rate; training length "
-        "is covered only by the dynamics of the baseline SAEs (RQ5). "
-    )
+    if f.live is None:
+        text += (
+            f"Learning rate and training length were not swept: every sweep SAE trains for "
+            f"{c.num(SWEEP, ('epochs',), 'd')} epochs at one learning rate; training length "
+            "is covered only by the dynamics of the baseline SAEs (RQ5). "
+        )
     return text + (
         f"({fig_ref(build, 'fig4_stability_heatmaps')}, {fig_ref(build, 'fig5_tradeoff')}.)"
     )

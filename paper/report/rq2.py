@@ -6,6 +6,13 @@ architecture's CI (and whether that is at most half of them: "mostly
 indistinguishable"), and, per baseline configuration, whether its PWMCC CI lies above
 the isotropic and untrained baselines and where it lies against the data-subspace one.
 The winner of a comparison is the sweep summary's ``best_architecture``.
+
+The answer leads with the atoms beyond the data's symmetry (SCIENCE.md section 9): per
+architecture of the sweep, how many reconstructing configurations have live atoms more
+stable than the shift null and their mean live PWMCC minus null; at matched L0, which
+architecture has the larger excess over the null. Decided here: the architecture with the
+most configurations above the null (None when no architecture has one). The all-atom
+comparison follows, labelled secondary.
 """
 
 from __future__ import annotations
@@ -59,9 +66,66 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class ArchLive:
+    architecture: str
+    above: tuple[Ref, ...]  # reconstructing configurations above the shift null
+    rows: tuple[Ref, ...]  # reconstructing configurations with a null (their live excess)
+
+
+@dataclass(frozen=True)
+class Live:
+    archs: tuple[ArchLive, ...]
+    leader: str | None  # most configurations above the null (None: none above, or a tie)
+    matched_excess: dict[str, tuple[Ref, ...]]  # architecture -> comparisons it leads (no tie)
+    matched: tuple[Ref, ...]  # the matched-L0 comparisons with two excesses
+
+
+@dataclass(frozen=True)
 class Facts:
     matched: Matched | None  # None: no sweep, or no comparison at matched L0
     baselines: tuple[Baseline, ...] | None  # None: no stability.json
+    live: Live | None = None  # None: a sweep without the live measures
+
+
+def decide_live(m: Metrics) -> Live | None:
+    rows = [(p, r) for p, r in sc.rows(m, SWEEP) if r.get("live_excess") is not None]
+    if not rows:
+        return None
+    archs = []
+    for a in sorted({r["architecture"] for _, r in rows}):
+        mine = [(p, r) for p, r in rows if r["architecture"] == a and r["reconstructs"]]
+        archs.append(
+            ArchLive(
+                a,
+                tuple((SWEEP, (*p, "live_excess")) for p, r in mine if r["above_shift_null"]),
+                tuple((SWEEP, (*p, "live_excess")) for p, _ in mine),
+            )
+        )
+    counts = {a.architecture: len(a.above) for a in archs}
+    top = max(counts.values())
+    leaders = [a for a, n in counts.items() if n == top]
+    excess = {r["config"]: r["live_excess"] for _, r in rows}
+    led: dict[str, list[Ref]] = {a.architecture: [] for a in archs}
+    matched: list[Ref] = []
+    for i, comp in enumerate(m.get(SWEEP, ("matched_l0",))):
+        vals = {
+            a: excess[v["config"]]
+            for a, v in comp["architectures"].items()
+            if v["config"] in excess and a in led
+        }
+        if len(vals) >= 2:
+            ref = (SWEEP, ("matched_l0", i, "d_sae"))
+            matched.append(ref)
+            best = max(vals.values())
+            first = [a for a, v in vals.items() if v == best]
+            if len(first) == 1:  # a tie leads nothing
+                led[first[0]].append(ref)
+    return Live(
+        tuple(archs),
+        leaders[0] if top > 0 and len(leaders) == 1 else None,
+        {a: tuple(refs) for a, refs in led.items()},
+        tuple(matched),
+    )
 
 
 def decisive(comps) -> list[Ref]:
@@ -117,11 +181,47 @@ def decide(m: Metrics) -> Facts:
                 subspace=None if sub is None else relation(m, t, sub),
             )
         )
-    return Facts(matched, tuple(baselines))
+    return Facts(matched, tuple(baselines), decide_live(m) if m.exists(SWEEP) else None)
+
+
+def render_live(c: Citer, f: Live) -> str:
+    per = "; ".join(
+        f"{a.architecture}: {c.derived('count', a.above, 'd')} of "
+        f"{c.derived('count', a.rows, 'd')} (mean live PWMCC minus null "
+        f"{c.derived('mean', a.rows, '+.3f')})"
+        for a in f.archs
+    )
+    text = (
+        "Configurations of the sweep whose live atoms are more stable than the shift null "
+        f"(of those that reconstruct): {per}. "
+    )
+    text += (
+        f"**{f.leader}** has the most. "
+        if f.leader is not None
+        else "**No architecture stands out**: "
+        + (
+            "none has a configuration above the null. "
+            if not any(a.above for a in f.archs)
+            else "the counts tie. "
+        )
+    )
+    if f.matched:
+        text += (
+            f"At matched L0 ({c.derived('count', f.matched, 'd')} comparisons), the larger "
+            "live PWMCC minus null: "
+            + "; ".join(
+                f"{a} in {c.derived('count', refs, 'd')}" for a, refs in f.matched_excess.items()
+            )
+            + ". "
+        )
+    return text + (
+        "\n\n*All atoms (secondary: trained / isotropic PWMCC, which SCIENCE.md section 8 "
+        "shows tracks the data's low rank):* "
+    )
 
 
 def render(c: Citer, f: Facts, build) -> str:
-    text = ""
+    text = "" if f.live is None else render_live(c, f.live)
     if f.matched is not None:
         w = f.matched
         wins = "; ".join(

@@ -1,8 +1,14 @@
 """RQ5 "Dynamics: stability by training step" (``metrics/dynamics.json``).
 
-Decided here, per configuration: the checkpoint where the shared fraction peaks, and
-whether it peaks early and then falls (the last value under :data:`FALL` of the peak)
-or rises to its final value.
+The answer leads with what convergence means here (``metrics/saes/modular.json``): per
+dynamics configuration, whether every seed met the explained-variance criterion and
+how far its live atoms still moved over the criterion's window at the stop (atom drift);
+a drift of at least :data:`MOVING` means the reconstruction has converged while the
+atoms have not. Decided here, per configuration: the checkpoint where the shared
+fraction peaks, and whether it peaks early and then falls (the last value under
+:data:`FALL` of the peak) or rises to its final value; and whether fewer than half of the
+live latents have their final best matches by the last-but-one checkpoint (the closing
+sentence says so only then).
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ from dataclasses import dataclass
 from paper import schema as sc
 from paper.cite import Citer
 from paper.errors import Skip
-from paper.figures import DYNAMICS
+from paper.figures import DYNAMICS, SAES
 from paper.metrics import JsonPath, Metrics
 from paper.report.common import ci_text, fig_ref
 
 FALL = 0.8  # the shared fraction "falls" when its last value is under this share of its peak
+MOVING = 0.01  # atoms still move: mean 1 - cos over the last window at least this
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,11 @@ class Config:
     shared: Shared | None  # None: the shared fraction is missing at some checkpoint
     prev_step: str  # "<step>" of the last-but-one checkpoint
     settle_known: bool  # the live latents' settled share is written for that step
+    mostly_unsettled: bool = False  # under half of the live latents settled by then
+    drift: tuple[tuple[str, JsonPath], ...] = ()  # saes.json atom drift of its seeds
+    converged: tuple[tuple[str, JsonPath], ...] = ()  # saes.json epochs run of converged seeds
+    n_seeds: tuple[tuple[str, JsonPath], ...] = ()  # one ref per seed (to count them)
+    moving: bool | None = None  # mean drift >= MOVING (None: no drift recorded)
 
     @property
     def last(self) -> int:
@@ -71,6 +83,14 @@ def decide(m: Metrics) -> Facts:
             peak = max(range(len(sf)), key=lambda i: (sf[i], -i))
             shared = Shared(peak, peak < last and sf[last] < FALL * sf[peak])
         settle = m.get(DYNAMICS, (*path, "settle", "live", "fraction_settled_by_step"))
+        known = str(cps[-2]["step"]) in settle
+        seeds = sc.sae_seed_paths(m, name) if m.exists(SAES) else []
+        drifts = [
+            (SAES, (*p, "training", "atom_drift"))
+            for p in seeds
+            if m.get(SAES, (*p, "training")).get("atom_drift") is not None
+        ]
+        values = [m.get(f, q) for f, q in drifts]
         out.append(
             Config(
                 name=name,
@@ -80,7 +100,16 @@ def decide(m: Metrics) -> Facts:
                 pwmcc_last=pw1,
                 shared=shared,
                 prev_step=str(cps[-2]["step"]),
-                settle_known=str(cps[-2]["step"]) in settle,
+                settle_known=known,
+                mostly_unsettled=known and settle[str(cps[-2]["step"])] < 0.5,
+                drift=tuple(drifts),
+                converged=tuple(
+                    (SAES, (*p, "training", "epochs_run"))
+                    for p in seeds
+                    if m.get(SAES, (*p, "training")).get("converged")
+                ),
+                n_seeds=tuple((SAES, (*p, "seed")) for p in seeds),
+                moving=None if not values else sum(values) / len(values) >= MOVING,
             )
         )
     if not out:
@@ -132,12 +161,46 @@ def render_config(c: Citer, g: Config) -> str:
     return text
 
 
-def render(c: Citer, f: Facts, build) -> str:
-    return ". ".join(render_config(c, g) for g in f.configs) + (
-        ". Most latents' best matches are still changing at the end "
-        "of training: the runs have not converged to a fixed "
-        f"dictionary ({fig_ref(build, 'fig7_dynamics')})."
+MOVING_TEXT: dict[bool, str] = {
+    True: "the reconstruction has converged, the atoms have not",
+    False: "the atoms have settled with the reconstruction",
+}
+
+
+def render_convergence(c: Citer, f: Facts) -> str:
+    parts = []
+    for g in f.configs:
+        if g.moving is None or not g.n_seeds:
+            continue
+        parts.append(
+            f"`{g.name}`: {c.derived('count', g.converged, 'd')} of "
+            f"{c.derived('count', g.n_seeds, 'd')} seeds met the explained-variance criterion "
+            f"(epochs {c.derived('min', g.converged, 'd')}–{c.derived('max', g.converged, 'd')}), "
+            f"atom drift at the stop {c.derived('mean', g.drift, '.3f')} "
+            f"({MOVING_TEXT[g.moving]})"
+        )
+    if not parts:
+        return ""
+    return (
+        "**Converged reconstruction, moving atoms.** "
+        if any(g.moving for g in f.configs)
+        else "**Converged.** "
+    ) + (
+        "The baseline SAEs train until their explained variance stops rising; how far "
+        "their live atoms still moved over the criterion's window at the stop (mean "
+        "1 - cos, SCIENCE.md section 9): " + "; ".join(parts) + ". The checkpoints below "
+        "retrain the same configurations and seeds to the same stop.\n\n"
     )
+
+
+def render(c: Citer, f: Facts, build) -> str:
+    text = render_convergence(c, f) + ". ".join(render_config(c, g) for g in f.configs)
+    if f.configs and all(g.mostly_unsettled for g in f.configs):
+        text += (
+            ". Most live latents' best matches are still changing at the end of training: "
+            "the runs have not converged to a fixed dictionary"
+        )
+    return text + f" ({fig_ref(build, 'fig7_dynamics')})."
 
 
 def section(c: Citer, build) -> str:
