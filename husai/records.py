@@ -1188,3 +1188,75 @@ def validate(obj: Any, record: Any, where: str = "") -> None:
 def validate_json(data: bytes | str, record: Any, where: str = "") -> None:
     """:func:`validate` of the JSON text ``data`` (what a stage is about to write)."""
     validate(json.loads(data), record, where)
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+class CompareSAE(TypedDict):
+    name: str  # as given on the command line (a folder path)
+    d_sae: int
+    d_in: int
+
+
+class CompareOptions(TypedDict):
+    threshold: float  # shared latent: both matched cosines >= this
+    ranks: list[int]  # subspace-overlap ranks (those above min(d_sae_a, d_sae_b, d_in) left out)
+    cosine: Literal["absolute", "signed"]  # |cos| (this project) or cos (Paulo & Belrose)
+    seed: int  # the isotropic reference's seeds: seed + SAE position
+    n_boot: int
+    boot_seed: int
+
+
+class CompareMatch(TypedDict):
+    """One pair of the decoder matching: latent a of SAE A <-> latent b of SAE B."""
+
+    a: int
+    b: int
+    decoder_cos: float
+    encoder_cos: float  # of the same two latents' encoder atoms
+    shared: bool  # Paulo & Belrose: the encoder matching pairs them too, both >= threshold
+
+
+class CompareIsotropic(TypedDict):
+    pwmcc: float
+    pwmcc_ab: float
+    pwmcc_ba: float
+    hungarian_mcc: float | None
+    shared_fraction: float | None
+
+
+class ComparePair(TypedDict):
+    a: str
+    b: str
+    pwmcc: float
+    pwmcc_ab: float  # mean over A's atoms of the best cosine with B's
+    pwmcc_ba: float
+    hungarian_mcc: float | None
+    shared_fraction: float | None
+    subspace_overlap: dict[str, float]  # "<r>"
+    subspace_random: dict[str, float]  # "<r>": its expectation for random subspaces
+    matching: NotRequired[list[CompareMatch]]
+    isotropic: CompareIsotropic  # random unit atoms of the same shapes
+
+
+class CompareSummaryEntry(TypedDict):
+    trained: Stat
+    isotropic: Stat
+
+
+class CompareProvenance(TypedDict):
+    files: dict[str, str]  # "<sae folder>/<file>" -> sha256
+    versions: dict[str, str]  # husai, torch, sae_lens, scipy, numpy
+    command: list[str]
+
+
+class CompareResult(TypedDict):
+    """``husai compare --json OUT`` (:func:`husai.compare.compare` plus provenance)."""
+
+    schema_version: int  # husai.compare.COMPARE_SCHEMA_VERSION
+    saes: list[CompareSAE]
+    options: CompareOptions
+    pairs: list[ComparePair]  # (0, 1), (0, 2), ..., (1, 2), ...
+    summary: dict[str, CompareSummaryEntry] | None  # "<metric>"; with three SAEs or more
+    provenance: CompareProvenance

@@ -1,4 +1,5 @@
-"""``husai``: the command line; each subcommand is one DVC stage."""
+"""``husai``: the command line; each subcommand is one DVC stage, except ``compare``
+(a tool for any SAEs SAELens loads)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import typer
 from stages import (
     activations,
     check_params,
+    compare,
     data,
     domain,
     dynamics,
@@ -51,6 +53,7 @@ app.command("geometry")(geometry.main)
 app.command("predictors")(predictors.main)
 app.command("identifiability")(identifiability.main)
 app.command("identifiability-summary")(identifiability_summary.main)
+app.command("compare")(compare.main)  # a tool for any SAELens SAEs, not a stage
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,205 @@
+"""``husai compare`` and :mod:`husai.compare` against known answers: permuted, sign-flipped,
+nested and random dictionaries; our checkpoints (the stability stages' own numbers) and
+SAEs SAELens made itself; and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from husai.baselines import isotropic_pwmcc_expectation
+from husai.compare import SAEAtoms, compare, compare_pair
+from husai.errors import HusaiError
+from stages.cli import app
+
+
+def unit(n: int, d: int, seed: int) -> torch.Tensor:
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+    return x / x.norm(dim=1, keepdim=True)
+
+
+def sae(name: str, n: int = 24, d: int = 16, seed: int = 0) -> SAEAtoms:
+    return SAEAtoms(name, unit(n, d, seed), unit(n, d, seed + 100))
+
+
+def test_a_permuted_copy_agrees_fully_and_the_matching_is_the_permutation() -> None:
+    a = sae("a")
+    perm = torch.randperm(24, generator=torch.Generator().manual_seed(3))
+    b = SAEAtoms("b", a.decoder[perm], a.encoder[perm])
+    p = compare_pair(a, b, ranks=(4, 8))
+    for key in ("pwmcc", "pwmcc_ab", "pwmcc_ba", "hungarian_mcc", "shared_fraction"):
+        assert p[key] == pytest.approx(1.0), key
+    assert p["subspace_overlap"]["8"] == pytest.approx(1.0)
+    inverse = torch.argsort(perm)  # A's latent i is B's latent inverse[i]
+    assert [(m["a"], m["b"]) for m in p["matching"]] == [(i, int(inverse[i])) for i in range(24)]
+    assert all(m["shared"] and m["encoder_cos"] == pytest.approx(1.0) for m in p["matching"])
+
+
+def test_sign_flips_count_under_the_absolute_cosine_and_not_under_the_signed() -> None:
+    a = sae("a")
+    b = SAEAtoms("b", -a.decoder, -a.encoder)
+    assert compare_pair(a, b)["pwmcc"] == pytest.approx(1.0)
+    signed = compare_pair(a, b, absolute=False)
+    assert signed["pwmcc"] < 0.9 and signed["shared_fraction"] == 0.0
+
+
+def test_different_widths_agree_one_way() -> None:
+    """B holds A's atoms and as many random ones: every atom of A has its copy in B
+    (PWMCC A->B 1), half of B's atoms have none (B->A below 1); the min(d_sae) matched
+    pairs are the copies."""
+    a = sae("a", n=12)
+    b = SAEAtoms(
+        "b", torch.cat([a.decoder, unit(12, 16, 7)]), torch.cat([a.encoder, unit(12, 16, 8)])
+    )
+    p = compare_pair(a, b)
+    assert p["pwmcc_ab"] == pytest.approx(1.0) and p["pwmcc_ba"] < 0.9
+    assert p["pwmcc"] == pytest.approx((p["pwmcc_ab"] + p["pwmcc_ba"]) / 2)
+    assert p["hungarian_mcc"] == pytest.approx(1.0) and p["shared_fraction"] == pytest.approx(1.0)
+    assert [m["b"] for m in p["matching"]] == list(range(12))
+
+
+def test_random_saes_sit_at_the_isotropic_reference_and_it_is_seeded() -> None:
+    saes = [sae(f"s{i}", n=64, d=32, seed=10 * i) for i in range(3)]
+    out = compare(saes, n_boot=200)
+    expected = isotropic_pwmcc_expectation(64, 32)
+    for p in out["pairs"]:
+        assert p["isotropic"]["pwmcc"] == pytest.approx(expected, abs=0.03)
+        assert p["pwmcc"] == pytest.approx(expected, abs=0.03)
+    s = out["summary"]["pwmcc"]
+    assert s["trained"]["n_seeds"] == 3 and s["trained"]["ci"] is not None
+    assert s["trained"]["mean"] == pytest.approx(sum(p["pwmcc"] for p in out["pairs"]) / 3)
+    again = compare(saes, n_boot=200)
+    assert again == out  # seeded: the same result twice
+    other = compare(saes, n_boot=200, seed=5)
+    assert other["pairs"][0]["isotropic"] != out["pairs"][0]["isotropic"]
+    assert compare(saes[:2], matching=False)["summary"] is None
+
+
+@pytest.mark.parametrize(
+    ("saes", "message"),
+    [
+        ([sae("a")], "at least two SAEs"),
+        ([sae("a"), sae("a", seed=1)], "names must be distinct"),
+        ([sae("a"), sae("b", d=8)], "same activations (d_in), got a: 16, b: 8"),
+    ],
+)
+def test_compare_refuses_with_one_line(saes, message) -> None:
+    with pytest.raises(HusaiError, match=None) as info:
+        compare(saes)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sae_atoms_check_their_shapes() -> None:
+    with pytest.raises(HusaiError, match="differ in shape"):
+        SAEAtoms("x", unit(4, 3, 0), unit(5, 3, 0))
+    with pytest.raises(HusaiError, match="transpose shape"):
+        SAEAtoms.from_weights("x", torch.zeros(4, 3), torch.zeros(4, 3))
+    bad = unit(4, 3, 0)
+    bad[0, 0] = float("nan")
+    with pytest.raises(HusaiError, match="NaN"):
+        SAEAtoms("x", bad, unit(4, 3, 0))
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def write_ours(folder: Path) -> object:
+    """Three seeds of a small trained TopK SAE as SAELens folders (the saes stage's writer)."""
+    from husai.sae import SAEConfig, train_saes
+    from stages._artifacts import sae_files
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 16, generator=g) @ torch.randn(16, 16, generator=g)
+    config = SAEConfig(architecture="topk", d_in=16, d_sae=32, k=4, epochs=2, batch_size=64)
+    trained, _ = train_saes(config, x, [1, 2, 3])
+    for name, data in sae_files(trained, "").items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return trained
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, ["compare", *args])
+
+
+def test_our_checkpoints_give_the_stability_numbers(tmp_path) -> None:
+    from husai.analysis import AnalysisOptions, stability_summary
+
+    trained = write_ours(tmp_path)
+    out = tmp_path / "out.json"
+    seeds = [str(tmp_path / f"seed{s}") for s in (1, 2, 3)]
+    r = run(*seeds, "--json", str(out))
+    assert r.exit_code == 0, r.output
+    result = json.loads(out.read_text())
+    st = stability_summary(trained, AnalysisOptions(n_boot=50))
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    for p, (i, j) in zip(result["pairs"], pairs, strict=True):
+        assert p["pwmcc"] == pytest.approx(st["pair_pwmcc"][i][j], abs=1e-6)
+        assert (p["a"], p["b"]) == (seeds[i], seeds[j])
+    assert result["summary"]["hungarian_mcc"]["trained"]["mean"] == pytest.approx(
+        st["hungarian_mcc"]["mean"], abs=1e-6
+    )
+    assert result["summary"]["shared_fraction"]["trained"]["mean"] == pytest.approx(
+        st["shared_fraction"]["mean"], abs=1e-6
+    )
+    prov = result["provenance"]
+    assert set(prov["files"]) == {
+        f"{s}/{f}" for s in seeds for f in ("cfg.json", "sae_weights.safetensors")
+    }
+    assert all(len(h) == 64 for h in prov["files"].values())
+    assert {"husai", "torch", "sae_lens", "scipy", "numpy"} <= set(prov["versions"])
+    assert result["schema_version"] == 1 and result["options"]["cosine"] == "absolute"
+    assert len(result["pairs"][0]["matching"]) == 32
+    assert "PWMCC" in r.output and "mean over pairs" in r.output
+
+
+def test_saes_saelens_made_of_different_widths_sit_at_the_isotropic_level(tmp_path) -> None:
+    from sae_lens import StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        StandardSAE(StandardSAEConfig(d_in=64, d_sae=128)).save_model(tmp_path / "a")
+        TopKSAE(TopKSAEConfig(d_in=64, d_sae=256, k=8)).save_model(tmp_path / "b")
+    out = tmp_path / "o.json"
+    r = run(str(tmp_path / "a"), str(tmp_path / "b"), "--json", str(out))
+    assert r.exit_code == 0, r.output
+    p = json.loads(out.read_text())["pairs"][0]
+    assert p["pwmcc"] == pytest.approx(p["isotropic"]["pwmcc"], abs=0.03)
+    assert p["pwmcc_ab"] > p["pwmcc_ba"]  # the narrower one finds closer partners
+    assert len(p["matching"]) == 128
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path) -> None:
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    write_ours(tmp_path)
+    ours = str(tmp_path / "seed1")
+    line = one_line_error(run(ours, str(tmp_path / "missing")))
+    assert line.endswith("missing: no such file or folder")
+    (tmp_path / "empty").mkdir()
+    assert "not an SAELens SAE folder" in one_line_error(run(ours, str(tmp_path / "empty")))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "cfg.json").write_text("{}")
+    assert "SAELens cannot load it" in one_line_error(run(ours, str(tmp_path / "broken")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        StandardSAE(StandardSAEConfig(d_in=8, d_sae=16)).save_model(tmp_path / "narrow")
+    line = one_line_error(run(ours, str(tmp_path / "narrow")))
+    assert "same activations (d_in)" in line and ": 16, " in line and ": 8" in line
+    assert "at least two" in one_line_error(run(ours))
+    assert "--threshold = 1.5" in one_line_error(run(ours, ours, "--threshold", "1.5"))
+    assert not list(tmp_path.glob("*.json"))  # nothing half-written
