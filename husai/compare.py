@@ -198,11 +198,21 @@ def compare(
     n_boot: int = N_BOOT,
     boot_seed: int = BOOT_SEED,
     matching: bool = True,
+    lives: Sequence[torch.Tensor] | None = None,
+    x: torch.Tensor | None = None,
+    subspace_variance: float | None = 0.99,
 ) -> dict[str, Any]:
     """Every pair of ``saes`` (in order: (0, 1), (0, 2), ..., (1, 2), ...) beside the
     isotropic reference of the same shapes; with three or more SAEs, the mean and
     seed-bootstrap CI of each metric over pairs (``summary``, trained and reference).
-    The layout is :class:`husai.records.CompareResult` less its provenance."""
+
+    With ``lives`` (one bool ``[d_sae]`` per SAE: the latents that fire on some row of
+    the activations ``x [N, d_in]``) also ``live``: :func:`husai.groundtruth.live_stability`
+    of the live atoms only (|cos|, whatever ``absolute``), beside random atoms as many as
+    each SAE has live latents (isotropic, in the span holding ``subspace_variance`` of
+    the activations' variance, and random activation rows; drawn from ``seed + i``), and
+    per SAE its live, dead and distinct live counts. The layout is
+    :class:`husai.records.CompareResult` less its provenance."""
     if len(saes) < 2:
         raise HusaiError(f"compare needs at least two SAEs, got {len(saes)}")
     names = [s.name for s in saes]
@@ -235,6 +245,16 @@ def compare(
         "pairs": pairs,
         "summary": None,
     }
+    if lives is not None:
+        out["live"] = _live(saes, lives, x, seed, threshold, subspace_variance, n_boot, boot_seed)
+        out["options"]["live_cosine"] = "absolute"
+        for entry, n_live, distinct in zip(
+            out["saes"],
+            out["live"]["n_live_per_seed"],
+            out["live"]["distinct_live_per_seed"],
+            strict=True,
+        ):
+            entry.update(n_live=n_live, n_dead=entry["d_sae"] - n_live, distinct_live=distinct)
     if len(saes) >= 3:
         n = len(saes)
         out["summary"] = {
@@ -245,3 +265,40 @@ def compare(
             for key in METRICS
         }
     return out
+
+
+def _live(
+    saes: Sequence[SAEAtoms],
+    lives: Sequence[torch.Tensor],
+    x: torch.Tensor | None,
+    seed: int,
+    threshold: float,
+    subspace_variance: float | None,
+    n_boot: int,
+    boot_seed: int,
+) -> dict[str, Any]:
+    from husai.groundtruth import live_stability
+
+    if x is None or x.ndim != 2 or x.shape[1] != saes[0].d_in:
+        shape = None if x is None else tuple(x.shape)
+        raise HusaiError(f"live numbers need activations [N, {saes[0].d_in}], got {shape}")
+    if float(x.double().var(0).sum()) == 0.0:
+        raise HusaiError("the activations have no variance (every row the same)")
+    if len(lives) != len(saes):
+        raise HusaiError(f"need one live mask per SAE ({len(saes)}), got {len(lives)}")
+    for s, live in zip(saes, lives, strict=True):
+        if tuple(live.shape) != (s.d_sae,):
+            raise HusaiError(f"{s.name}: live mask {tuple(live.shape)}, expected ({s.d_sae},)")
+        if int(live.sum()) < 1:
+            raise HusaiError(f"{s.name}: no latent fires on any row of the activations")
+    return live_stability(
+        [s.decoder for s in saes],
+        [s.encoder for s in saes],
+        [live.to(torch.bool) for live in lives],
+        x,
+        [seed + i for i in range(len(saes))],
+        threshold=threshold,
+        subspace_variance=subspace_variance,
+        n_boot=n_boot,
+        boot_seed=boot_seed,
+    )

@@ -1197,6 +1197,9 @@ class CompareSAE(TypedDict):
     name: str  # as given on the command line (a folder path)
     d_sae: int
     d_in: int
+    n_live: NotRequired[int]  # with activations: latents that fire on some row
+    n_dead: NotRequired[int]
+    distinct_live: NotRequired[int]  # live atoms with |cos| < 0.95 to every one kept before
 
 
 class CompareOptions(TypedDict):
@@ -1206,6 +1209,7 @@ class CompareOptions(TypedDict):
     seed: int  # the isotropic reference's seeds: seed + SAE position
     n_boot: int
     boot_seed: int
+    live_cosine: NotRequired[Literal["absolute"]]  # the live numbers always use |cos|
 
 
 class CompareMatch(TypedDict):
@@ -1246,7 +1250,7 @@ class CompareSummaryEntry(TypedDict):
 
 
 class CompareProvenance(TypedDict):
-    files: dict[str, str]  # "<sae folder>/<file>" -> sha256
+    files: dict[str, str]  # "<sae folder>/<file>" (and the activations file) -> sha256
     versions: dict[str, str]  # husai, torch, sae_lens, scipy, numpy
     command: list[str]
 
@@ -1259,4 +1263,5 @@ class CompareResult(TypedDict):
     options: CompareOptions
     pairs: list[ComparePair]  # (0, 1), (0, 2), ..., (1, 2), ...
     summary: dict[str, CompareSummaryEntry] | None  # "<metric>"; with three SAEs or more
+    live: NotRequired[LiveStability]  # with --activations: live latents only
     provenance: CompareProvenance

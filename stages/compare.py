@@ -4,7 +4,11 @@ Not a pipeline stage: a tool for any SAEs that SAELens loads (``SAE.load_from_di
 any architecture, different widths allowed), ours included. It prints a table of every
 pair (:mod:`husai.compare`: PWMCC both ways, Hungarian MCC, the Paulo & Belrose shared
 fraction, subspace overlap, each beside the isotropic reference of the same shapes;
-with three SAEs or more the mean and the bootstrap CI over pairs) and with ``--json OUT``
+with three SAEs or more the mean and the bootstrap CI over pairs); with ``--activations
+FILE`` (rows ``[N, d_in]``, ``.npy`` or ``.safetensors``) also the live-latent numbers (each
+SAE's latents that fire on some row, through SAELens's own ``encode``: live PWMCC, Hungarian
+MCC and shared fraction beside as many random atoms, isotropic, in the data's principal
+subspace and random activation rows; live, dead and distinct counts); and with ``--json OUT``
 writes the whole result, the matching included, with its provenance (sha256 of every
 file of each SAE folder, the versions of the libraries, the command), a
 :class:`husai.records.CompareResult` (schema version
@@ -33,7 +37,8 @@ def sha256(path: Path) -> str:
 
 
 def load_sae(path: Path):
-    """One SAELens SAE folder as :class:`husai.compare.SAEAtoms` (named by the path)."""
+    """One SAELens SAE folder: (:class:`husai.compare.SAEAtoms` named by the path, the
+    SAELens SAE)."""
     from husai.compare import SAEAtoms
     from husai.errors import HusaiError
 
@@ -50,18 +55,68 @@ def load_sae(path: Path):
         raise HusaiError(
             f"{path}: SAELens cannot load it ({type(err).__name__}: {reason})"
         ) from None
-    return SAEAtoms.from_weights(str(path), sae.W_enc, sae.W_dec)
+    return SAEAtoms.from_weights(str(path), sae.W_enc, sae.W_dec), sae
+
+
+def load_activations(path: Path, d_in: int):
+    """Activation rows ``[N, d_in]`` from a ``.npy`` file or a ``.safetensors`` file (its
+    one tensor, or the one named ``x`` or ``activations``), as float32."""
+    import numpy as np
+    import torch
+
+    from husai.errors import HusaiError
+
+    if not path.is_file():
+        raise HusaiError(f"{path}: no such file")
+    try:
+        if path.suffix == ".npy":
+            x = torch.from_numpy(np.load(path, allow_pickle=False))
+        elif path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            tensors = load_file(path)
+            names = [n for n in ("x", "activations") if n in tensors]
+            if len(tensors) != 1 and not names:
+                raise HusaiError(
+                    f"{path}: holds {sorted(tensors)}; give one tensor, or name it x or activations"
+                )
+            x = tensors[names[0]] if names else next(iter(tensors.values()))
+        else:
+            raise HusaiError(f"{path}: activations must be a .npy or .safetensors file")
+    except HusaiError:
+        raise
+    except Exception as err:
+        raise HusaiError(f"{path}: cannot read it ({type(err).__name__})") from None
+    if x.ndim != 2 or x.shape[1] != d_in or x.shape[0] < 1:
+        raise HusaiError(f"{path}: activations of shape {tuple(x.shape)}, expected [N, {d_in}]")
+    x = x.to(torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise HusaiError(f"{path}: the activations hold NaN or inf values")
+    return x
+
+
+def live_mask(sae, x, chunk: int = 4096):
+    """The latents of a SAELens SAE that are non-zero on some row of ``x``."""
+    import torch
+
+    live = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
+    with torch.no_grad():
+        for start in range(0, x.shape[0], chunk):
+            live |= (sae.encode(x[start : start + chunk]) != 0).any(0)
+    return live
 
 
 def provenance(paths: list[Path]) -> dict[str, Any]:
     import importlib.metadata as md
 
-    files = {
-        f"{p}/{f.relative_to(p).as_posix()}": sha256(f)
-        for p in paths
-        for f in sorted(p.rglob("*"))
-        if f.is_file()
-    }
+    files = {}
+    for p in paths:
+        if p.is_file():
+            files[str(p)] = sha256(p)
+            continue
+        for f in sorted(p.rglob("*")):
+            if f.is_file():
+                files[f"{p}/{f.relative_to(p).as_posix()}"] = sha256(f)
     versions = {}
     for name, dist in (
         ("husai", "husai"),
@@ -122,19 +177,31 @@ def main(
         False, "--signed", help="Match on the signed cosine (Paulo & Belrose) instead of |cos|."
     ),
     seed: int = typer.Option(0, help="Seed of the isotropic reference dictionaries."),
+    activations: Path | None = typer.Option(
+        None,
+        "--activations",
+        help="Activation rows [N, d_in] (.npy or .safetensors): adds the live-latent numbers.",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the whole result here."),
 ) -> None:
     """Compare SAEs: PWMCC, Hungarian MCC, shared fraction and subspace overlap, beside chance."""
     from husai.errors import HusaiError
 
     try:
-        run(saes, threshold, signed, seed, json_out)
+        run(saes, threshold, signed, seed, json_out, activations)
     except HusaiError as err:
         err_console.print(f"[bold red]husai compare: error:[/] {err}", soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 
-def run(saes: list[Path], threshold: float, signed: bool, seed: int, json_out: Path | None):
+def run(
+    saes: list[Path],
+    threshold: float,
+    signed: bool,
+    seed: int,
+    json_out: Path | None,
+    activations: Path | None = None,
+):
     from husai.compare import compare
     from husai.errors import HusaiError
     from husai.records import CompareResult, validate_json
@@ -144,8 +211,19 @@ def run(saes: list[Path], threshold: float, signed: bool, seed: int, json_out: P
         raise HusaiError(f"give at least two SAE folders, got {len(saes)}")
     if not 0.0 < threshold <= 1.0:
         raise HusaiError(f"--threshold = {threshold}: must be in (0, 1]")
-    atoms = [load_sae(p) for p in saes]
-    result = compare(atoms, threshold=threshold, absolute=not signed, seed=seed)
+    loaded = [load_sae(p) for p in saes]
+    atoms = [a for a, _ in loaded]
+    lives = x = None
+    if activations is not None:
+        d_in = {a.d_in for a in atoms}
+        if len(d_in) != 1:
+            raise HusaiError(
+                "the SAEs must read the same activations (d_in), got "
+                + ", ".join(f"{a.name}: {a.d_in}" for a in atoms)
+            )
+        x = load_activations(activations, d_in.pop())
+        lives = [live_mask(sae, x) for _, sae in loaded]
+    result = compare(atoms, threshold=threshold, absolute=not signed, seed=seed, lives=lives, x=x)
     console.print(table(result))
     if result["summary"] is not None:
         for key, s in result["summary"].items():
@@ -154,8 +232,22 @@ def run(saes: list[Path], threshold: float, signed: bool, seed: int, json_out: P
             console.print(
                 f"{key}: mean over pairs {tr['mean']:.3f}{ci} (isotropic {iso['mean']:.3f})"
             )
+    if "live" in result:
+        lv = result["live"]
+        counts = ", ".join(
+            f"{s['name']}: {s['n_live']} live of {s['d_sae']} ({s['distinct_live']} distinct)"
+            for s in result["saes"]
+        )
+        sub = lv["subspace_live_pwmcc"]
+        console.print(
+            f"live latents only (|cos|): {counts}. Live PWMCC {lv['live_pwmcc']['mean']:.3f} "
+            f"(as many isotropic atoms {lv['isotropic_live_pwmcc']['mean']:.3f}, in the data's "
+            f"principal subspace {'n/a' if sub is None else format(sub['mean'], '.3f')}, "
+            f"random activation rows {lv['data_live_pwmcc']['mean']:.3f})"
+        )
     if json_out is not None:
-        data = json_bytes({**result, "provenance": provenance(saes)})
+        inputs = [*saes, *([activations] if activations is not None else [])]
+        data = json_bytes({**result, "provenance": provenance(inputs)})
         validate_json(data, CompareResult, str(json_out))
         write_bytes(json_out, data)
         console.print(f"husai compare: -> {json_out}")

@@ -108,7 +108,7 @@ def test_sae_atoms_check_their_shapes() -> None:
 # ----------------------------------------------------------------------------- the command
 
 
-def write_ours(folder: Path) -> object:
+def write_ours(folder: Path, with_x: bool = False):
     """Three seeds of a small trained TopK SAE as SAELens folders (the saes stage's writer)."""
     from husai.sae import SAEConfig, train_saes
     from stages._artifacts import sae_files
@@ -121,7 +121,7 @@ def write_ours(folder: Path) -> object:
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    return trained
+    return (trained, x) if with_x else trained
 
 
 def run(*args: str):
@@ -203,3 +203,69 @@ def test_bad_inputs_are_one_line_errors(tmp_path) -> None:
     assert "at least two" in one_line_error(run(ours))
     assert "--threshold = 1.5" in one_line_error(run(ours, ours, "--threshold", "1.5"))
     assert not list(tmp_path.glob("*.json"))  # nothing half-written
+
+
+def test_live_numbers_from_activations_are_the_stability_stages(tmp_path) -> None:
+    import numpy as np
+    from safetensors.torch import save_file
+
+    from husai.groundtruth import live_stability, sae_live_masks
+
+    trained, x = write_ours(tmp_path, with_x=True)
+    seeds = [str(tmp_path / f"seed{s}") for s in (1, 2, 3)]
+    np.save(tmp_path / "acts.npy", x.numpy())
+    out = tmp_path / "o.json"
+    r = run(*seeds, "--activations", str(tmp_path / "acts.npy"), "--json", str(out))
+    assert r.exit_code == 0, r.output
+    result = json.loads(out.read_text())
+    lives = sae_live_masks(trained, x)
+    dec, enc = trained.decoder_atoms(), trained.encoder_atoms()
+    want = live_stability(
+        [dec[i] for i in range(3)], [enc[i] for i in range(3)], lives, x, [0, 1, 2]
+    )
+    for key in ("live_pwmcc", "live_shared_fraction", "subspace_live_pwmcc", "data_live_pwmcc"):
+        assert result["live"][key]["mean"] == pytest.approx(want[key]["mean"], abs=1e-6), key
+    assert [s["n_live"] for s in result["saes"]] == [int(m.sum()) for m in lives]
+    assert [s["n_dead"] for s in result["saes"]] == [32 - int(m.sum()) for m in lives]
+    assert result["options"]["live_cosine"] == "absolute"
+    assert str(tmp_path / "acts.npy") in result["provenance"]["files"]
+    assert "live latents only" in r.output
+    # the same rows as safetensors, named x
+    save_file({"x": x.contiguous()}, str(tmp_path / "acts.safetensors"))
+    out2 = tmp_path / "o2.json"
+    r = run(*seeds, "--activations", str(tmp_path / "acts.safetensors"), "--json", str(out2))
+    assert r.exit_code == 0, r.output
+    assert json.loads(out2.read_text())["live"] == result["live"]
+
+
+def test_bad_activations_are_one_line_errors(tmp_path) -> None:
+    import numpy as np
+
+    write_ours(tmp_path)
+    seeds = [str(tmp_path / f"seed{s}") for s in (1, 2)]
+    np.save(tmp_path / "narrow.npy", np.zeros((10, 8), dtype=np.float32))
+    line = one_line_error(run(*seeds, "--activations", str(tmp_path / "narrow.npy")))
+    assert "activations of shape (10, 8), expected [N, 16]" in line
+    line = one_line_error(run(*seeds, "--activations", str(tmp_path / "none.npy")))
+    assert line.endswith("none.npy: no such file")
+    (tmp_path / "acts.csv").write_text("1,2")
+    line = one_line_error(run(*seeds, "--activations", str(tmp_path / "acts.csv")))
+    assert "must be a .npy or .safetensors file" in line
+    np.save(tmp_path / "flat.npy", np.ones((10, 16), dtype=np.float32))
+    line = one_line_error(run(*seeds, "--activations", str(tmp_path / "flat.npy")))
+    assert "the activations have no variance" in line
+
+
+def test_live_masks_are_checked() -> None:
+    saes = [sae("a"), sae("b", seed=1)]
+    x = torch.randn(50, 16, generator=torch.Generator().manual_seed(0))
+    alive = torch.ones(24, dtype=torch.bool)
+    with pytest.raises(HusaiError, match="b: no latent fires on any row"):
+        compare(saes, lives=[alive, torch.zeros(24, dtype=torch.bool)], x=x)
+    with pytest.raises(HusaiError, match=r"live mask \(23,\), expected \(24,\)"):
+        compare(saes, lives=[alive, alive[:23]], x=x)
+    with pytest.raises(HusaiError, match="need activations"):
+        compare(saes, lives=[alive, alive])
+    live = compare(saes, lives=[alive, alive], x=x)
+    assert [s["n_live"] for s in live["saes"]] == [24, 24]
+    assert live["live"]["live_pwmcc"]["mean"] == pytest.approx(compare(saes)["pairs"][0]["pwmcc"])
