@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from husai.baselines import isotropic_dictionary
@@ -55,6 +56,11 @@ field changes meaning or goes away."""
 
 ENCODER_SEED_OFFSET = 1_000_003  # the reference's encoder atoms: seed + i + this
 METRICS = ("pwmcc", "hungarian_mcc", "shared_fraction")
+DENSE_LIMIT = 8192 * 8192
+"""Above this many atom pairs (a dense float64 cost matrix of 512 MiB) the matchings use
+:func:`sparse_match` instead of SciPy's dense ``linear_sum_assignment``."""
+SPARSE_CANDIDATES = 32  # each atom's best candidates, on either side, at the first try
+ROUNDOFF = 1e-6  # per matched pair: float32 cosines may undershoot the exact ones by this
 
 
 @dataclass(frozen=True)
@@ -122,11 +128,16 @@ def compare_pair(
     ranks: Sequence[int] = DEFAULT_RANKS,
     absolute: bool = True,
     matching: bool = True,
+    dense_limit: int = DENSE_LIMIT,
 ) -> dict[str, Any]:
     """The agreement of SAEs A and B (module docstring); ``matching`` adds the list of
-    matched pairs."""
+    matched pairs. Above ``dense_limit`` atom pairs the matchings are
+    :func:`sparse_match` (``matching_method`` "sparse", with the bound on each matching's
+    distance from the optimum in ``matching_gap``), else SciPy's dense solver (exact)."""
     if a.d_in != b.d_in:
         raise HusaiError(f"{a.name} has d_in {a.d_in} but {b.name} has d_in {b.d_in}")
+    if a.d_sae * b.d_sae > dense_limit:
+        return _compare_large(a, b, threshold, ranks, absolute, matching)
     pm = pair_metrics(
         a.decoder,
         b.decoder,
@@ -147,6 +158,8 @@ def compare_pair(
         "shared_fraction": pm.shared_fraction,
         "subspace_overlap": {str(r): v for r, v in pm.subspace_overlap.items()},
         "subspace_random": {str(r): v for r, v in pm.subspace_random.items()},
+        "matching_method": "dense",
+        "matching_gap": None,
     }
     if matching:
         dec = pm.decoder_matching
@@ -173,6 +186,75 @@ def compare_pair(
                 dec.cosine[rows].tolist(),
                 enc_cos.tolist(),
                 pm.shared_a[rows].tolist(),
+                strict=True,
+            )
+        ]
+    return out
+
+
+def _compare_large(
+    a: SAEAtoms,
+    b: SAEAtoms,
+    threshold: float,
+    ranks: Sequence[int],
+    absolute: bool,
+    matching: bool,
+) -> dict[str, Any]:
+    """:func:`compare_pair` without a dense cost matrix: the matchings from
+    :func:`sparse_match`, PWMCC from the best cosines its candidate search found (float32
+    precision, about 1e-7)."""
+    from husai.stability import subspace_overlap, subspace_random_expectation
+
+    dec = sparse_match(a.decoder, b.decoder, absolute=absolute)
+    enc = sparse_match(a.encoder, b.encoder, absolute=absolute)
+    shared = (dec.partner >= 0) & (dec.partner == enc.partner)
+    shared &= (dec.cosine >= threshold) & (enc.cosine >= threshold)
+    ab, ba = float(dec.best_a.mean()), float(dec.best_b.mean())
+    both = 0.5 * (ab + ba)
+    ok = [int(r) for r in ranks if 1 <= r <= min(a.d_sae, b.d_sae, a.d_in)]
+    overlap = subspace_overlap(a.decoder, b.decoder, ok)
+    out: dict[str, Any] = {
+        "a": a.name,
+        "b": b.name,
+        "pwmcc": both,
+        "pwmcc_ab": ab,
+        "pwmcc_ba": ba,
+        "hungarian_mcc": dec.mcc,
+        "shared_fraction": float(shared.sum()) / dec.n_matched,
+        "subspace_overlap": {str(r): v for r, v in overlap.items()},
+        "subspace_random": {str(r): v for r, v in subspace_random_expectation(ok, a.d_in).items()},
+        "matching_method": "sparse",
+        "matching_gap": {"decoder": dec.gap, "encoder": enc.gap},
+    }
+    if matching:
+        unit = torch.nn.functional.normalize
+        rows = torch.nonzero(dec.partner >= 0).flatten()
+        cols = dec.partner[rows]
+        enc_cos = torch.cat(
+            [
+                (
+                    unit(a.encoder[rows[s : s + 4096]].double(), dim=1)
+                    * unit(b.encoder[cols[s : s + 4096]].double(), dim=1)
+                ).sum(1)
+                for s in range(0, len(rows), 4096)
+            ]
+        )
+        if absolute:
+            enc_cos = enc_cos.abs()
+        out["matching"] = [
+            {
+                "a": int(i),
+                "b": int(j),
+                "decoder_cos": float(dc),
+                "encoder_cos": float(ec),
+                "shared": bool(sh),
+            }
+            for i, j, dc, ec, sh in zip(
+                rows.tolist(),
+                cols.tolist(),
+                dec.cosine[rows].tolist(),
+                enc_cos.tolist(),
+                shared[rows].tolist(),
                 strict=True,
             )
         ]
@@ -302,3 +384,124 @@ def _live(
         n_boot=n_boot,
         boot_seed=boot_seed,
     )
+
+
+# ----------------------------------------------------------------------------- large SAEs
+
+
+@dataclass(frozen=True)
+class SparseMatching:
+    """A one-to-one matching found among each atom's best candidates, with a bound on
+    how far it can be from the optimum (:func:`sparse_match`)."""
+
+    partner: torch.Tensor  # [n_a] int64 index in B, -1 where unmatched
+    cosine: torch.Tensor  # [n_a] float64 matched cosine (exact), 0 where unmatched
+    upper_bound: float  # no one-to-one matching has a larger summed cosine
+    candidates: int  # per atom and side, in the run that succeeded
+    best_a: torch.Tensor  # [n_a] each atom of A's best cosine with B's (float32 precision)
+    best_b: torch.Tensor  # [n_b] each atom of B's best cosine with A's
+
+    @property
+    def n_matched(self) -> int:
+        return int((self.partner >= 0).sum())
+
+    @property
+    def mcc(self) -> float:
+        return float(self.cosine.sum()) / self.n_matched
+
+    @property
+    def gap(self) -> float:
+        """Upper bound of how much the optimal matching's mean cosine could exceed this
+        one's (0: optimal to rounding)."""
+        return max(0.0, (self.upper_bound - float(self.cosine.sum())) / self.n_matched)
+
+
+def _unit32(t: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(t.to(torch.float32), dim=1)
+
+
+def _top_candidates(
+    ua: torch.Tensor, ub: torch.Tensor, k: int, absolute: bool, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row of ``ua``'s ``k`` most similar rows of ``ub``: (indices, cosines), float32."""
+    idx, val = [], []
+    for start in range(0, ua.shape[0], chunk):
+        c = ua[start : start + chunk] @ ub.T
+        if absolute:
+            c = c.abs()
+        v, i = c.topk(k, dim=1)
+        idx.append(i)
+        val.append(v)
+    return torch.cat(idx), torch.cat(val)
+
+
+def sparse_match(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    absolute: bool = True,
+    candidates: int = SPARSE_CANDIDATES,
+    chunk: int = 2048,
+) -> SparseMatching:
+    """The maximum-cosine one-to-one matching of A's and B's atoms (``[n, d]`` rows)
+    restricted to candidate pairs: each atom's ``candidates`` most similar atoms of the
+    other side (float32, computed in chunks, so no dense ``n_a x n_b`` matrix), solved
+    by SciPy's ``min_weight_full_bipartite_matching`` (weights ``1 + cos``: every full
+    matching has ``min(n_a, n_b)`` pairs, so the shift keeps the optimum and no weight
+    is 0). If the candidates admit no full matching, they are doubled and it tries
+    again (dense SciPy ``linear_sum_assignment`` when they reach the whole other side).
+    ``upper_bound``: the smaller of the summed best cosine of each atom of the smaller
+    side and the sum of the other side's ``min(n_a, n_b)`` largest best cosines (plus
+    :data:`ROUNDOFF` per pair): no matching can beat it, so ``gap`` bounds the distance
+    to the optimum. The matched cosines are recomputed exactly (float64)."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    ua, ub = _unit32(a), _unit32(b)
+    n_a, n_b = ua.shape[0], ub.shape[0]
+    n = min(n_a, n_b)
+    k = max(1, candidates)
+    while True:
+        ka, kb = min(k, n_b), min(k, n_a)
+        if ka >= n_b and kb >= n_a:  # every pair is a candidate: the dense solver
+            c = ua.double() @ ub.double().T
+            c = c.abs() if absolute else c
+            rows, cols = linear_sum_assignment(c.numpy(), maximize=True)
+            best_a, best_b = c.max(1).values, c.max(0).values
+            break
+        ia, va = _top_candidates(ua, ub, ka, absolute, chunk)
+        ib, vb = _top_candidates(ub, ua, kb, absolute, chunk)
+        r = torch.cat([torch.arange(n_a).repeat_interleave(ka), ib.flatten()])
+        col = torch.cat([ia.flatten(), torch.arange(n_b).repeat_interleave(kb)])
+        w = torch.cat([va.flatten(), vb.flatten()]).double() + 1.0
+        key, first = np.unique((r * n_b + col).numpy(), return_index=True)
+        graph = csr_array(
+            (w.numpy()[first], (key // n_b, key % n_b)), shape=(n_a, n_b), dtype=np.float64
+        )
+        best_a, best_b = va[:, 0].double(), vb[:, 0].double()
+        try:
+            rows, cols = min_weight_full_bipartite_matching(graph, maximize=True)
+            break
+        except ValueError:  # no full matching among the candidates
+            k *= 2
+    rows_t, cols_t = (
+        torch.as_tensor(rows, dtype=torch.int64),
+        torch.as_tensor(cols, dtype=torch.int64),
+    )
+    a64 = torch.nn.functional.normalize(a.double(), dim=1)
+    b64 = torch.nn.functional.normalize(b.double(), dim=1)
+    exact = torch.cat(
+        [
+            (a64[rows_t[s : s + chunk]] * b64[cols_t[s : s + chunk]]).sum(1)
+            for s in range(0, len(rows_t), chunk)
+        ]
+    )
+    if absolute:
+        exact = exact.abs()
+    partner = torch.full((n_a,), -1, dtype=torch.int64)
+    cosine = torch.zeros(n_a, dtype=torch.float64)
+    partner[rows_t], cosine[rows_t] = cols_t, exact
+    small, large = (best_a, best_b) if n_a <= n_b else (best_b, best_a)
+    bound = min(float(small.sum()), float(large.topk(n).values.sum())) + ROUNDOFF * n
+    return SparseMatching(partner, cosine, bound, k, best_a, best_b)

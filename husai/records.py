@@ -1240,6 +1240,8 @@ class ComparePair(TypedDict):
     shared_fraction: float | None
     subspace_overlap: dict[str, float]  # "<r>"
     subspace_random: dict[str, float]  # "<r>": its expectation for random subspaces
+    matching_method: Literal["dense", "sparse"]  # SciPy's exact solver, or among candidates
+    matching_gap: dict[str, float] | None  # sparse: "decoder"/"encoder" bound on the MCC gap
     matching: NotRequired[list[CompareMatch]]
     isotropic: CompareIsotropic  # random unit atoms of the same shapes
 

@@ -269,3 +269,49 @@ def test_live_masks_are_checked() -> None:
     live = compare(saes, lives=[alive, alive], x=x)
     assert [s["n_live"] for s in live["saes"]] == [24, 24]
     assert live["live"]["live_pwmcc"]["mean"] == pytest.approx(compare(saes)["pairs"][0]["pwmcc"])
+
+
+# ----------------------------------------------------------------------------- large SAEs
+
+
+def test_sparse_matching_is_exact_where_the_dense_solver_can_check_it() -> None:
+    from husai.compare import sparse_match
+    from husai.stability import hungarian_match
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(300, 32, generator=g)
+    b = a[torch.randperm(300, generator=g)] + 0.1 * torch.randn(300, 32, generator=g)
+    sm, dm = sparse_match(a, b, candidates=8), hungarian_match(a, b)
+    assert torch.equal(sm.partner, dm.partner)
+    assert sm.mcc == pytest.approx(dm.mcc, abs=1e-9) and sm.gap < 1e-5
+    # random dictionaries of different widths: never above the optimum, which never
+    # exceeds the bound
+    a, b = torch.randn(200, 32, generator=g), torch.randn(350, 32, generator=g)
+    sm, dm = sparse_match(a, b, candidates=8), hungarian_match(a, b)
+    total = float(sm.cosine.sum())  # (float32 and float64 unit rows differ by ~1e-8)
+    assert total <= float(dm.cosine.sum()) + 1e-6 <= sm.upper_bound + 1e-6
+    assert sm.n_matched == 200 and sm.mcc >= dm.mcc - sm.gap - 1e-12
+    # every pair a candidate: the dense solver, exactly
+    full = sparse_match(a, b, candidates=400)
+    assert torch.equal(full.partner, dm.partner)
+    # one candidate each admits no full matching here: it doubles them until one does
+    few = sparse_match(a[:60], b[:60], candidates=1)
+    assert few.candidates > 1 and few.n_matched == 60
+
+
+def test_large_pairs_take_the_sparse_path_with_the_same_answers() -> None:
+    a = sae("a", n=64, d=16)
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(4))
+    b = SAEAtoms("b", a.decoder[perm] + 0.01, a.encoder[perm])
+    dense = compare_pair(a, b, ranks=(4, 8))
+    sparse = compare_pair(a, b, ranks=(4, 8), dense_limit=0)
+    assert (dense["matching_method"], sparse["matching_method"]) == ("dense", "sparse")
+    assert dense["matching_gap"] is None and max(sparse["matching_gap"].values()) < 1e-5
+    for key in ("pwmcc", "pwmcc_ab", "pwmcc_ba", "hungarian_mcc", "shared_fraction"):
+        assert sparse[key] == pytest.approx(dense[key], abs=1e-6), key
+    assert sparse["subspace_overlap"] == pytest.approx(dense["subspace_overlap"])
+    pairs = [(m["a"], m["b"], m["shared"]) for m in dense["matching"]]
+    assert [(m["a"], m["b"], m["shared"]) for m in sparse["matching"]] == pairs
+    for key in ("decoder_cos", "encoder_cos"):
+        got = [m[key] for m in sparse["matching"]]
+        assert got == pytest.approx([m[key] for m in dense["matching"]], abs=1e-9)
