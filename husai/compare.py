@@ -164,32 +164,53 @@ def compare_pair(
     if matching:
         dec = pm.decoder_matching
         assert dec is not None and pm.shared_a is not None
-        rows = torch.nonzero(dec.partner >= 0).flatten()
-        cols = dec.partner[rows]
-        unit = torch.nn.functional.normalize
-        enc_cos = (
-            unit(a.encoder[rows].double(), dim=1) * unit(b.encoder[cols].double(), dim=1)
-        ).sum(1)
-        if absolute:
-            enc_cos = enc_cos.abs()
-        out["matching"] = [
-            {
-                "a": int(i),
-                "b": int(j),
-                "decoder_cos": float(dc),
-                "encoder_cos": float(ec),
-                "shared": bool(sh),
-            }
-            for i, j, dc, ec, sh in zip(
-                rows.tolist(),
-                cols.tolist(),
-                dec.cosine[rows].tolist(),
-                enc_cos.tolist(),
-                pm.shared_a[rows].tolist(),
-                strict=True,
-            )
-        ]
+        out["matching"] = _matching_list(a, b, dec.partner, dec.cosine, pm.shared_a, absolute)
     return out
+
+
+def _matching_list(
+    a: SAEAtoms,
+    b: SAEAtoms,
+    partner: torch.Tensor,
+    dec_cos: torch.Tensor,
+    shared: torch.Tensor,
+    absolute: bool,
+    chunk: int = 4096,
+) -> list[dict[str, Any]]:
+    """The decoder matching as records: latent i of A <-> ``partner[i]`` of B, with the
+    decoder cosine, the encoder cosine of the same two latents (computed in chunks) and
+    whether they are shared."""
+    unit = torch.nn.functional.normalize
+    rows = torch.nonzero(partner >= 0).flatten()
+    cols = partner[rows]
+    enc = torch.cat(
+        [
+            (
+                unit(a.encoder[rows[s : s + chunk]].double(), dim=1)
+                * unit(b.encoder[cols[s : s + chunk]].double(), dim=1)
+            ).sum(1)
+            for s in range(0, len(rows), chunk)
+        ]
+    )
+    if absolute:
+        enc = enc.abs()
+    return [
+        {
+            "a": int(i),
+            "b": int(j),
+            "decoder_cos": float(dc),
+            "encoder_cos": float(ec),
+            "shared": bool(sh),
+        }
+        for i, j, dc, ec, sh in zip(
+            rows.tolist(),
+            cols.tolist(),
+            dec_cos[rows].tolist(),
+            enc.tolist(),
+            shared[rows].tolist(),
+            strict=True,
+        )
+    ]
 
 
 def _compare_large(
@@ -227,37 +248,7 @@ def _compare_large(
         "matching_gap": {"decoder": dec.gap, "encoder": enc.gap},
     }
     if matching:
-        unit = torch.nn.functional.normalize
-        rows = torch.nonzero(dec.partner >= 0).flatten()
-        cols = dec.partner[rows]
-        enc_cos = torch.cat(
-            [
-                (
-                    unit(a.encoder[rows[s : s + 4096]].double(), dim=1)
-                    * unit(b.encoder[cols[s : s + 4096]].double(), dim=1)
-                ).sum(1)
-                for s in range(0, len(rows), 4096)
-            ]
-        )
-        if absolute:
-            enc_cos = enc_cos.abs()
-        out["matching"] = [
-            {
-                "a": int(i),
-                "b": int(j),
-                "decoder_cos": float(dc),
-                "encoder_cos": float(ec),
-                "shared": bool(sh),
-            }
-            for i, j, dc, ec, sh in zip(
-                rows.tolist(),
-                cols.tolist(),
-                dec.cosine[rows].tolist(),
-                enc_cos.tolist(),
-                shared[rows].tolist(),
-                strict=True,
-            )
-        ]
+        out["matching"] = _matching_list(a, b, dec.partner, dec.cosine, shared, absolute)
     return out
 
 
