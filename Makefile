@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: reproduce test env lint bench clean-env container-check
+.PHONY: reproduce test env lint bench clean-env container-check tiny
 
 env: $(STAMP)
 
@@ -29,6 +29,10 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	python -m pytest
+
+# the whole pipeline on the tiny profile, in a throwaway clone (scripts/try-tiny)
+tiny: $(STAMP)
+	scripts/try-tiny $(DEST)
 
 lint: $(STAMP)
 	ruff check husai stages tests benchmarks paper
