@@ -60,7 +60,9 @@ DENSE_LIMIT = 8192 * 8192
 """Above this many atom pairs (a dense float64 cost matrix of 512 MiB) the matchings use
 :func:`sparse_match` instead of SciPy's dense ``linear_sum_assignment``."""
 SPARSE_CANDIDATES = 32  # each atom's best candidates, on either side, at the first try
-ROUNDOFF = 1e-6  # per matched pair: float32 cosines may undershoot the exact ones by this
+UNIT_ROUNDOFF = 2.0**-24
+"""float32's unit round-off: a float32 dot product of two unit vectors of length d is off
+the exact cosine by at most about ``d`` times this, the allowance the bound adds per pair."""
 
 
 @dataclass(frozen=True)
@@ -443,8 +445,9 @@ def sparse_match(
     again (dense SciPy ``linear_sum_assignment`` when they reach the whole other side).
     ``upper_bound``: the smaller of the summed best cosine of each atom of the smaller
     side and the sum of the other side's ``min(n_a, n_b)`` largest best cosines (plus
-    :data:`ROUNDOFF` per pair): no matching can beat it, so ``gap`` bounds the distance
-    to the optimum. The matched cosines are recomputed exactly (float64)."""
+    ``d *`` :data:`UNIT_ROUNDOFF` per pair for the float32 search): no matching can beat
+    it, so ``gap`` bounds the distance to the optimum. The matched cosines are recomputed
+    exactly (float64)."""
     from scipy.optimize import linear_sum_assignment
     from scipy.sparse import csr_array
     from scipy.sparse.csgraph import min_weight_full_bipartite_matching
@@ -494,5 +497,6 @@ def sparse_match(
     cosine = torch.zeros(n_a, dtype=torch.float64)
     partner[rows_t], cosine[rows_t] = cols_t, exact
     small, large = (best_a, best_b) if n_a <= n_b else (best_b, best_a)
-    bound = min(float(small.sum()), float(large.topk(n).values.sum())) + ROUNDOFF * n
+    slack = ua.shape[1] * UNIT_ROUNDOFF * n
+    bound = min(float(small.sum()), float(large.topk(n).values.sum())) + slack
     return SparseMatching(partner, cosine, bound, k, best_a, best_b)
