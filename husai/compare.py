@@ -61,8 +61,9 @@ DENSE_LIMIT = 8192 * 8192
 :func:`sparse_match` instead of SciPy's dense ``linear_sum_assignment``."""
 SPARSE_CANDIDATES = 32  # each atom's best candidates, on either side, at the first try
 UNIT_ROUNDOFF = 2.0**-24
-"""float32's unit round-off: a float32 dot product of two unit vectors of length d is off
-the exact cosine by at most about ``d`` times this, the allowance the bound adds per pair."""
+"""float32's unit round-off. A float32 cosine of two vectors of length d (normalised in
+float32, then a dot product) is off the exact one by less than ``2 d + 4`` times this:
+the allowance the bound adds per pair."""
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,8 @@ def compare(
     for i, j in itertools.combinations(range(len(saes)), 2):
         pair = compare_pair(saes[i], saes[j], matching=matching, **options)
         ref = compare_pair(reference[i], reference[j], matching=False, **options)
-        pair["isotropic"] = {k: ref[k] for k in ("pwmcc", "pwmcc_ab", "pwmcc_ba", *METRICS[1:])}
+        keys = ("pwmcc", "pwmcc_ab", "pwmcc_ba", *METRICS[1:], "matching_gap")
+        pair["isotropic"] = {k: ref[k] for k in keys}
         pairs.append(pair)
         random.append(ref)
     out: dict[str, Any] = {
@@ -357,7 +359,9 @@ def _live(
     if x is None or x.ndim != 2 or x.shape[1] != saes[0].d_in:
         shape = None if x is None else tuple(x.shape)
         raise HusaiError(f"live numbers need activations [N, {saes[0].d_in}], got {shape}")
-    if float(x.double().var(0).sum()) == 0.0:
+    if x.shape[0] < 2:
+        raise HusaiError(f"live numbers need at least 2 activation rows, got {x.shape[0]}")
+    if not float(x.double().var(0).sum()) > 0.0:
         raise HusaiError("the activations have no variance (every row the same)")
     if len(lives) != len(saes):
         raise HusaiError(f"need one live mask per SAE ({len(saes)}), got {len(lives)}")
@@ -439,13 +443,13 @@ def sparse_match(
     """The maximum-cosine one-to-one matching of A's and B's atoms (``[n, d]`` rows)
     restricted to candidate pairs: each atom's ``candidates`` most similar atoms of the
     other side (float32, computed in chunks, so no dense ``n_a x n_b`` matrix), solved
-    by SciPy's ``min_weight_full_bipartite_matching`` (weights ``1 + cos``: every full
-    matching has ``min(n_a, n_b)`` pairs, so the shift keeps the optimum and no weight
-    is 0). If the candidates admit no full matching, they are doubled and it tries
+    by SciPy's ``min_weight_full_bipartite_matching`` (weights ``2 + cos``: every full
+    matching has ``min(n_a, n_b)`` pairs, so the shift keeps the optimum, and no weight
+    is 0, which SciPy would drop as a missing edge, even for a signed cosine of -1). If the candidates admit no full matching, they are doubled and it tries
     again (dense SciPy ``linear_sum_assignment`` when they reach the whole other side).
     ``upper_bound``: the smaller of the summed best cosine of each atom of the smaller
     side and the sum of the other side's ``min(n_a, n_b)`` largest best cosines (plus
-    ``d *`` :data:`UNIT_ROUNDOFF` per pair for the float32 search): no matching can beat
+    ``(2 d + 4) *`` :data:`UNIT_ROUNDOFF` per pair for the float32 search): no matching can beat
     it, so ``gap`` bounds the distance to the optimum. The matched cosines are recomputed
     exactly (float64)."""
     from scipy.optimize import linear_sum_assignment
@@ -468,7 +472,7 @@ def sparse_match(
         ib, vb = _top_candidates(ub, ua, kb, absolute, chunk)
         r = torch.cat([torch.arange(n_a).repeat_interleave(ka), ib.flatten()])
         col = torch.cat([ia.flatten(), torch.arange(n_b).repeat_interleave(kb)])
-        w = torch.cat([va.flatten(), vb.flatten()]).double() + 1.0
+        w = torch.cat([va.flatten(), vb.flatten()]).double() + 2.0
         key, first = np.unique((r * n_b + col).numpy(), return_index=True)
         graph = csr_array(
             (w.numpy()[first], (key // n_b, key % n_b)), shape=(n_a, n_b), dtype=np.float64
@@ -497,6 +501,6 @@ def sparse_match(
     cosine = torch.zeros(n_a, dtype=torch.float64)
     partner[rows_t], cosine[rows_t] = cols_t, exact
     small, large = (best_a, best_b) if n_a <= n_b else (best_b, best_a)
-    slack = ua.shape[1] * UNIT_ROUNDOFF * n
+    slack = (2 * ua.shape[1] + 4) * UNIT_ROUNDOFF * n
     bound = min(float(small.sum()), float(large.topk(n).values.sum())) + slack
     return SparseMatching(partner, cosine, bound, k, best_a, best_b)

@@ -1228,6 +1228,7 @@ class CompareIsotropic(TypedDict):
     pwmcc_ba: float
     hungarian_mcc: float | None
     shared_fraction: float | None
+    matching_gap: dict[str, float] | None  # as the pair's: null where the matching is exact
 
 
 class ComparePair(TypedDict):

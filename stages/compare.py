@@ -84,8 +84,10 @@ def load_activations(path: Path, d_in: int):
         raise
     except Exception as err:
         raise HusaiError(f"{path}: cannot read it ({type(err).__name__})") from None
-    if x.ndim != 2 or x.shape[1] != d_in or x.shape[0] < 1:
-        raise HusaiError(f"{path}: activations of shape {tuple(x.shape)}, expected [N, {d_in}]")
+    if x.ndim != 2 or x.shape[1] != d_in or x.shape[0] < 2:
+        raise HusaiError(
+            f"{path}: activations of shape {tuple(x.shape)}, expected [N >= 2, {d_in}]"
+        )
     x = x.to(torch.float32)
     if not bool(torch.isfinite(x).all()):
         raise HusaiError(f"{path}: the activations hold NaN or inf values")
@@ -208,6 +210,10 @@ def run(
         raise HusaiError(f"give at least two SAE folders, got {len(saes)}")
     if not 0.0 < threshold <= 1.0:
         raise HusaiError(f"--threshold = {threshold}: must be in (0, 1]")
+    if json_out is not None and (
+        json_out.is_dir() or (json_out.parent.exists() and not json_out.parent.is_dir())
+    ):
+        raise HusaiError(f"--json {json_out}: not a file path that can be written")
     loaded = [load_sae(p) for p in saes]
     atoms = [a for a, _ in loaded]
     lives = x = None
@@ -244,7 +250,10 @@ def run(
         )
     if json_out is not None:
         inputs = [*saes, *([activations] if activations is not None else [])]
-        data = json_bytes({**result, "provenance": provenance(inputs)})
-        validate_json(data, CompareResult, str(json_out))
-        write_bytes(json_out, data)
+        try:
+            data = json_bytes({**result, "provenance": provenance(inputs)})
+            validate_json(data, CompareResult, str(json_out))
+            write_bytes(json_out, data)
+        except OSError as err:
+            raise HusaiError(f"{err.filename or json_out}: {err.strerror or err}") from None
         console.print(f"husai compare: -> {json_out}")

@@ -5,6 +5,7 @@ SAEs SAELens made itself; and the one-line errors."""
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -202,7 +203,12 @@ def test_bad_inputs_are_one_line_errors(tmp_path) -> None:
     assert "same activations (d_in)" in line and ": 16, " in line and ": 8" in line
     assert "at least two" in one_line_error(run(ours))
     assert "--threshold = 1.5" in one_line_error(run(ours, ours, "--threshold", "1.5"))
-    assert not list(tmp_path.glob("*.json"))  # nothing half-written
+    # a failure after loading (d_in) writes no --json file; a directory is no --json target
+    out = tmp_path / "o.json"
+    one_line_error(run(ours, str(tmp_path / "narrow"), "--json", str(out)))
+    assert not out.exists()
+    line = one_line_error(run(ours, str(tmp_path / "seed2"), "--json", str(tmp_path)))
+    assert line.endswith("not a file path that can be written")
 
 
 def test_live_numbers_from_activations_are_the_stability_stages(tmp_path) -> None:
@@ -245,12 +251,15 @@ def test_bad_activations_are_one_line_errors(tmp_path) -> None:
     seeds = [str(tmp_path / f"seed{s}") for s in (1, 2)]
     np.save(tmp_path / "narrow.npy", np.zeros((10, 8), dtype=np.float32))
     line = one_line_error(run(*seeds, "--activations", str(tmp_path / "narrow.npy")))
-    assert "activations of shape (10, 8), expected [N, 16]" in line
+    assert "activations of shape (10, 8), expected [N >= 2, 16]" in line
     line = one_line_error(run(*seeds, "--activations", str(tmp_path / "none.npy")))
     assert line.endswith("none.npy: no such file")
     (tmp_path / "acts.csv").write_text("1,2")
     line = one_line_error(run(*seeds, "--activations", str(tmp_path / "acts.csv")))
     assert "must be a .npy or .safetensors file" in line
+    np.save(tmp_path / "one.npy", np.ones((1, 16), dtype=np.float32))
+    line = one_line_error(run(*seeds, "--activations", str(tmp_path / "one.npy")))
+    assert "expected [N >= 2, 16]" in line
     np.save(tmp_path / "flat.npy", np.ones((10, 16), dtype=np.float32))
     line = one_line_error(run(*seeds, "--activations", str(tmp_path / "flat.npy")))
     assert "the activations have no variance" in line
@@ -315,3 +324,23 @@ def test_large_pairs_take_the_sparse_path_with_the_same_answers() -> None:
     for key in ("decoder_cos", "encoder_cos"):
         got = [m[key] for m in sparse["matching"]]
         assert got == pytest.approx([m[key] for m in dense["matching"]], abs=1e-9)
+
+
+def test_sparse_matching_signed_and_with_the_larger_side_first() -> None:
+    """The signed cosine can be -1: such an edge must stay a candidate (a zero weight
+    would be dropped). With A larger than B the bound holds from B's side."""
+    from husai.compare import sparse_match
+    from husai.stability import hungarian_match
+
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[-1.0, 0.0], [-math.sin(0.1), math.cos(0.1)]])
+    sm = sparse_match(a, b, absolute=False, candidates=2)
+    dm = hungarian_match(a, b, absolute=False)
+    assert float(sm.cosine.sum()) == pytest.approx(float(dm.cosine.sum()), abs=1e-9)
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(350, 24, generator=g), torch.randn(200, 24, generator=g)
+    for absolute in (True, False):
+        sm = sparse_match(a, b, absolute=absolute, candidates=4)
+        dm = hungarian_match(a, b, absolute=absolute)
+        assert sm.n_matched == 200
+        assert float(sm.cosine.sum()) <= float(dm.cosine.sum()) + 1e-6 <= sm.upper_bound + 1e-6
