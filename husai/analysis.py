@@ -284,15 +284,6 @@ def analyse(
     }
 
 
-LIVE_SUMMARY_KEYS = (
-    "live_pwmcc",
-    "subspace_live_pwmcc",
-    "shift_null_live_pwmcc",
-    "live_shared_fraction",
-    "shift_null_live_shared_fraction",
-)
-
-
 def live_summary(
     sae: BatchedSAE,
     x: torch.Tensor,
@@ -306,8 +297,9 @@ def live_summary(
     turned by a random shift of the inputs (:func:`husai.planes.shift_null`; needs
     ``truth["planes"]`` and ``truth["angles"]``, else its keys are None).
 
-    Keys (:class:`husai.records.Stat` records or None): :data:`LIVE_SUMMARY_KEYS`
-    (``*_shared_fraction`` None without ``options.hungarian``); ``n_live`` and
+    Keys (:class:`husai.records.LiveSummary`; Stat records or None): ``live_pwmcc``,
+    ``subspace_live_pwmcc``, ``shift_null_live_pwmcc``, ``live_shared_fraction`` and
+    ``shift_null_live_shared_fraction`` (the last two None without ``options.hungarian``); ``n_live`` and
     ``distinct_live`` (Stats over seeds); ``above_shift_null``: the live PWMCC's CI lies
     above the null's CI (None without a null or a CI)."""
     from husai.groundtruth import live_stability, sae_live_masks

@@ -109,6 +109,15 @@ class SAEAtoms:
         return int(self.decoder.shape[1])
 
 
+def common_d_in(saes: Sequence[SAEAtoms]) -> int:
+    """The ``d_in`` every SAE reads; a one-line error naming each SAE's when they differ."""
+    d_in = {s.d_in for s in saes}
+    if len(d_in) != 1:
+        detail = ", ".join(f"{s.name}: {s.d_in}" for s in saes)
+        raise HusaiError(f"the SAEs must read the same activations (d_in), got {detail}")
+    return d_in.pop()
+
+
 def isotropic_reference(saes: Sequence[SAEAtoms], seed: int = 0) -> list[SAEAtoms]:
     """One random SAE per SAE of ``saes``, of its width, in the same ``R^d_in``: unit
     Gaussian atoms, decoder from ``seed + i``, encoder from ``seed + i +``
@@ -294,10 +303,7 @@ def compare(
     names = [s.name for s in saes]
     if len(set(names)) != len(names):
         raise HusaiError(f"SAE names must be distinct, got {names}")
-    d_in = {s.d_in for s in saes}
-    if len(d_in) != 1:
-        detail = ", ".join(f"{s.name}: {s.d_in}" for s in saes)
-        raise HusaiError(f"the SAEs must read the same activations (d_in), got {detail}")
+    common_d_in(saes)
     options = {"threshold": threshold, "ranks": ranks, "absolute": absolute}
     reference = isotropic_reference(saes, seed)
     pairs, random = [], []

@@ -201,7 +201,7 @@ def run(
     json_out: Path | None,
     activations: Path | None = None,
 ):
-    from husai.compare import compare
+    from husai.compare import common_d_in, compare
     from husai.errors import HusaiError
     from husai.records import CompareResult, validate_json
     from husai.serialize import json_bytes
@@ -218,13 +218,7 @@ def run(
     atoms = [a for a, _ in loaded]
     lives = x = None
     if activations is not None:
-        d_in = {a.d_in for a in atoms}
-        if len(d_in) != 1:
-            raise HusaiError(
-                "the SAEs must read the same activations (d_in), got "
-                + ", ".join(f"{a.name}: {a.d_in}" for a in atoms)
-            )
-        x = load_activations(activations, d_in.pop())
+        x = load_activations(activations, common_d_in(atoms))
         lives = [live_mask(sae, x) for _, sae in loaded]
     result = compare(atoms, threshold=threshold, absolute=not signed, seed=seed, lives=lives, x=x)
     console.print(table(result))
