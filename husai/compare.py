@@ -34,7 +34,8 @@ bootstrap CI that resamples SAEs (:func:`husai.stats.seed_stats`).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,9 @@ METRICS = ("pwmcc", "hungarian_mcc", "shared_fraction")
 DENSE_LIMIT = 8192 * 8192
 """Above this many atom pairs (a dense float64 cost matrix of 512 MiB) the matchings use
 :func:`sparse_match` instead of SciPy's dense ``linear_sum_assignment``."""
-SPARSE_CANDIDATES = 32  # each atom's best candidates, on either side, at the first try
+SPARSE_CANDIDATES = 32  # each atom of A's best candidates in B, at the first try
+COLUMN_CANDIDATES = 4  # each atom of B's best candidates in A
+CHUNK_ELEMENTS = 2**27  # cosines per chunk of the candidate search (512 MiB of float32)
 UNIT_ROUNDOFF = 2.0**-24
 """float32's unit round-off. A float32 cosine of two vectors of length d (normalised in
 float32, then a dot product) is off the exact one by less than ``2 d + 4`` times this:
@@ -180,6 +183,25 @@ def compare_pair(
     return out
 
 
+def _paired_cosines(
+    a: torch.Tensor, b: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, chunk: int = 4096
+) -> torch.Tensor:
+    """float64 cosine of A's atom ``rows[t]`` and B's atom ``cols[t]`` for each t (in
+    chunks: no float64 copy of either dictionary)."""
+    unit = torch.nn.functional.normalize
+    if len(rows) == 0:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.cat(
+        [
+            (
+                unit(a[rows[s : s + chunk]].double(), dim=1)
+                * unit(b[cols[s : s + chunk]].double(), dim=1)
+            ).sum(1)
+            for s in range(0, len(rows), chunk)
+        ]
+    )
+
+
 def _matching_list(
     a: SAEAtoms,
     b: SAEAtoms,
@@ -187,23 +209,13 @@ def _matching_list(
     dec_cos: torch.Tensor,
     shared: torch.Tensor,
     absolute: bool,
-    chunk: int = 4096,
 ) -> list[dict[str, Any]]:
     """The decoder matching as records: latent i of A <-> ``partner[i]`` of B, with the
     decoder cosine, the encoder cosine of the same two latents (computed in chunks) and
     whether they are shared."""
-    unit = torch.nn.functional.normalize
     rows = torch.nonzero(partner >= 0).flatten()
     cols = partner[rows]
-    enc = torch.cat(
-        [
-            (
-                unit(a.encoder[rows[s : s + chunk]].double(), dim=1)
-                * unit(b.encoder[cols[s : s + chunk]].double(), dim=1)
-            ).sum(1)
-            for s in range(0, len(rows), chunk)
-        ]
-    )
+    enc = _paired_cosines(a.encoder, b.encoder, rows, cols)
     if absolute:
         enc = enc.abs()
     return [
@@ -225,6 +237,9 @@ def _matching_list(
     ]
 
 
+Parts = Callable[[], tuple[torch.Tensor, torch.Tensor]]
+
+
 def _compare_large(
     a: SAEAtoms,
     b: SAEAtoms,
@@ -236,31 +251,119 @@ def _compare_large(
     """:func:`compare_pair` without a dense cost matrix: the matchings from
     :func:`sparse_match`, PWMCC from the best cosines its candidate search found (float32
     precision, about 1e-7)."""
-    from husai.stability import subspace_overlap, subspace_random_expectation
+    out = _large_pair(
+        (a.name, b.name),
+        lambda: (a.decoder, b.decoder),
+        lambda: (a.encoder, b.encoder),
+        threshold,
+        ranks,
+        absolute,
+    )
+    shared = out.pop("_shared")
+    dec = out.pop("_decoder")
+    if matching:
+        out["matching"] = _matching_list(a, b, dec.partner, dec.cosine, shared, absolute)
+    return out
 
-    dec = sparse_match(a.decoder, b.decoder, absolute=absolute)
-    enc = sparse_match(a.encoder, b.encoder, absolute=absolute)
+
+def _large_pair(
+    names: tuple[str, str],
+    decoders: Parts,
+    encoders: Parts,
+    threshold: float,
+    ranks: Sequence[int],
+    absolute: bool,
+) -> dict[str, Any]:
+    """The large-pair metrics from the two decoders, then the two encoders, each pair
+    asked for only when needed (so that a reference pair's random atoms are drawn one
+    part at a time and dropped after use). Keys ``_shared`` and ``_decoder`` carry the
+    shared mask and the decoder matching for the matching list."""
+    from husai.stability import subspace_random_expectation
+
+    dec_a, dec_b = decoders()
+    (n_a, d_in), n_b = dec_a.shape, dec_b.shape[0]
+    dec = sparse_match(dec_a, dec_b, absolute=absolute)
+    ok = [int(r) for r in ranks if 1 <= r <= min(n_a, n_b, d_in)]
+    overlap = _subspace_overlap_chunked(dec_a, dec_b, ok)
+    del dec_a, dec_b
+    enc_a, enc_b = encoders()
+    enc = sparse_match(enc_a, enc_b, absolute=absolute)
+    del enc_a, enc_b
     shared = (dec.partner >= 0) & (dec.partner == enc.partner)
     shared &= (dec.cosine >= threshold) & (enc.cosine >= threshold)
     ab, ba = float(dec.best_a.mean()), float(dec.best_b.mean())
-    both = 0.5 * (ab + ba)
-    ok = [int(r) for r in ranks if 1 <= r <= min(a.d_sae, b.d_sae, a.d_in)]
-    overlap = subspace_overlap(a.decoder, b.decoder, ok)
-    out: dict[str, Any] = {
-        "a": a.name,
-        "b": b.name,
-        "pwmcc": both,
+    return {
+        "a": names[0],
+        "b": names[1],
+        "pwmcc": 0.5 * (ab + ba),
         "pwmcc_ab": ab,
         "pwmcc_ba": ba,
         "hungarian_mcc": dec.mcc,
         "shared_fraction": float(shared.sum()) / dec.n_matched,
         "subspace_overlap": {str(r): v for r, v in overlap.items()},
-        "subspace_random": {str(r): v for r, v in subspace_random_expectation(ok, a.d_in).items()},
+        "subspace_random": {str(r): v for r, v in subspace_random_expectation(ok, d_in).items()},
         "matching_method": "sparse",
         "matching_gap": {"decoder": dec.gap, "encoder": enc.gap},
+        "_shared": shared,
+        "_decoder": dec,
     }
-    if matching:
-        out["matching"] = _matching_list(a, b, dec.partner, dec.cosine, shared, absolute)
+
+
+def _subspace_overlap_chunked(
+    a: torch.Tensor, b: torch.Tensor, ranks: Sequence[int], chunk: int = 8192
+) -> dict[int, float]:
+    """:func:`husai.stability.subspace_overlap` with each Gram matrix ``u^T u`` summed
+    over chunks of unit rows (float64), so that no float64 copy of a dictionary is made."""
+    from husai.stability import unit_rows
+
+    def directions(atoms: torch.Tensor) -> torch.Tensor:
+        d = atoms.shape[1]
+        gram = torch.zeros(d, d, dtype=torch.float64)
+        for start in range(0, atoms.shape[0], chunk):
+            u = unit_rows(atoms[start : start + chunk])
+            gram += u.T @ u
+        return torch.linalg.eigh(gram)[1].flip(1)  # ascending eigenvalues, reversed
+
+    va, vb = directions(a), directions(b)
+    return {int(r): float((va[:, :r].T @ vb[:, :r]).pow(2).sum()) / r for r in ranks}
+
+
+def _reference_pair(
+    a: SAEAtoms,
+    b: SAEAtoms,
+    seeds: tuple[int, int],
+    options: dict[str, Any],
+    dense_limit: int,
+) -> dict[str, Any]:
+    """The isotropic reference pair of :func:`isotropic_reference` for SAEs at positions
+    with ``seeds`` (``seed + i``, ``seed + j``): the same atoms; above ``dense_limit``
+    atom pairs they are drawn one part (decoders, then encoders) at a time."""
+    if a.d_sae * b.d_sae <= dense_limit:
+        ref = [
+            SAEAtoms(
+                f"isotropic {k}",
+                isotropic_dictionary(s.d_sae, s.d_in, seed),
+                isotropic_dictionary(s.d_sae, s.d_in, seed + ENCODER_SEED_OFFSET),
+            )
+            for k, (s, seed) in enumerate(((a, seeds[0]), (b, seeds[1])))
+        ]
+        return compare_pair(ref[0], ref[1], matching=False, dense_limit=dense_limit, **options)
+
+    def draw(offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            isotropic_dictionary(a.d_sae, a.d_in, seeds[0] + offset),
+            isotropic_dictionary(b.d_sae, b.d_in, seeds[1] + offset),
+        )
+
+    out = _large_pair(
+        ("isotropic 0", "isotropic 1"),
+        lambda: draw(0),
+        lambda: draw(ENCODER_SEED_OFFSET),
+        options["threshold"],
+        options["ranks"],
+        options["absolute"],
+    )
+    del out["_shared"], out["_decoder"]
     return out
 
 
@@ -286,6 +389,7 @@ def compare(
     lives: Sequence[torch.Tensor] | None = None,
     x: torch.Tensor | None = None,
     subspace_variance: float | None = 0.99,
+    dense_limit: int = DENSE_LIMIT,
 ) -> dict[str, Any]:
     """Every pair of ``saes`` (in order: (0, 1), (0, 2), ..., (1, 2), ...) beside the
     isotropic reference of the same shapes; with three or more SAEs, the mean and
@@ -305,11 +409,10 @@ def compare(
         raise HusaiError(f"SAE names must be distinct, got {names}")
     common_d_in(saes)
     options = {"threshold": threshold, "ranks": ranks, "absolute": absolute}
-    reference = isotropic_reference(saes, seed)
     pairs, random = [], []
     for i, j in itertools.combinations(range(len(saes)), 2):
-        pair = compare_pair(saes[i], saes[j], matching=matching, **options)
-        ref = compare_pair(reference[i], reference[j], matching=False, **options)
+        pair = compare_pair(saes[i], saes[j], matching=matching, dense_limit=dense_limit, **options)
+        ref = _reference_pair(saes[i], saes[j], (seed + i, seed + j), options, dense_limit)
         keys = ("pwmcc", "pwmcc_ab", "pwmcc_ba", *METRICS[1:], "matching_gap")
         pair["isotropic"] = {k: ref[k] for k in keys}
         pairs.append(pair)
@@ -419,23 +522,53 @@ class SparseMatching:
         return max(0.0, (self.upper_bound - float(self.cosine.sum())) / self.n_matched)
 
 
-def _unit32(t: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.normalize(t.to(torch.float32), dim=1)
+def _inverse_norms(t: torch.Tensor) -> torch.Tensor:
+    """``1 / |row|`` in float32 (rows of length 0 count as length 1e-12, as
+    ``torch.nn.functional.normalize`` does)."""
+    return t.to(torch.float32).norm(dim=1).clamp_min(1e-12).reciprocal()
 
 
-def _top_candidates(
-    ua: torch.Tensor, ub: torch.Tensor, k: int, absolute: bool, chunk: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row of ``ua``'s ``k`` most similar rows of ``ub``: (indices, cosines), float32."""
-    idx, val = [], []
-    for start in range(0, ua.shape[0], chunk):
-        c = ua[start : start + chunk] @ ub.T
+def _scan_candidates(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    k_row: int,
+    k_col: int,
+    absolute: bool,
+    chunk_elements: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One chunked pass over the cosines of A's and B's atoms (float32, never a dense
+    ``n_a x n_b`` matrix, never a normalised copy of either dictionary): each atom of A's
+    ``k_row`` most similar atoms of B (indices and cosines, ``[n_a, k_row]``) and each
+    atom of B's ``k_col`` most similar atoms of A (``[k_col, n_b]``, best first)."""
+    n_a, n_b = a.shape[0], b.shape[0]
+    inv_a, inv_b = _inverse_norms(a), _inverse_norms(b)
+    b32 = b.to(torch.float32)
+    rows = max(1, min(n_a, chunk_elements // max(n_b, 1)))
+    row_idx, row_val = [], []
+    col_val = torch.full((k_col, n_b), -math.inf)
+    col_idx = torch.zeros((k_col, n_b), dtype=torch.int64)
+    columns = torch.arange(n_b)
+    for start in range(0, n_a, rows):
+        c = a[start : start + rows].to(torch.float32) @ b32.T
+        c.mul_(inv_a[start : start + rows, None]).mul_(inv_b[None, :])
         if absolute:
-            c = c.abs()
-        v, i = c.topk(k, dim=1)
-        idx.append(i)
-        val.append(v)
-    return torch.cat(idx), torch.cat(val)
+            c.abs_()
+        v, i = c.topk(k_row, dim=1)
+        row_idx.append(i)
+        row_val.append(v)
+        # the chunk's k_col best per column, by repeated maxima (a top-k along dim 0
+        # is much slower), merged into the running best
+        new_v, new_i = [], []
+        for _ in range(min(k_col, c.shape[0])):
+            m, at = c.max(dim=0)
+            new_v.append(m)
+            new_i.append(at + start)
+            c[at, columns] = -math.inf
+        both_v = torch.cat([col_val, torch.stack(new_v)])
+        both_i = torch.cat([col_idx, torch.stack(new_i)])
+        col_val, keep = both_v.topk(k_col, dim=0)
+        col_idx = both_i.gather(0, keep)
+    return torch.cat(row_idx), torch.cat(row_val), col_idx, col_val
 
 
 def sparse_match(
@@ -444,46 +577,51 @@ def sparse_match(
     *,
     absolute: bool = True,
     candidates: int = SPARSE_CANDIDATES,
-    chunk: int = 2048,
+    column_candidates: int = COLUMN_CANDIDATES,
+    chunk_elements: int = CHUNK_ELEMENTS,
 ) -> SparseMatching:
     """The maximum-cosine one-to-one matching of A's and B's atoms (``[n, d]`` rows)
-    restricted to candidate pairs: each atom's ``candidates`` most similar atoms of the
-    other side (float32, computed in chunks, so no dense ``n_a x n_b`` matrix), solved
-    by SciPy's ``min_weight_full_bipartite_matching`` (weights ``2 + cos``: every full
-    matching has ``min(n_a, n_b)`` pairs, so the shift keeps the optimum, and no weight
-    is 0, which SciPy would drop as a missing edge, even for a signed cosine of -1). If the candidates admit no full matching, they are doubled and it tries
-    again (dense SciPy ``linear_sum_assignment`` when they reach the whole other side).
-    ``upper_bound``: the smaller of the summed best cosine of each atom of the smaller
-    side and the sum of the other side's ``min(n_a, n_b)`` largest best cosines (plus
-    ``(2 d + 4) *`` :data:`UNIT_ROUNDOFF` per pair for the float32 search): no matching can beat
-    it, so ``gap`` bounds the distance to the optimum. The matched cosines are recomputed
-    exactly (float64)."""
+    restricted to candidate pairs: each atom of A's ``candidates`` most similar atoms of
+    B, and each atom of B's ``column_candidates`` most similar atoms of A, found in one
+    chunked float32 pass (``chunk_elements`` cosines at a time, so no dense
+    ``n_a x n_b`` matrix), solved by SciPy's ``min_weight_full_bipartite_matching``
+    (weights ``2 + cos``: every full matching has ``min(n_a, n_b)`` pairs, so the shift
+    keeps the optimum, and no weight is 0, which SciPy would drop as a missing edge, even
+    for a signed cosine of -1). If the candidates admit no full matching, A's are
+    doubled and it tries again (dense SciPy ``linear_sum_assignment`` once they reach
+    the whole of B). ``upper_bound``: the smaller of the summed best cosine of each atom
+    of the smaller side and the sum of the other side's ``min(n_a, n_b)`` largest best
+    cosines (plus ``(2 d + 4) *`` :data:`UNIT_ROUNDOFF` per pair for the float32 search):
+    no matching can beat it, so ``gap`` bounds the distance to the optimum. The matched
+    cosines are recomputed exactly (float64, in chunks). Memory: the dictionaries as
+    given, one chunk of cosines and the candidates."""
     from scipy.optimize import linear_sum_assignment
     from scipy.sparse import csr_array
     from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-    ua, ub = _unit32(a), _unit32(b)
-    n_a, n_b = ua.shape[0], ub.shape[0]
+    n_a, n_b = a.shape[0], b.shape[0]
     n = min(n_a, n_b)
     k = max(1, candidates)
     while True:
-        ka, kb = min(k, n_b), min(k, n_a)
-        if ka >= n_b and kb >= n_a:  # every pair is a candidate: the dense solver
-            c = ua.double() @ ub.double().T
+        ka, kb = min(k, n_b), min(max(1, column_candidates), n_a)
+        if ka >= n_b:  # every pair is a candidate: the dense solver
+            ua = torch.nn.functional.normalize(a.double(), dim=1)
+            ub = torch.nn.functional.normalize(b.double(), dim=1)
+            c = ua @ ub.T
             c = c.abs() if absolute else c
             rows, cols = linear_sum_assignment(c.numpy(), maximize=True)
             best_a, best_b = c.max(1).values, c.max(0).values
             break
-        ia, va = _top_candidates(ua, ub, ka, absolute, chunk)
-        ib, vb = _top_candidates(ub, ua, kb, absolute, chunk)
+        ia, va, ib, vb = _scan_candidates(a, b, ka, kb, absolute, chunk_elements)
         r = torch.cat([torch.arange(n_a).repeat_interleave(ka), ib.flatten()])
-        col = torch.cat([ia.flatten(), torch.arange(n_b).repeat_interleave(kb)])
+        col = torch.cat([ia.flatten(), torch.arange(n_b).repeat(kb)])
         w = torch.cat([va.flatten(), vb.flatten()]).double() + 2.0
         key, first = np.unique((r * n_b + col).numpy(), return_index=True)
         graph = csr_array(
             (w.numpy()[first], (key // n_b, key % n_b)), shape=(n_a, n_b), dtype=np.float64
         )
-        best_a, best_b = va[:, 0].double(), vb[:, 0].double()
+        del r, col, w, key, first
+        best_a, best_b = va[:, 0].double(), vb[0].double()
         try:
             rows, cols = min_weight_full_bipartite_matching(graph, maximize=True)
             break
@@ -493,20 +631,13 @@ def sparse_match(
         torch.as_tensor(rows, dtype=torch.int64),
         torch.as_tensor(cols, dtype=torch.int64),
     )
-    a64 = torch.nn.functional.normalize(a.double(), dim=1)
-    b64 = torch.nn.functional.normalize(b.double(), dim=1)
-    exact = torch.cat(
-        [
-            (a64[rows_t[s : s + chunk]] * b64[cols_t[s : s + chunk]]).sum(1)
-            for s in range(0, len(rows_t), chunk)
-        ]
-    )
+    exact = _paired_cosines(a, b, rows_t, cols_t)
     if absolute:
         exact = exact.abs()
     partner = torch.full((n_a,), -1, dtype=torch.int64)
     cosine = torch.zeros(n_a, dtype=torch.float64)
     partner[rows_t], cosine[rows_t] = cols_t, exact
     small, large = (best_a, best_b) if n_a <= n_b else (best_b, best_a)
-    slack = (2 * ua.shape[1] + 4) * UNIT_ROUNDOFF * n
+    slack = (2 * a.shape[1] + 4) * UNIT_ROUNDOFF * n
     bound = min(float(small.sum()), float(large.topk(n).values.sum())) + slack
     return SparseMatching(partner, cosine, bound, k, best_a, best_b)

@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from husai.baselines import isotropic_pwmcc_expectation
-from husai.compare import SAEAtoms, compare, compare_pair
+from husai.compare import SAEAtoms, compare, compare_pair, isotropic_reference
 from husai.errors import HusaiError
 from stages.cli import app
 
@@ -304,8 +304,34 @@ def test_sparse_matching_is_exact_where_the_dense_solver_can_check_it() -> None:
     full = sparse_match(a, b, candidates=400)
     assert torch.equal(full.partner, dm.partner)
     # one candidate each admits no full matching here: it doubles them until one does
-    few = sparse_match(a[:60], b[:60], candidates=1)
+    few = sparse_match(a[:60], b[:60], candidates=1, column_candidates=1)
     assert few.candidates > 1 and few.n_matched == 60
+
+
+def test_the_candidate_search_is_the_same_in_any_chunking() -> None:
+    """One pass gives both sides' candidates: chunks of one row, of a few rows (fewer
+    than the column candidates) and the whole matrix at once find the same candidates
+    and the same matching; the column candidates are each column's best."""
+    from husai.compare import _scan_candidates, sparse_match
+
+    g = torch.Generator().manual_seed(5)
+    a, b = 3.0 * torch.randn(90, 16, generator=g), torch.randn(70, 16, generator=g)
+    whole = _scan_candidates(a, b, 5, 4, True, 90 * 70)
+    for elements in (70, 3 * 70, 1000):
+        got = _scan_candidates(a, b, 5, 4, True, elements)
+        for k in (0, 2):  # the same candidates; cosines equal to float32 round-off
+            assert torch.equal(got[k], whole[k])
+            assert torch.allclose(got[k + 1], whole[k + 1], atol=1e-6)
+    cos = (
+        torch.nn.functional.normalize(a, dim=1) @ torch.nn.functional.normalize(b, dim=1).T
+    ).abs()
+    top = cos.topk(4, dim=0)
+    assert torch.equal(whole[2], top.indices)
+    assert torch.allclose(whole[3], top.values, atol=1e-6)
+    assert torch.equal(whole[0], cos.topk(5, dim=1).indices)
+    one, many = sparse_match(a, b, chunk_elements=70), sparse_match(a, b)
+    assert torch.equal(one.partner, many.partner)
+    assert one.upper_bound == pytest.approx(many.upper_bound, abs=1e-5)
 
 
 def test_large_pairs_take_the_sparse_path_with_the_same_answers() -> None:
@@ -324,6 +350,27 @@ def test_large_pairs_take_the_sparse_path_with_the_same_answers() -> None:
     for key in ("decoder_cos", "encoder_cos"):
         got = [m[key] for m in sparse["matching"]]
         assert got == pytest.approx([m[key] for m in dense["matching"]], abs=1e-9)
+
+
+def test_large_reference_pairs_draw_the_same_atoms_one_part_at_a_time() -> None:
+    """Above the dense limit the isotropic reference is drawn per part (decoders, then
+    encoders) instead of as whole SAEs: the same atoms, so the same numbers (up to the
+    float32 search and the matching's reported gap)."""
+    saes = [sae("a", n=48, d=16), sae("b", n=40, d=16, seed=7)]
+    small, large = compare(saes, matching=False), compare(saes, matching=False, dense_limit=0)
+    want, got = small["pairs"][0]["isotropic"], large["pairs"][0]["isotropic"]
+    assert got["matching_gap"] is not None and want["matching_gap"] is None
+    for key in ("pwmcc", "pwmcc_ab", "pwmcc_ba"):
+        assert got[key] == pytest.approx(want[key], abs=1e-6), key
+    gap = got["matching_gap"]["decoder"]
+    assert (
+        want["hungarian_mcc"] - gap - 1e-9 <= got["hungarian_mcc"] <= want["hungarian_mcc"] + 1e-9
+    )
+    ref = isotropic_reference(saes)
+    direct = compare_pair(ref[0], ref[1], matching=False, dense_limit=0)
+    assert {k: direct[k] for k in got if k not in ("a", "b")} == {
+        k: got[k] for k in got if k not in ("a", "b")
+    }
 
 
 def test_sparse_matching_signed_and_with_the_larger_side_first() -> None:
