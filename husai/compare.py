@@ -94,14 +94,15 @@ class SAEAtoms:
 
     @classmethod
     def from_weights(cls, name: str, w_enc: torch.Tensor, w_dec: torch.Tensor) -> SAEAtoms:
-        """From SAELens-layout weights: ``W_enc [d_in, d_sae]``, ``W_dec [d_sae, d_in]``."""
+        """From SAELens-layout weights: ``W_enc [d_in, d_sae]``, ``W_dec [d_sae, d_in]``
+        (views of them, not copies: the encoder atoms are ``W_enc.T``)."""
         w_enc, w_dec = w_enc.detach().to("cpu"), w_dec.detach().to("cpu")
         if w_enc.ndim != 2 or w_enc.shape[::-1] != w_dec.shape:
             raise HusaiError(
                 f"{name}: W_enc {tuple(w_enc.shape)} is not the transpose shape of W_dec "
                 f"{tuple(w_dec.shape)} ([d_in, d_sae] and [d_sae, d_in])"
             )
-        return cls(name, w_dec.contiguous(), w_enc.T.contiguous())
+        return cls(name, w_dec, w_enc.T)
 
     @property
     def d_sae(self) -> int:
