@@ -35,8 +35,8 @@ tiny: $(STAMP)
 	scripts/try-tiny $(DEST)
 
 lint: $(STAMP)
-	ruff check husai stages tests benchmarks paper
-	ruff format --check husai stages tests benchmarks paper
+	ruff check husai stages tests benchmarks paper docs
+	ruff format --check husai stages tests benchmarks paper docs
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done

@@ -224,3 +224,62 @@ def test_sweep_summary_matches_the_configuration_files(tiny_repo: Path) -> None:
     csv = (tiny_repo / "metrics/curves/sweep.csv").read_text().splitlines()
     assert csv[0].startswith("config,architecture,d_sae") and len(csv) == 1 + len(trained)
     assert summary["goldilocks"]["answer"]
+
+
+# ----------------------------------------------------------------------------- the tutorial
+
+TUTORIAL = Path("docs") / "tutorial.ipynb"
+
+
+def test_the_tutorial_notebook_is_committed_without_outputs(repo_root: Path) -> None:
+    """docs/tutorial.ipynb is kept clean: valid nbformat 4, no outputs, no execution
+    counts or timings (they would differ on every run and hold machine-specific paths)."""
+    import nbformat
+
+    nb = nbformat.read(repo_root / TUTORIAL, as_version=4)
+    nbformat.validate(nb)
+    dirty = [
+        cell.id
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        and (cell.outputs or cell.execution_count is not None or "execution" in cell.metadata)
+    ]
+    assert not dirty, (
+        f"{TUTORIAL}: cells {dirty} hold outputs; clear them (Jupyter: Edit > Clear Outputs "
+        "of All Cells) and save before committing"
+    )
+
+
+def test_the_tutorial_notebook_runs_on_the_tiny_pipeline(
+    tiny_repo: Path, repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This checkout's tutorial, executed cell by cell in a Jupyter kernel of the running
+    interpreter against the tiny pipeline's outputs (HUSAI_REPO; the kernel starts in a
+    folder that is no repository, so the variable must be honoured): no cell fails, so
+    its numbers equal metrics/stability/modular.json (the notebook asserts it)."""
+    import sys
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    spec = tmp_path / "jupyter" / "kernels" / "husai-tutorial"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    kernel = {"argv": argv, "display_name": "HUSAI tests", "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(kernel))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("HUSAI_REPO", str(tiny_repo))
+    start = tmp_path / "start"
+    start.mkdir()
+    nb = nbformat.read(repo_root / TUTORIAL, as_version=4)
+    NotebookClient(
+        nb,
+        kernel_name="husai-tutorial",
+        timeout=300,
+        resources={"metadata": {"path": str(start)}},
+    ).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert f"repository {tiny_repo.resolve()}" in text
+    assert "live counts as in the JSON" in text and "= JSON" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the latent on the grid
