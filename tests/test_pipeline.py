@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from tests.conftest import TINY_PROFILE
 from tests.deps import uncovered
 from tests.paper_check import check_report
 from tests.pipeline import make_clone, run, traced_env, wipe_outputs
+from tests.test_plots_offline import external_refs
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +228,61 @@ def test_sweep_summary_matches_the_configuration_files(tiny_repo: Path) -> None:
     csv = (tiny_repo / "metrics/curves/sweep.csv").read_text().splitlines()
     assert csv[0].startswith("config,architecture,d_sae") and len(csv) == 1 + len(trained)
     assert summary["goldilocks"]["answer"]
+
+
+def _plots_page(repo: Path, out: Path) -> tuple[str, list[str]]:
+    """`dvc plots show -o out` (plain: the template comes from .dvc/config); the page and
+    the plot divs on it."""
+    run(repo, "dvc", "plots", "show", "-o", str(out))
+    page = (out / "index.html").read_text(encoding="utf-8")
+    return page, re.findall(r'<div id = "([^"]+)">', page)
+
+
+def test_dvc_plots_show_needs_no_network(tiny_repo: Path, tmp_path: Path) -> None:
+    page, divs = _plots_page(tiny_repo, tmp_path / "plots")
+    top = [
+        next(iter(p))
+        for p in YAML(typ="safe", pure=True).load((tiny_repo / "dvc.yaml").read_text())["plots"]
+    ]
+    assert set(top) <= set(divs)
+    assert page.count("vegaEmbed('#") == len(divs)
+    assert external_refs(page) == [] and "cdn.jsdelivr" not in page
+    for lib in ("vega", "vega-lite", "vega-embed"):  # the libraries, inlined
+        assert f"/*! {lib} " in page
+    assert "{" + "scripts}" not in page and "{plot_divs}" not in page
+
+
+def test_dvc_plots_page_renders_offline_in_chromium(tiny_repo: Path, tmp_path: Path) -> None:
+    """Every plot of the page is drawn by headless Chromium with all network blocked."""
+    browser = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no chromium on PATH")
+    _, divs = _plots_page(tiny_repo, tmp_path / "plots")
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--proxy-server=127.0.0.1:9",  # nothing listens there: every request fails
+            "--proxy-bypass-list=<-loopback>",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            (tmp_path / "plots" / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    ).stdout
+    # vega-embed draws each chart into its div: a canvas of class "marks"
+    starts = sorted((dom.find(f'<div id="{d}"'), d) for d in divs)
+    ends = [pos for pos, _ in starts[1:]] + [len(dom)]
+    drawn = [
+        d
+        for (pos, d), end in zip(starts, ends, strict=True)
+        if pos >= 0 and 'class="marks"' in dom[pos:end]
+    ]
+    assert sorted(drawn) == sorted(divs)
