@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -35,7 +36,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from stages._common import err_console
+# stderr, as stages._common.err_console (not imported: this module stays light)
+_stderr = Console(stderr=True, highlight=False)
 
 
 def interactive() -> bool:
@@ -50,13 +52,13 @@ def interactive() -> bool:
 def progress() -> Progress:
     """A stage's progress display (use it as a context manager; add a task per loop)."""
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # names come from params keys
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        console=err_console,
+        console=_stderr,
         transient=True,
         disable=not interactive(),
     )

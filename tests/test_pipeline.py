@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 from tests.conftest import TINY_PROFILE
 from tests.deps import uncovered
 from tests.paper_check import check_report
-from tests.pipeline import make_clone, run, traced_env, wipe_outputs
+from tests.pipeline import env_for, make_clone, run, run_in_terminal, traced_env, wipe_outputs
 from tests.test_plots_offline import external_refs
 
 
@@ -286,3 +286,20 @@ def test_dvc_plots_page_renders_offline_in_chromium(tiny_repo: Path, tmp_path: P
         if pos >= 0 and 'class="marks"' in dom[pos:end]
     ]
     assert sorted(drawn) == sorted(divs)
+
+
+def test_progress_bars_on_a_terminal_leave_the_outputs_unchanged(
+    tiny_repo: Path, tmp_path: Path
+) -> None:
+    """A sweep cell (trained and skipped configurations) run on a pseudo-terminal draws its
+    bars (stages/_progress.py) and writes the same bytes as the pipeline's run."""
+    cell = tiny_repo / "metrics" / "sweep" / "topk-d8"
+    args = ["husai", "sweep", "--arch", "topk", "--d-sae", "8", "--out", str(tmp_path)]
+    rc, shown = run_in_terminal(args, tiny_repo, env_for(tiny_repo))
+    assert rc == 0, shown
+    assert "sweep topk-d8" in shown and "ETA" in shown  # the bars were drawn
+    assert "sweep: topk-d8-k16 skipped" in shown  # the stage's own lines too
+    files = sorted(p.name for p in cell.iterdir())
+    assert files and sorted(p.name for p in (tmp_path / "topk-d8").iterdir()) == files
+    for name in files:
+        assert (tmp_path / "topk-d8" / name).read_bytes() == (cell / name).read_bytes(), name
