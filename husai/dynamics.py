@@ -39,7 +39,7 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -287,6 +287,7 @@ def train_dynamics(
     steps: Sequence[int],
     threshold: float,
     name: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` at ``seeds`` on ``x`` (:func:`husai.sae.train_saes`), measure it at
     every step of ``steps`` (:func:`checkpoint_schedule`; the last is the end of
@@ -297,7 +298,8 @@ def train_dynamics(
     after its convergence too), and ``total_steps`` is the stop. The result is the
     configuration entry of ``metrics/dynamics.json`` (architecture, hyperparameters,
     seeds, sizes, steps, the isotropic reference and :func:`dynamics_summary`). ``name`` (the params configuration) names a diverging
-    run in its :class:`~husai.errors.DivergedError`."""
+    run in its :class:`~husai.errors.DivergedError`; ``on_progress(step, total)`` is handed
+    to :func:`husai.sae.train_saes` (for a progress display: it cannot change the result)."""
     from husai.sae import train_saes
 
     steps = list(steps)
@@ -307,7 +309,13 @@ def train_dynamics(
         seen[step] = checkpoint_metrics(sae, x, threshold)
 
     final_sae, history = train_saes(
-        config, x, seeds, checkpoint_steps=steps, on_checkpoint=on_checkpoint, name=name
+        config,
+        x,
+        seeds,
+        checkpoint_steps=steps,
+        on_checkpoint=on_checkpoint,
+        on_progress=on_progress,
+        name=name,
     )
     if history.steps < steps[-1]:  # converged early: the checkpoints up to the stop and the stop
         steps = [s for s in steps if s < history.steps] + [history.steps]

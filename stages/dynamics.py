@@ -46,6 +46,7 @@ import typer
 from husai.records import DynamicsMetrics
 from stages._artifacts import load_activations
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_csv, write_json
+from stages._progress import progress, training
 
 CSV_FIELDS = (
     "pwmcc",
@@ -107,26 +108,31 @@ def main(
 
     out: dict[str, Any] = {"threshold": dyn.threshold, "configs": {}}
     rows: dict[int, dict[str, Any]] = {}
-    for name, hp in configs.items():
-        config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
-        steps = checkpoint_schedule(config, x.shape[0], dyn.checkpoint_base)
-        console.print(
-            f"dynamics: {name}: {len(hp.seeds)} seeds, {steps[-1]} steps, {len(steps)} checkpoints"
-        )
-        out["configs"][name] = entry = train_dynamics(
-            config, x, hp.seeds, steps, dyn.threshold, name=name
-        )
-        for c in entry["checkpoints"]:
-            rows.setdefault(c["step"], {}).update(
-                {f"{name}_{k}": v for k, v in _csv_row(entry, c).items()}
+    with progress() as bar:
+        task = bar.add_task("dynamics: configurations", total=len(configs))
+        for name, hp in configs.items():
+            config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
+            steps = checkpoint_schedule(config, x.shape[0], dyn.checkpoint_base)
+            console.print(
+                f"dynamics: {name}: {len(hp.seeds)} seeds, {steps[-1]} steps, {len(steps)} checkpoints"
             )
-        last = entry["checkpoints"][-1]["stability"]
-        console.print(
-            f"  {name}: pwmcc {last['pwmcc']['mean']:.3f} (isotropic "
-            f"{entry['random']['isotropic']['pwmcc']['mean']:.3f}), shared "
-            f"{last['shared_fraction']['mean']:.3f}, median settle step "
-            f"{entry['settle']['all']['median']}"
-        )
+            bar.update(task, description=f"dynamics: {name}")
+            with training(bar, f"  {name}: training steps, checkpoints") as on_progress:
+                out["configs"][name] = entry = train_dynamics(
+                    config, x, hp.seeds, steps, dyn.threshold, name=name, on_progress=on_progress
+                )
+            for c in entry["checkpoints"]:
+                rows.setdefault(c["step"], {}).update(
+                    {f"{name}_{k}": v for k, v in _csv_row(entry, c).items()}
+                )
+            last = entry["checkpoints"][-1]["stability"]
+            console.print(
+                f"  {name}: pwmcc {last['pwmcc']['mean']:.3f} (isotropic "
+                f"{entry['random']['isotropic']['pwmcc']['mean']:.3f}), shared "
+                f"{last['shared_fraction']['mean']:.3f}, median settle step "
+                f"{entry['settle']['all']['median']}"
+            )
+            bar.advance(task)
 
     columns = ["step"] + [f"{name}_{f}" for name in configs for f in CSV_FIELDS]
     table = [[step] + [rows[step].get(c) for c in columns[1:]] for step in sorted(rows)]

@@ -72,6 +72,7 @@ from husai.records import GeometryMetrics
 from stages._artifacts import load_activations
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_csv, write_json
 from stages._pairs import load_config_saes
+from stages._progress import progress
 
 
 @stage("geometry")
@@ -117,24 +118,28 @@ def main(
     out = {**act_geo.summary(geo.group_min_share), "configs": {}}
     spectrum_cols = {"activation_variance_share": act_geo.spectrum["variance_share"]}
     overlap_cols = {"random_expectation": [r / d_in for r in range(1, d_in + 1)]}
-    for name, sae in saes.items():
-        try:
-            result = config_geometry(sae, act_geo, options)
-        except FewLiveLatents as err:
-            raise HusaiError(
-                f"geometry: {name} seed {err.seed} has {err.n_live} live latents; "
-                "set geometry.live_only false to use every atom"
-            ) from err
-        out["configs"][name] = c = result.summary
-        spectrum_cols |= {f"{name}_{k}": v for k, v in result.spectra.items()}
-        overlap_cols |= {f"{name}_{k}": v for k, v in result.overlaps.items()}
-        console.print(
-            f"geometry: {name}: gram eff. rank {c['gram']['summary']['effective_rank']['mean']:.1f}"
-            f" (isotropic {c['gram']['isotropic']['effective_rank']:.1f}), overlap r=16 "
-            f"{(c['subspace']['overlap'].get('16') or {}).get('mean')}, groups: overlap "
-            f"{c['groups']['all']['group_overlap']['mean']}, atom match "
-            f"{c['groups']['all']['atom_match']['mean']}"
-        )
+    with progress() as bar:
+        task = bar.add_task("geometry: configurations", total=len(saes))
+        for name, sae in saes.items():
+            bar.update(task, description=f"geometry: {name}")
+            try:
+                result = config_geometry(sae, act_geo, options)
+            except FewLiveLatents as err:
+                raise HusaiError(
+                    f"geometry: {name} seed {err.seed} has {err.n_live} live latents; "
+                    "set geometry.live_only false to use every atom"
+                ) from err
+            out["configs"][name] = c = result.summary
+            spectrum_cols |= {f"{name}_{k}": v for k, v in result.spectra.items()}
+            overlap_cols |= {f"{name}_{k}": v for k, v in result.overlaps.items()}
+            console.print(
+                f"geometry: {name}: gram eff. rank {c['gram']['summary']['effective_rank']['mean']:.1f}"
+                f" (isotropic {c['gram']['isotropic']['effective_rank']:.1f}), overlap r=16 "
+                f"{(c['subspace']['overlap'].get('16') or {}).get('mean')}, groups: overlap "
+                f"{c['groups']['all']['group_overlap']['mean']}, atom match "
+                f"{c['groups']['all']['atom_match']['mean']}"
+            )
+            bar.advance(task)
 
     def columns(cols: dict[str, list], index: str) -> tuple[list[str], list[list]]:
         names = [index, *cols]

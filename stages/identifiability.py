@@ -16,6 +16,7 @@ import typer
 
 from husai.records import IdentifiabilityRow
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
+from stages._progress import progress, training
 
 
 def row_name(architecture: str, superposition: int) -> str:
@@ -42,35 +43,43 @@ def main(
     setup(prm)
     data = map_data(idp, superposition)
     result = {}
-    for name, (coords, hp) in cells.items():
-        config = SAEConfig.from_hyperparams(hp, d_in=data.d_in)
-        sae, history = train_saes(config, data.x, hp.seeds, name=f"{arch}-s{superposition}-{name}")
-        metrics = cell_metrics(
-            sae,
-            history.final_metrics,
-            data,
-            threshold=prm.analysis.shared_threshold,
-            n_boot=prm.analysis.n_boot,
-            boot_seed=prm.analysis.boot_seed,
-        )
-        result[name] = {
-            **coords,
-            "true_l0": float(data.meta["true_l0"]),
-            "training": {
-                "max_epochs": hp.epochs,
-                "epochs_run": [int(e) for e in history.seed_epochs],
-                "converged": [bool(c) for c in history.converged],
-            },
-            "metrics": metrics,
-        }
-        gt, live = metrics["ground_truth"], metrics["live"]
-        console.print(
-            f"  {arch} s{superposition} {name}: d_sae {coords['d_sae']} {coords['knob']} "
-            f"{coords['level']:g}: EV {metrics['explained_variance']:.3f}, L0 {metrics['l0']:.1f}, "
-            f"epochs {min(history.seed_epochs)}-{max(history.seed_epochs)}, live PWMCC "
-            f"{live['live_pwmcc']['mean']:.3f}, shared {metrics['shared_fraction']['mean']:.3f}, "
-            f"GT MCC {gt['mcc']['mean']:.3f}, recovered {gt['recovered_fraction']['mean']:.3f}"
-        )
-    path = out / f"{row_name(arch, superposition)}.json"
+    row = row_name(arch, superposition)
+    with progress() as bar:
+        task = bar.add_task(f"identifiability {row}: cells", total=len(cells))
+        for name, (coords, hp) in cells.items():
+            config = SAEConfig.from_hyperparams(hp, d_in=data.d_in)
+            bar.update(task, description=f"identifiability {row}: {name}")
+            with training(bar, f"  {name}: training steps") as on_progress:
+                sae, history = train_saes(
+                    config, data.x, hp.seeds, name=f"{row}-{name}", on_progress=on_progress
+                )
+            metrics = cell_metrics(
+                sae,
+                history.final_metrics,
+                data,
+                threshold=prm.analysis.shared_threshold,
+                n_boot=prm.analysis.n_boot,
+                boot_seed=prm.analysis.boot_seed,
+            )
+            result[name] = {
+                **coords,
+                "true_l0": float(data.meta["true_l0"]),
+                "training": {
+                    "max_epochs": hp.epochs,
+                    "epochs_run": [int(e) for e in history.seed_epochs],
+                    "converged": [bool(c) for c in history.converged],
+                },
+                "metrics": metrics,
+            }
+            gt, live = metrics["ground_truth"], metrics["live"]
+            console.print(
+                f"  {arch} s{superposition} {name}: d_sae {coords['d_sae']} {coords['knob']} "
+                f"{coords['level']:g}: EV {metrics['explained_variance']:.3f}, L0 {metrics['l0']:.1f}, "
+                f"epochs {min(history.seed_epochs)}-{max(history.seed_epochs)}, live PWMCC "
+                f"{live['live_pwmcc']['mean']:.3f}, shared {metrics['shared_fraction']['mean']:.3f}, "
+                f"GT MCC {gt['mcc']['mean']:.3f}, recovered {gt['recovered_fraction']['mean']:.3f}"
+            )
+            bar.advance(task)
+    path = out / f"{row}.json"
     write_json(path, result, IdentifiabilityRow)
     console.print(f"identifiability: {len(result)} cells -> {path}")

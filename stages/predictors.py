@@ -55,6 +55,7 @@ from husai.records import PredictorsMetrics
 from stages._artifacts import load_activations
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
 from stages._pairs import load_config_saes
+from stages._progress import progress
 
 
 @stage("predictors")
@@ -84,17 +85,21 @@ def main(
         "rule": {"threshold": pred.threshold, "shared_with": pred.shared_with, "absolute": True},
         "configs": {},
     }
-    for name, sae in saes.items():
-        out["configs"][name] = c = predictor_summary(
-            sae, acts.x, directions, threshold=pred.threshold, shared_with=pred.shared_with
-        )
-        auc = c["auc"]
-        shown = ", ".join(
-            f"{k} {auc[k]['mean']:.3f}" if auc[k]["mean"] is not None else f"{k} n/a"
-            for k in PREDICTORS
-        )
-        console.print(
-            f"predictors: {name}: {c['n_shared']}/{c['n_live']} live latents shared; AUC {shown}"
-        )
+    with progress() as bar:
+        task = bar.add_task("predictors: configurations", total=len(saes))
+        for name, sae in saes.items():
+            bar.update(task, description=f"predictors: {name}")
+            out["configs"][name] = c = predictor_summary(
+                sae, acts.x, directions, threshold=pred.threshold, shared_with=pred.shared_with
+            )
+            auc = c["auc"]
+            shown = ", ".join(
+                f"{k} {auc[k]['mean']:.3f}" if auc[k]["mean"] is not None else f"{k} n/a"
+                for k in PREDICTORS
+            )
+            console.print(
+                f"predictors: {name}: {c['n_shared']}/{c['n_live']} live latents shared; AUC {shown}"
+            )
+            bar.advance(task)
     write_json(metrics, out, PredictorsMetrics)
     console.print(f"predictors: {len(saes)} configurations -> {metrics}")

@@ -24,6 +24,7 @@ from rich.console import Console
 from husai.records import RecoveryMetrics
 from stages._artifacts import load_activations, read_json
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
+from stages._progress import progress
 
 
 @stage("recovery")
@@ -68,15 +69,19 @@ def main(
         name: load_config_saes(saes / name, name, hp, acts.d_in) for name, hp in configs.items()
     }
     per_config = {}
-    for name, sae in loaded.items():
-        console.print(f"recovery: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
-        per_config[name] = {
-            "architecture": sae.config.architecture,
-            "d_sae": sae.config.d_sae,
-            "seeds": list(sae.seeds),
-            "key_frequencies": list(acts.key_frequencies),
-            **recovery_summary(sae, acts.x, gt, acts.key_frequencies, options),
-        }
+    with progress() as bar:
+        task = bar.add_task("recovery: configurations", total=len(loaded))
+        for name, sae in loaded.items():
+            bar.update(task, description=f"recovery: {name}")
+            console.print(f"recovery: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
+            per_config[name] = {
+                "architecture": sae.config.architecture,
+                "d_sae": sae.config.d_sae,
+                "seeds": list(sae.seeds),
+                "key_frequencies": list(acts.key_frequencies),
+                **recovery_summary(sae, acts.x, gt, acts.key_frequencies, options),
+            }
+            bar.advance(task)
     rows = phase1_rows(sae_json, {n: stab_json[n] for n in configs}, per_config)
     write_json(out, per_config, RecoveryMetrics)
     wide = Console(highlight=False, width=max(console.width, 150))  # the table is wide

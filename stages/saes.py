@@ -7,7 +7,8 @@ Writes ``models/saes/<domain>/<config>/seed<seed>/{cfg.json, sae_weights.safeten
 with its architecture, seed,
 hyperparameters, SAEBench metrics on the whole activation dataset and its final
 training numbers (with the epochs it ran and whether it met the convergence criterion,
-``sae.convergence_tol``; the progress bar's total counts every epoch allowed).
+``sae.convergence_tol``; the progress bar's total counts every epoch allowed, less those a
+configuration that stopped at convergence did not run, so its ETA is an upper bound).
 Everything is validated and trained before anything is written.
 """
 
@@ -16,12 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from husai.records import SaesMetrics
 from stages._artifacts import domain_path, load_domain, sae_files
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_dir, write_json
+from stages._progress import progress
 
 
 @stage("saes")
@@ -64,26 +65,24 @@ def main(
     else:
         meta = {"hook_name": f"husai-{domain}", "model_name": f"husai-{domain}"}
 
-    columns = (
-        TextColumn("{task.fields[name]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("SAE-steps"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("saes", total=total, name="saes")
+    with progress() as bar:
+        task = bar.add_task(f"saes {domain}: SAE-steps", total=total)
         done = 0
         for name, hp in configs.items():
             config = SAEConfig.from_hyperparams(hp, d_in=d_in)
             n_seeds = len(hp.seeds)
-            progress.update(bar, name=name)
+            bar.update(task, description=f"saes {domain}: {name}, SAE-steps")
 
             def on_progress(step: int, _total: int, base: int = done, s: int = n_seeds) -> None:
-                progress.update(bar, completed=base + step * s)
+                bar.update(task, completed=base + step * s)
 
             sae, history = train_saes(config, x, hp.seeds, on_progress=on_progress, name=name)
             done += history.steps * n_seeds
+            # a run that stopped at convergence gives back the steps it did not need
+            total -= (
+                steps_per_epoch(n_rows, config.batch_size) * config.epochs - history.steps
+            ) * n_seeds
+            bar.update(task, completed=done, total=total)
             results = history.final_metrics
             files.update(sae_files(sae, name, meta))
             last = {k: history.last(k) for k in ("loss", "mse", "l0")}

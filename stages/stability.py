@@ -21,6 +21,7 @@ import typer
 from husai.records import StabilityMetrics
 from stages._artifacts import domain_path, load_domain
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
+from stages._progress import progress
 
 
 @stage("stability")
@@ -55,16 +56,20 @@ def main(
     basis = subspace_basis(dom.x, options)
     loaded = {name: load_config_saes(saes / name, name, hp, d_in) for name, hp in configs.items()}
     result = {}
-    for name, sae in loaded.items():
-        console.print(f"stability: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
-        untrained = init_saes(SAEConfig.from_hyperparams(configs[name], d_in), sae.seeds)
-        summary = stability_summary(sae, options, untrained, basis=basis)
-        summary.update(
-            control_summary(
-                sae, dom, options, saes / name, prm.is_transformer_domain(domain), basis
+    with progress() as bar:
+        task = bar.add_task(f"stability {domain}: configurations", total=len(loaded))
+        for name, sae in loaded.items():
+            bar.update(task, description=f"stability {domain}: {name}")
+            console.print(f"stability: {name} ({sae.n_seeds} seeds, d_sae {sae.config.d_sae})")
+            untrained = init_saes(SAEConfig.from_hyperparams(configs[name], d_in), sae.seeds)
+            summary = stability_summary(sae, options, untrained, basis=basis)
+            summary.update(
+                control_summary(
+                    sae, dom, options, saes / name, prm.is_transformer_domain(domain), basis
+                )
             )
-        )
-        result[name] = summary
+            result[name] = summary
+            bar.advance(task)
     write_json(out, result, StabilityMetrics)
     for name, st in result.items():
         r = st["pwmcc_ratio_to_random"]

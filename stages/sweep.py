@@ -39,6 +39,7 @@ from husai.records import SweepConfigFile, validate_json
 from husai.serialize import json_bytes
 from stages._artifacts import load_activations, load_domain
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_dir
+from stages._progress import progress, training
 
 
 def cell_name(architecture: str, d_sae: int) -> str:
@@ -89,80 +90,91 @@ def main(
     per_epoch = steps_per_epoch(acts.x.shape[0], prm.sweep.batch_size)
     files: dict[str, bytes] = {}
     baselines = None
-    for name, (knob, value, hp) in cells.items():
-        entry: dict = {
-            "config": name,
-            "architecture": arch,
-            "d_sae": d_sae,
-            "sparsity": {"knob": knob, "value": value},
-        }
-        if isinstance(hp, str):
-            console.print(f"sweep: {name} skipped ({hp})")
-            files[f"{name}.json"] = json_bytes({**entry, "skipped": True, "reason": hp})
-            continue
-        config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
-        snaps: dict = {}
-        sae, history = train_saes(
-            config,
-            acts.x,
-            hp.seeds,
-            name=name,
-            checkpoint_steps=[e * per_epoch for e in prm.sweep.lengths],
-            on_checkpoint=snaps.__setitem__,
-        )
-        per_seed = history.final_metrics
-        if baselines is None:  # same architecture, shape and seeds for every level
-            baselines = baseline_matrices(sae, options, basis=basis)
-        metrics = {m: sum(r[m] for r in per_seed) / len(per_seed) for m in METRICS}
-        metrics["per_seed"] = {str(s): r for s, r in zip(sae.seeds, per_seed, strict=True)}
-        stab = stability_summary(sae, options, baselines=baselines, basis=basis)
-        rec = recovery_summary(sae, acts.x, gt, acts.key_frequencies, options)
-        live = live_summary(sae, dom.x, dom.truth, options)
-        lengths = []
-        for epochs in prm.sweep.lengths:
-            # a batch that stopped before this length: every seed is at its own stop
-            at = snaps.get(epochs * per_epoch, sae)
-            ev = evaluate(at, acts.x)
-            short = stability_summary(at, light, baselines=baselines, basis=basis)
-            lengths.append(
+    cell = cell_name(arch, d_sae)
+    with progress() as bar:
+        task = bar.add_task(f"sweep {cell}: configurations", total=len(cells))
+        for name, (knob, value, hp) in cells.items():
+            entry: dict = {
+                "config": name,
+                "architecture": arch,
+                "d_sae": d_sae,
+                "sparsity": {"knob": knob, "value": value},
+            }
+            if isinstance(hp, str):
+                console.print(f"sweep: {name} skipped ({hp})")
+                files[f"{name}.json"] = json_bytes({**entry, "skipped": True, "reason": hp})
+                bar.advance(task)
+                continue
+            config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
+            snaps: dict = {}
+            bar.update(task, description=f"sweep {cell}: {name}")
+            with training(bar, f"  {name}: training steps") as on_progress:
+                sae, history = train_saes(
+                    config,
+                    acts.x,
+                    hp.seeds,
+                    name=name,
+                    checkpoint_steps=[e * per_epoch for e in prm.sweep.lengths],
+                    on_checkpoint=snaps.__setitem__,
+                    on_progress=on_progress,
+                )
+            bar.update(task, description=f"sweep {cell}: {name}, analysis")
+            per_seed = history.final_metrics
+            if baselines is None:  # same architecture, shape and seeds for every level
+                baselines = baseline_matrices(sae, options, basis=basis)
+            metrics = {m: sum(r[m] for r in per_seed) / len(per_seed) for m in METRICS}
+            metrics["per_seed"] = {str(s): r for s, r in zip(sae.seeds, per_seed, strict=True)}
+            stab = stability_summary(sae, options, baselines=baselines, basis=basis)
+            rec = recovery_summary(sae, acts.x, gt, acts.key_frequencies, options)
+            live = live_summary(sae, dom.x, dom.truth, options)
+            lengths = []
+            for epochs in prm.sweep.lengths:
+                # a batch that stopped before this length: every seed is at its own stop
+                at = snaps.get(epochs * per_epoch, sae)
+                ev = evaluate(at, acts.x)
+                short = stability_summary(at, light, baselines=baselines, basis=basis)
+                lengths.append(
+                    {
+                        "epochs": epochs,
+                        "explained_variance": sum(r["explained_variance"] for r in ev) / len(ev),
+                        "l0": sum(r["l0"] for r in ev) / len(ev),
+                        "pwmcc": short["pwmcc"],
+                        "pwmcc_ratio_to_random": short["pwmcc_ratio_to_random"],
+                        "live": live_summary(at, dom.x, dom.truth, light),
+                    }
+                )
+            files[f"{name}.json"] = json_bytes(
                 {
-                    "epochs": epochs,
-                    "explained_variance": sum(r["explained_variance"] for r in ev) / len(ev),
-                    "l0": sum(r["l0"] for r in ev) / len(ev),
-                    "pwmcc": short["pwmcc"],
-                    "pwmcc_ratio_to_random": short["pwmcc_ratio_to_random"],
-                    "live": live_summary(at, dom.x, dom.truth, light),
+                    **entry,
+                    "skipped": False,
+                    "hyperparameters": used_hyperparams(config),
+                    "metrics": metrics,
+                    "training": {
+                        "steps": history.steps,
+                        "final_epoch_loss": [float(v) for v in history.last("loss")],
+                        "epochs_run": list(history.seed_epochs),
+                        "converged": None if history.converged is None else list(history.converged),
+                        "atom_drift": None
+                        if history.atom_drift is None
+                        else list(history.atom_drift),
+                    },
+                    "stability": stab,
+                    "recovery": rec,
+                    "live": live,
+                    "lengths": lengths,
                 }
             )
-        files[f"{name}.json"] = json_bytes(
-            {
-                **entry,
-                "skipped": False,
-                "hyperparameters": used_hyperparams(config),
-                "metrics": metrics,
-                "training": {
-                    "steps": history.steps,
-                    "final_epoch_loss": [float(v) for v in history.last("loss")],
-                    "epochs_run": list(history.seed_epochs),
-                    "converged": None if history.converged is None else list(history.converged),
-                    "atom_drift": None if history.atom_drift is None else list(history.atom_drift),
-                },
-                "stability": stab,
-                "recovery": rec,
-                "live": live,
-                "lengths": lengths,
-            }
-        )
-        r = stab["pwmcc_ratio_to_random"]
-        null = live["shift_null_live_pwmcc"]
-        console.print(
-            f"sweep: {name}: epochs {min(history.seed_epochs)}-{max(history.seed_epochs)}, "
-            f"L0 {metrics['l0']:.1f}, EV {metrics['explained_variance']:.3f}, "
-            f"PWMCC {stab['pwmcc']['mean']:.3f} (ratio {r['ratio']:.2f}), live PWMCC "
-            f"{live['live_pwmcc']['mean']:.3f} (shift null "
-            f"{'n/a' if null is None else format(null['mean'], '.3f')})"
-        )
-    folder = out / cell_name(arch, d_sae)
+            r = stab["pwmcc_ratio_to_random"]
+            null = live["shift_null_live_pwmcc"]
+            console.print(
+                f"sweep: {name}: epochs {min(history.seed_epochs)}-{max(history.seed_epochs)}, "
+                f"L0 {metrics['l0']:.1f}, EV {metrics['explained_variance']:.3f}, "
+                f"PWMCC {stab['pwmcc']['mean']:.3f} (ratio {r['ratio']:.2f}), live PWMCC "
+                f"{live['live_pwmcc']['mean']:.3f} (shift null "
+                f"{'n/a' if null is None else format(null['mean'], '.3f')})"
+            )
+            bar.advance(task)
+    folder = out / cell
     for file, data in files.items():
         validate_json(data, SweepConfigFile, (folder / file).as_posix())
     write_dir(folder, files)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from husai.records import TransformerMetrics
 from stages._artifacts import ModelSpec, load_task, save_transformer
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_csv, write_json
+from stages._progress import progress
 
 GROK_ACCURACY = 0.99  # grokking_epoch: first epoch with test accuracy >= this
 ACCEPT_ACCURACY = 0.999  # SCIENCE.md section 1 acceptance
@@ -52,20 +52,15 @@ def main(
         grok_accuracy=GROK_ACCURACY,
     )
 
-    columns = (
-        TextColumn("transformer"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("train", total=cfg.epochs, status="")
+    with progress() as bar:
+        epochs = bar.add_task("transformer epochs", total=cfg.epochs)
 
         def on_epoch(epoch: int, record: tf.TrainRecord | None) -> None:
             if record is not None:
-                progress.update(bar, status=f"test acc {record.test_accuracy:.3f}")
-            progress.update(bar, completed=epoch)
+                bar.update(
+                    epochs, description=f"transformer epochs, test acc {record.test_accuracy:.3f}"
+                )
+            bar.update(epochs, completed=epoch)
 
         result = tf.train(model, task, cfg, on_epoch)
 

@@ -56,6 +56,9 @@ PLUMBING: dict[str, set[str]] = {
     # before writing, the paper when reading). It can stop a stage, never change a value.
     "husai/records.py": {"*"},
     "husai/config.py": {"parse_params"},
+    # Progress bars: they read the counts a stage hands them (epochs, steps, configurations)
+    # and draw on the terminal (stderr) only; nothing they do reaches an output.
+    "stages/_progress.py": {"*"},
 }
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -81,3 +84,37 @@ def traced_env(repo: Path, trace_dir: Path) -> dict[str, str]:
     into ``trace_dir`` (``tests/tracehook/sitecustomize.py``)."""
     hook = repo / "tests" / "tracehook"
     return {"HUSAI_TRACE_DIR": str(trace_dir), "PYTHONPATH": f"{repo}{os.pathsep}{hook}"}
+
+
+def run_in_terminal(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> tuple[int, str]:
+    """Run ``args`` with stdout and stderr on one pseudo-terminal; its exit status and
+    everything it wrote there."""
+    master, slave = pty.openpty()
+    env = {**(os.environ if env is None else env), "TERM": "xterm-256color", "COLUMNS": "120"}
+    proc = subprocess.Popen(
+        args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"{args} ran past {timeout} s")
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every holder of the terminal's other end has closed it
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        proc.wait()
+    return proc.returncode, b"".join(chunks).decode(errors="replace")

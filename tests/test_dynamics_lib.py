@@ -152,6 +152,12 @@ def test_train_dynamics_ends_at_the_trained_saes() -> None:
     with one_thread():  # as at the checkpoints
         expected = pairwise_metrics(list(dec), list(enc), threshold=THRESHOLD)
     assert last["stability"] == stability_stats(expected)
+    # a progress callback sees every step and changes nothing
+    seen: list[tuple[int, int]] = []
+    again = train_dynamics(
+        cfg, x, (3, 4, 5), steps, THRESHOLD, on_progress=lambda s, t: seen.append((s, t))
+    )
+    assert seen == [(s, 4) for s in range(1, 5)] and again == out
 
 
 def test_train_dynamics_of_converged_training_ends_at_the_stop() -> None:

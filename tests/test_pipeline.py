@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,8 @@ from ruamel.yaml import YAML
 from tests.conftest import TINY_PROFILE
 from tests.deps import uncovered
 from tests.paper_check import check_report
-from tests.pipeline import make_clone, run, traced_env, wipe_outputs
+from tests.pipeline import env_for, make_clone, run, run_in_terminal, traced_env, wipe_outputs
+from tests.test_plots_offline import external_refs
 
 
 @pytest.fixture(scope="module")
@@ -283,3 +287,78 @@ def test_the_tutorial_notebook_runs_on_the_tiny_pipeline(
     assert f"repository {tiny_repo.resolve()}" in text
     assert "live counts as in the JSON" in text and "= JSON" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the latent on the grid
+
+
+def _plots_page(repo: Path, out: Path) -> tuple[str, list[str]]:
+    """`dvc plots show -o out` (plain: the template comes from .dvc/config); the page and
+    the plot divs on it."""
+    run(repo, "dvc", "plots", "show", "-o", str(out))
+    page = (out / "index.html").read_text(encoding="utf-8")
+    return page, re.findall(r'<div id = "([^"]+)">', page)
+
+
+def test_dvc_plots_show_needs_no_network(tiny_repo: Path, tmp_path: Path) -> None:
+    page, divs = _plots_page(tiny_repo, tmp_path / "plots")
+    top = [
+        next(iter(p))
+        for p in YAML(typ="safe", pure=True).load((tiny_repo / "dvc.yaml").read_text())["plots"]
+    ]
+    assert set(top) <= set(divs)
+    assert page.count("vegaEmbed('#") == len(divs)
+    assert external_refs(page) == [] and "cdn.jsdelivr" not in page
+    for lib in ("vega", "vega-lite", "vega-embed"):  # the libraries, inlined
+        assert f"/*! {lib} " in page
+    assert "{" + "scripts}" not in page and "{plot_divs}" not in page
+
+
+def test_dvc_plots_page_renders_offline_in_chromium(tiny_repo: Path, tmp_path: Path) -> None:
+    """Every plot of the page is drawn by headless Chromium with all network blocked."""
+    browser = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no chromium on PATH")
+    _, divs = _plots_page(tiny_repo, tmp_path / "plots")
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--proxy-server=127.0.0.1:9",  # nothing listens there: every request fails
+            "--proxy-bypass-list=<-loopback>",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            (tmp_path / "plots" / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    ).stdout
+    # vega-embed draws each chart into its div: a canvas of class "marks"
+    starts = sorted((dom.find(f'<div id="{d}"'), d) for d in divs)
+    ends = [pos for pos, _ in starts[1:]] + [len(dom)]
+    drawn = [
+        d
+        for (pos, d), end in zip(starts, ends, strict=True)
+        if pos >= 0 and 'class="marks"' in dom[pos:end]
+    ]
+    assert sorted(drawn) == sorted(divs)
+
+
+def test_progress_bars_on_a_terminal_leave_the_outputs_unchanged(
+    tiny_repo: Path, tmp_path: Path
+) -> None:
+    """A sweep cell (trained and skipped configurations) run on a pseudo-terminal draws its
+    bars (stages/_progress.py) and writes the same bytes as the pipeline's run."""
+    cell = tiny_repo / "metrics" / "sweep" / "topk-d8"
+    args = ["husai", "sweep", "--arch", "topk", "--d-sae", "8", "--out", str(tmp_path)]
+    rc, shown = run_in_terminal(args, tiny_repo, env_for(tiny_repo))
+    assert rc == 0, shown
+    assert "sweep topk-d8" in shown and "ETA" in shown  # the bars were drawn
+    assert "sweep: topk-d8-k16 skipped" in shown  # the stage's own lines too
+    files = sorted(p.name for p in cell.iterdir())
+    assert files and sorted(p.name for p in (tmp_path / "topk-d8").iterdir()) == files
+    for name in files:
+        assert (tmp_path / "topk-d8" / name).read_bytes() == (cell / name).read_bytes(), name
