@@ -561,7 +561,7 @@ const ROWS = D.latents.map(r => {
     const td = el("td");
     if (key === "map") {
       if (KIND !== "rows") {
-        const [w, h] = KIND === "grid" ? [D.map_shape[1], D.map_shape[0]] : [D.map_shape[0], 24];
+        const [w, h] = KIND === "grid" ? [D.map_shape[1], D.map_shape[0]] : [D.map_shape[0], 32];
         const cv = el("canvas", {"class": "map", width: String(w), height: String(h)});
         const scale = KIND === "grid" ? Math.max(1, Math.floor(113 / D.map_shape[0])) : Math.max(1, Math.floor(240 / D.map_shape[0]));
         cv.style.width = (w * scale) + "px"; cv.style.height = (h * (KIND === "grid" ? scale : 1)) + "px";
@@ -588,8 +588,8 @@ const ROWS = D.latents.map(r => {
         if (m === null) { line.appendChild(el("span", {"class": "no"}, "no live latent")); td.appendChild(line); return; }
         const a = el("a", {"data-target": "s" + SEEDS[t] + "-l" + m[0]}, "#" + m[0]);
         line.appendChild(a); line.appendChild(document.createTextNode(" " + fmt(m[1], 3) + "  H "));
-        const b = el("a", {"data-target": "s" + SEEDS[t] + "-l" + m[2]}, m[2] < 0 ? "-" : "#" + m[2]);
-        line.appendChild(b); line.appendChild(document.createTextNode(" " + fmt(m[3], 3) + " "));
+        if (m[2] < 0) line.appendChild(el("span", {"class": "no"}, "unmatched "));
+        else { line.appendChild(el("a", {"data-target": "s" + SEEDS[t] + "-l" + m[2]}, "#" + m[2])); line.appendChild(document.createTextNode(" " + fmt(m[3], 3) + " ")); }
         line.appendChild(m[4] ? el("span", {"class": "sh"}, "shared") : el("span", {"class": "no"}, "not shared"));
         td.appendChild(line);
       });
