@@ -217,3 +217,30 @@ def test_bad_input_is_a_one_line_error() -> None:
             browse_data(**(base | change))
     with pytest.raises(HusaiError, match="kind 'map'"):
         render_html({"kind": "map"})
+
+
+def test_stage_errors_are_one_line_and_write_nothing(tmp_path, tiny_params_raw: dict) -> None:
+    """`husai browse` on a domain params do not list, or without the domain's data."""
+    from ruamel.yaml import YAML
+    from typer.testing import CliRunner
+
+    from stages.cli import app
+
+    params = tmp_path / "params.yaml"
+    with open(params, "w") as fh:
+        YAML(typ="safe", pure=True).dump(tiny_params_raw, fh)
+    out = tmp_path / "browse"
+    runner = CliRunner()
+    for args, message in (
+        (["--domain", "nosuch"], "lists no SAE configuration for domain 'nosuch'"),
+        (
+            ["--domain", "synthetic", "--data", str(tmp_path / "none.safetensors")],
+            "none.safetensors",
+        ),
+    ):
+        result = runner.invoke(app, ["browse", "--params", str(params), "--out", str(out), *args])
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.stderr
+        assert "Traceback" not in result.output + result.stderr
+        assert not out.exists()
