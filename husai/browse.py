@@ -25,8 +25,9 @@ Maps, by the kind of domain (:data:`KINDS`):
   list each one's projection on that feature.
 * ``rows`` (anything else): no map, the top samples only.
 
-Each map is quantised to 8 bits: activations by the latent's largest one (its ``max``),
-cosines on [0, 1].
+Each map is quantised, activations to :data:`ACTIVATION_LEVELS` levels of the latent's
+largest one (its ``max``; a non-zero activation never to 0), cosines to 255 levels of
+[0, 1].
 
 Matches (seed pair s, t, over both seeds' live atoms, ``|cos|`` as everywhere in the
 project, by :func:`husai.stability.pair_metrics`): ``best`` is latent j of seed s's best
@@ -66,7 +67,10 @@ from husai.errors import HusaiError
 
 KINDS = ("grid", "circle", "features", "rows")
 DIGITS = 4
-N_TOP = 6
+N_TOP = 5
+ACTIVATION_LEVELS = 15
+"""Activation maps are drawn in 16 levels (0 = silent): a third smaller files than 256
+levels, and no difference a colour map can show at these sizes."""
 ZLIB_LEVEL = 9
 VARIABLE_LABELS = {"a": "a", "b": "b", "sum": "a+b", "diff": "a-b"}
 
@@ -82,14 +86,18 @@ def firing_rates(codes: torch.Tensor) -> torch.Tensor:
     return (c != 0).sum(dim=0).to(torch.float64) / c.shape[0]
 
 
-def quantise(values: torch.Tensor, scale: float) -> bytes:
-    """``values`` (non-negative) as bytes ``round(255 * v / scale)`` clipped to [0, 255];
+def quantise(values: torch.Tensor, scale: float, levels: int = 255) -> bytes:
+    """``values`` (non-negative) as bytes ``round(levels * v / scale)`` clipped to
+    ``[0, levels]``, a positive value never below 1 (where a latent fires stays visible);
     all zeros when ``scale`` is 0."""
-    v = torch.as_tensor(values).detach().to(torch.float64).flatten()
+    if not 1 <= levels <= 255:
+        raise HusaiError(f"levels must be in 1..255, got {levels}")
+    v = torch.as_tensor(values).detach().to(torch.float64).flatten().clamp_min(0.0)
     if scale <= 0:
         return bytes(v.numel())
-    q = torch.round(v.clamp_min(0.0) * (255.0 / scale)).clamp(0, 255).to(torch.uint8)
-    return q.numpy().tobytes()
+    q = torch.round(v * (levels / scale)).clamp(0, levels)
+    q = torch.where(v > 0, q.clamp_min(1.0), q)
+    return q.to(torch.uint8).numpy().tobytes()
 
 
 def top_rows(values: torch.Tensor, n: int = N_TOP) -> list[int]:
@@ -212,7 +220,7 @@ def browse_data(
 
     Keys: ``domain``, ``config``, ``architecture``, ``kind`` (:data:`KINDS`), ``seeds``,
     ``d_sae``, ``d_in``, ``n_rows``, ``threshold``, ``map_shape`` (``[p, p]``,
-    ``[points]``, ``[n_features]`` or ``[]``), ``planes`` (label, frequency, variable,
+    ``[points]``, ``[n_features]`` or ``[]``), ``map_levels``, ``planes`` (label, frequency, variable,
     share; empty without planes), ``n_live`` and ``dead`` (latent ids) per seed,
     ``latents`` (one record per live latent, seeds in order, latents by id: ``s`` seed
     position, ``i`` latent id, ``fr`` firing rate, ``max`` largest activation, ``top``
@@ -222,7 +230,7 @@ def browse_data(
     over the other seeds; with planes ``arc``, ``R``, ``arc_ph``, ``atom``, ``share``,
     ``atom_ph``; on ``features`` ``feat`` and ``fcos``) and ``maps`` (per seed, base64 of
     the zlib stream of its live latents' 8-bit maps, in order, each
-    ``prod(map_shape)`` bytes).
+    ``prod(map_shape)`` bytes of levels ``0 .. map_levels``).
     """
     from husai.groundtruth import PLANE_MIN_SHARE, live_atoms
     from husai.stability import best_matches, cosine_matrix, pair_metrics
@@ -338,13 +346,13 @@ def browse_data(
             col = code[:, j]
             rows = top_rows(col, n_top)
             if kind == "grid":
-                notes = [f"a={r // grid_p}, b={r % grid_p}" for r in rows]  # type: ignore[operator]
-                blob += quantise(col, float(peak[j]))
+                notes = [f"a,b={r // grid_p},{r % grid_p}" for r in rows]  # type: ignore[operator]
+                blob += quantise(col, float(peak[j]), ACTIVATION_LEVELS)
             elif kind == "circle":
                 notes = [f"c={int(c_index[r])}" for r in rows]
                 profile = torch.zeros(map_shape[0], dtype=torch.float64).index_add_(0, c_index, col)
                 profile = profile / per_point.clamp_min(1.0)
-                blob += quantise(profile, float(profile.max()))
+                blob += quantise(profile, float(profile.max()), ACTIVATION_LEVELS)
             elif kind == "features":
                 f = extra["feat"][j]
                 notes = [f"x.f{f}={float(proj[r, f]):.3g}" for r in rows]
@@ -380,6 +388,7 @@ def browse_data(
         "n_rows": n_rows,
         "threshold": float(threshold),
         "map_shape": map_shape,
+        "map_levels": 255 if kind == "features" else ACTIVATION_LEVELS,
         "planes": planes,
         "n_live": [int(live.sum()) for live in lives],
         "dead": [torch.nonzero(~live).flatten().tolist() for live in lives],
@@ -505,6 +514,7 @@ for (let v = 0; v < 256; v++) {
   const t = (v / 255) * (VIRIDIS.length - 1), k = Math.min(Math.floor(t), VIRIDIS.length - 2), f = t - k;
   for (let c = 0; c < 3; c++) LUT[v * 3 + c] = Math.round(VIRIDIS[k][c] * (1 - f) + VIRIDIS[k + 1][c] * f);
 }
+const LEVEL = new Uint8Array(256).map((_, q) => Math.min(255, Math.round(q * 255 / D.map_levels)));
 const fmt = (v, d) => (v === null || v === undefined) ? "" : Number(v).toFixed(d);
 const planeLabel = q => (q === null || q === undefined || q < 0) ? "none" : PLANES[q].label;
 function el(tag, attrs, text) {
@@ -544,8 +554,8 @@ if (HAS_PLANES) { PLANES.forEach((p, q) => planeSel.appendChild(el("option", {va
 else planeSel.parentElement.style.display = "none";
 
 document.getElementById("legend").textContent = ({
-  grid: "Map: the latent's activation over the " + D.map_shape[0] + " x " + D.map_shape[1] + " grid of inputs (a down, b across), scaled by its max act; grey = 0.",
-  circle: "Map: the latent's mean activation at each of the " + D.map_shape[0] + " points c of the circles, scaled by its max; grey = 0.",
+  grid: "Map: the latent's activation over the " + D.map_shape[0] + " x " + D.map_shape[1] + " grid of inputs (a down, b across), in " + (D.map_levels + 1) + " levels of its max act; grey = 0.",
+  circle: "Map: the latent's mean activation at each of the " + D.map_shape[0] + " points c of the circles, in " + (D.map_levels + 1) + " levels of its max; grey = 0.",
   features: "Map: |cos| of the latent's decoder atom with each of the " + D.map_shape[0] + " planted features (red: its best match).",
   rows: "No map: the latent's top samples only."
 })[KIND] + " Matches are over live latents only, |cos| of decoder atoms; a green mark = shared (encoder and decoder matchings agree, both |cos| >= " + D.threshold + ")." +
@@ -669,13 +679,13 @@ function draw(r, bytes, off) {
   const cv = r.canvas, ctx = cv.getContext("2d");
   if (KIND === "grid") {
     const img = ctx.createImageData(cv.width, cv.height), n = cv.width * cv.height;
-    for (let k = 0; k < n; k++) { const v = bytes[off + k]; img.data[4 * k] = LUT[3 * v]; img.data[4 * k + 1] = LUT[3 * v + 1]; img.data[4 * k + 2] = LUT[3 * v + 2]; img.data[4 * k + 3] = 255; }
+    for (let k = 0; k < n; k++) { const v = LEVEL[bytes[off + k]]; img.data[4 * k] = LUT[3 * v]; img.data[4 * k + 1] = LUT[3 * v + 1]; img.data[4 * k + 2] = LUT[3 * v + 2]; img.data[4 * k + 3] = 255; }
     ctx.putImageData(img, 0, 0);
   } else {
     const n = D.map_shape[0], h = cv.height;
     ctx.fillStyle = "#f4f4f4"; ctx.fillRect(0, 0, cv.width, h);
     for (let k = 0; k < n; k++) {
-      const v = bytes[off + k];
+      const v = LEVEL[bytes[off + k]];
       if (!v) continue;
       const best = KIND === "features" && k === r.feat;
       ctx.fillStyle = best ? "rgb(220,40,40)" : "rgb(" + LUT[3 * v] + "," + LUT[3 * v + 1] + "," + LUT[3 * v + 2] + ")";

@@ -57,6 +57,8 @@ def test_firing_rates_quantise_and_top_rows_known_answers() -> None:
     codes = torch.tensor([[0.0, 1.0, 0.0], [2.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
     assert firing_rates(codes).tolist() == [0.75, 0.25, 0.0]
     assert quantise(torch.tensor([0.0, 1.0, 2.0, 4.0]), 4.0) == bytes([0, 64, 128, 255])
+    # 15 levels: a firing latent is never drawn as silent (0.01 -> 1, not 0)
+    assert quantise(torch.tensor([0.0, 0.01, 2.0, 4.0]), 4.0, 15) == bytes([0, 1, 8, 15])
     assert quantise(torch.tensor([0.0, 0.0]), 0.0) == bytes(2)
     assert top_rows(torch.tensor([0.0, 3.0, 1.0, 3.0, 0.0]), 3) == [1, 3, 2]  # ties: lower row
     assert top_rows(torch.tensor([0.0, 2.0, 0.0]), 3) == [1]  # zeros are not samples
@@ -99,9 +101,11 @@ def test_grid_maps_are_the_quantised_activations() -> None:
         assert len(raw) == 9 * data["n_live"][s]
         code = _codes(9)
         for k in range(4):  # the live latents in order
-            assert raw[9 * k : 9 * k + 9] == quantise(code[:, k], float(code[:, k].max()))
+            want = [round(15 * float(v) / float(code[:, k].max())) for v in code[:, k]]
+            assert list(raw[9 * k : 9 * k + 9]) == want
     top = next(r for r in data["latents"] if r["s"] == 0 and r["i"] == 1)["top"]
-    assert top == [[6, 1.6, "a=2, b=0"], [1, 1.1, "a=0, b=1"]]
+    assert data["map_levels"] == 15
+    assert top == [[6, 1.6, "a,b=2,0"], [1, 1.1, "a,b=0,1"]]
 
 
 def test_plane_and_phase_assignment_on_a_circle() -> None:
