@@ -657,7 +657,7 @@ function render() {
   order.forEach((r, k) => {
     const label = groupOf(r, g)[1];
     if (g !== "" && visible[k] && label !== last) {
-      const tr = el("tr", {"class": "group"}); const td = el("td", {colspan: String(COLS.length)}, label + ": " + counts.get(label) + " latents");
+      const tr = el("tr", {"class": "group"}); const td = el("td", {colspan: String(COLS.length)}, label + ": " + counts.get(label) + (counts.get(label) === 1 ? " latent" : " latents"));
       tr.appendChild(td); body.appendChild(tr); last = label;
     }
     r.tr.style.display = visible[k] ? "" : "none";
