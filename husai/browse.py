@@ -12,7 +12,8 @@ seed, never drawn or matched: they are not features (SCIENCE.md section 8).
   CSS, the data embedded as JSON and the maps as zlib streams in base64 (decoded by the
   browser's ``DecompressionStream``), drawn on canvases; no external reference at all.
   The table sorts by any column (click its header), filters by seed, plane, firing
-  rate, best match and shared count, and groups latents by plane.
+  rate, best match and shared count, and groups latents by plane; the address's fragment
+  sets the first view (``page.html#sort=fr&dir=desc&group=seed``).
 
 Maps, by the kind of domain (:data:`KINDS`):
 
@@ -667,6 +668,10 @@ function render() {
   document.getElementById("count").textContent = "showing " + shown + " of " + ROWS.length + " live latents";
 }
 ["f-seed", "f-plane", "f-group", "f-fr", "f-cos", "f-sh", "f-id"].forEach(i => document.getElementById(i).addEventListener("input", render));
+// the initial view from the address's fragment, e.g. #sort=fr&dir=desc&group=seed
+const HASH = new URLSearchParams(location.hash.slice(1));
+if (COLS.some(c => c[0] === HASH.get("sort") && c[2])) { sortKey = HASH.get("sort"); sortDir = HASH.get("dir") === "asc" ? 1 : -1; }
+if (HASH.has("group") && groups.some(g => g[0] === HASH.get("group"))) groupSel.value = HASH.get("group");
 render();
 
 async function inflate(b64) {
