@@ -241,7 +241,7 @@ def browse_data(
         raise HusaiError(f"threshold must be in (0, 1], got {threshold}")
     kind = domain_kind(truth, grid_p)
     n = len(seeds)
-    codes = [torch.as_tensor(c).detach().to(torch.float64).cpu() for c in codes]
+    codes = [torch.as_tensor(c).detach().cpu() for c in codes]  # float64 per seed, live only
     lives = [(c != 0).any(dim=0) for c in codes]
     ids = [torch.nonzero(live).flatten() for live in lives]
     dec_live = [
@@ -310,7 +310,7 @@ def browse_data(
     latents: list[dict[str, Any]] = []
     maps: list[str] = []
     for s in range(n):
-        code = codes[s][:, lives[s]]  # [N, n_live]
+        code = codes[s][:, lives[s]].to(torch.float64)  # [N, n_live]
         n_live = int(code.shape[1])
         rates = firing_rates(code) if n_live else torch.zeros(0, dtype=torch.float64)
         peak = code.amax(dim=0) if n_live else torch.zeros(0, dtype=torch.float64)
