@@ -7,6 +7,7 @@ import typer
 
 from stages import (
     activations,
+    browse,
     check_params,
     compare,
     data,
@@ -53,6 +54,7 @@ app.command("geometry")(geometry.main)
 app.command("predictors")(predictors.main)
 app.command("identifiability")(identifiability.main)
 app.command("identifiability-summary")(identifiability_summary.main)
+app.command("browse")(browse.main)
 app.command("compare")(compare.main)  # a tool for any SAELens SAEs, not a stage
 
 if __name__ == "__main__":

@@ -362,3 +362,98 @@ def test_progress_bars_on_a_terminal_leave_the_outputs_unchanged(
     assert files and sorted(p.name for p in (tmp_path / "topk-d8").iterdir()) == files
     for name in files:
         assert (tmp_path / "topk-d8" / name).read_bytes() == (cell / name).read_bytes(), name
+
+
+# ----------------------------------------------------------------------------- husai browse
+
+
+def _chromium() -> str:
+    """Debian's chromium: found on PATH, or installed with apt-get when this process is root
+    (as scripts/container-check installs buildah); otherwise the test is skipped, saying why."""
+    import os
+    import shutil
+    import subprocess
+
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("chromium is not installed and this machine cannot install it (root + apt-get)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    lock = ["-o", "DPkg::Lock::Timeout=300"]
+    for cmd in (
+        ["apt-get", *lock, "update", "-qq"],
+        ["apt-get", *lock, "install", "-y", "-qq", "chromium"],
+    ):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}"
+    found = shutil.which("chromium")
+    assert found, "apt-get installed chromium, but it is not on PATH"
+    return found
+
+
+def _headless(chromium: str, url: str, profile: Path, *args: str) -> str:
+    import subprocess
+
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1000",
+        "--virtual-time-budget=30000",
+        *args,
+        url,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"chromium failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+@pytest.mark.parametrize(("domain", "config"), [("modular", "topk"), ("synthetic", "topk")])
+def test_browse_page_draws_every_live_latent_in_headless_chromium(
+    tiny_repo: Path, tmp_path: Path, domain: str, config: str
+) -> None:
+    """The stage's page, opened from disk in headless Chromium (no network), draws one row
+    and one map per live latent (live counts from metrics/stability, computed apart), and
+    the region of the first map (the most often firing latent) in a screenshot is not
+    blank: several colours, at least 1% of it coloured by the colour map."""
+    import re
+
+    from PIL import Image
+
+    chromium = _chromium()
+    folder = tiny_repo / "paper" / "browse" / domain
+    page = folder / f"{config}.html"
+    assert f'href="{config}.html"' in (folder / "index.html").read_text()
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text
+    stab = json.loads((tiny_repo / "metrics" / "stability" / f"{domain}.json").read_text())
+    n_live = sum(stab[config]["live"]["n_live_per_seed"])
+    assert n_live > 0
+    # most often firing latent first, no groups: the first map is one that fires a lot
+    url = page.resolve().as_uri() + "#sort=fr&dir=desc&group="
+    dom = _headless(chromium, url, tmp_path / "profile", "--dump-dom")
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body is not None, dom[:500]
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
+    assert attrs.get("data-status") == "ready", attrs
+    assert int(attrs["data-drawn"]) == n_live
+    assert len(re.findall(r'<tr class="latent"', dom)) == n_live
+    canvases = re.findall(r"<canvas [^>]*>", dom)
+    assert len(canvases) == n_live and all('data-drawn="1"' in c for c in canvases)
+    left, top, width, height = (int(v) for v in attrs["data-first-map"].split(","))
+    assert width > 10 and height > 10
+    shot = tmp_path / "page.png"
+    _headless(chromium, url, tmp_path / "profile", f"--screenshot={shot}")
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1400, 1000)
+    region = image.crop((left, top, left + width, top + height))
+    colours = region.getcolors(maxcolors=1 << 16) or []
+    assert len(colours) >= 3, colours  # a map, not a blank box
+    coloured = sum(n for n, (r, g, b) in colours if max(r, g, b) - min(r, g, b) > 30)
+    assert coloured >= 0.01 * width * height, (coloured, width, height)
