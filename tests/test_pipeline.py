@@ -313,9 +313,7 @@ def test_dvc_plots_show_needs_no_network(tiny_repo: Path, tmp_path: Path) -> Non
 
 def test_dvc_plots_page_renders_offline_in_chromium(tiny_repo: Path, tmp_path: Path) -> None:
     """Every plot of the page is drawn by headless Chromium with all network blocked."""
-    browser = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
-    if browser is None:
-        pytest.skip("no chromium on PATH")
+    browser = _chromium()
     _, divs = _plots_page(tiny_repo, tmp_path / "plots")
     dom = subprocess.run(
         [
@@ -371,7 +369,6 @@ def _chromium() -> str:
     """Debian's chromium: found on PATH, or installed with apt-get when this process is root
     (as scripts/container-check installs buildah); otherwise the test is skipped, saying why."""
     import os
-    import shutil
     import subprocess
 
     found = shutil.which("chromium")
