@@ -285,6 +285,7 @@ def test_the_tutorial_notebook_runs_on_the_tiny_pipeline(
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert f"repository {tiny_repo.resolve()}" in text
+    assert f"browser page {tiny_repo.resolve()}/paper/browse/modular/topk.html" in text
     assert "live counts as in the JSON" in text and "= JSON" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the latent on the grid
 
