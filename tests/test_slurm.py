@@ -1,0 +1,80 @@
+"""The one-node SLURM of ``scripts/slurm-local``: it comes up, runs a job array, goes down.
+
+Needs root and apt-get (or SLURM already installed), as the container check needs them
+for buildah; elsewhere the test is skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local"
+
+
+def _script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    if os.geteuid() != 0:
+        pytest.skip("a local SLURM needs root (it installs packages and starts daemons)")
+    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
+        pytest.skip("SLURM is not installed and there is no apt-get to install it")
+    was_up = _script("status").stdout.strip() != "down"
+    up = _script("up")
+    assert up.returncode == 0, up.stderr
+    yield
+    if not was_up:
+        down = _script("down")
+        assert down.returncode == 0, down.stderr
+        assert _script("status").stdout.strip() == "down"
+
+
+def test_a_job_array_runs_every_task_on_the_local_slurm(slurm, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            "sbatch",
+            "--wait",
+            "--array=0-2",
+            "--cpus-per-task=1",
+            f"--output={tmp_path}/task-%a.out",
+            "--wrap",
+            "echo task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = sorted((tmp_path / f"task-{i}.out").read_text().strip() for i in range(3))
+    assert got == [f"task {i} of 3" for i in range(3)]
+
+
+def test_a_failing_task_fails_the_array(slurm, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            "sbatch",
+            "--wait",
+            "--array=0-1",
+            f"--output={tmp_path}/task-%a.out",
+            "--wrap",
+            'test "$SLURM_ARRAY_TASK_ID" = 0 || { echo broken; exit 3; }',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert (tmp_path / "task-1.out").read_text().strip() == "broken"
+
+
+def test_the_script_refuses_an_unknown_command() -> None:
+    proc = _script("start")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "slurm-local: usage: scripts/slurm-local up|down|status"
