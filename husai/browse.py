@@ -44,12 +44,12 @@ that resultant, ``atan2(sum_i f_i sin theta_i, sum_i f_i cos theta_i)`` in degre
 ``[0, 360)``, the centre of the arc; ``atom`` is the plane holding at least
 ``PLANE_MIN_SHARE`` of the decoder atom's norm^2 (SCIENCE.md section 9, -1 otherwise),
 ``share`` the atom's largest plane share and ``atom_phase`` its phase in the assigned
-plane. Groups (the page's default) are the arc planes: nearly every live latent of the
-modular SAEs fires on an arc while almost no atom lies inside one plane.
+plane. Groups (the page's default) are the arc planes.
 
 Determinism: no clock, no randomness; floats are rounded to :data:`DIGITS` significant
 digits (:func:`husai.serialize.clean_numbers`), the JSON keeps insertion order, and
-zlib's output is fixed for a given input and level: the page is byte-identical on rerun.
+zlib's output is fixed for a given input, level and zlib build: the page is
+byte-identical on rerun with the same zlib (a zlib-ng build may compress differently).
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ KINDS = ("grid", "circle", "features", "rows")
 DIGITS = 4
 N_TOP = 5
 ACTIVATION_LEVELS = 15
-"""Activation maps are drawn in 16 levels (0 = silent): a third smaller files than 256
-levels, and no difference a colour map can show at these sizes."""
+"""Activation maps are drawn in 16 levels (0 = silent): smaller files than 256 levels,
+and no difference a colour map can show at these sizes."""
 ZLIB_LEVEL = 9
 VARIABLE_LABELS = {"a": "a", "b": "b", "sum": "a+b", "diff": "a-b"}
 
@@ -191,6 +191,11 @@ def _check_inputs(
             )
         if not bool(torch.isfinite(code).all()) or bool((code < 0).any()):
             raise HusaiError(f"seed {seed}: codes must be finite and non-negative")
+        for part, atoms in (("decoder", dec), ("encoder", enc)):
+            if not bool(torch.isfinite(atoms).all()):
+                raise HusaiError(f"seed {seed}: the {part} atoms hold NaN or inf values")
+    if not bool(torch.isfinite(x).all()):
+        raise HusaiError("x holds NaN or inf values")
     if grid_p is not None and (int(grid_p) < 1 or int(grid_p) ** 2 != n_rows):
         raise HusaiError(f"grid p = {grid_p} needs p^2 rows, got {n_rows}")
     return n_rows, d_in, d_sae
@@ -241,7 +246,7 @@ def browse_data(
         raise HusaiError(f"threshold must be in (0, 1], got {threshold}")
     kind = domain_kind(truth, grid_p)
     n = len(seeds)
-    codes = [torch.as_tensor(c).detach().cpu() for c in codes]  # float64 per seed, live only
+    codes = [torch.as_tensor(c).detach().cpu() for c in codes]  # [N, d_sae] per seed
     lives = [(c != 0).any(dim=0) for c in codes]
     ids = [torch.nonzero(live).flatten() for live in lives]
     dec_live = [
@@ -253,27 +258,45 @@ def browse_data(
         for i, (e, m) in enumerate(zip(encoders, lives, strict=True))
     ]
 
-    # best matches and the shared rule, for every ordered pair of seeds with live atoms
+    # best matches and the shared rule: one matching per pair of seeds s < t with live
+    # atoms (the stability stages' pairs), read from both sides, so that "i of s is
+    # partnered with j of t" and its shared flag are the same statement on both pages
     matches: dict[tuple[int, int], list[list[Any]]] = {}
     for s in range(n):
-        for t in range(n):
-            if s == t or dec_live[s].shape[0] == 0 or dec_live[t].shape[0] == 0:
+        for t in range(s + 1, n):
+            if dec_live[s].shape[0] == 0 or dec_live[t].shape[0] == 0:
                 continue
             pm = pair_metrics(
                 dec_live[s], dec_live[t], enc_live[s], enc_live[t], threshold=threshold, ranks=()
             )
             assert pm.decoder_matching is not None and pm.shared_a is not None
-            best, partner = pm.best_match_a, pm.decoder_matching
-            matches[s, t] = [
-                [
-                    int(ids[t][int(best.index[j])]),
-                    float(best.cosine[j]),
-                    int(ids[t][int(partner.partner[j])]) if int(partner.partner[j]) >= 0 else -1,
-                    float(partner.cosine[j]),
-                    int(bool(pm.shared_a[j])),
+            partner, cos, shared = (
+                pm.decoder_matching.partner,
+                pm.decoder_matching.cosine,
+                pm.shared_a,
+            )
+            back = torch.full((dec_live[t].shape[0],), -1, dtype=torch.int64)
+            back_cos = torch.zeros(dec_live[t].shape[0], dtype=torch.float64)
+            back_shared = torch.zeros(dec_live[t].shape[0], dtype=torch.bool)
+            hit = torch.nonzero(partner >= 0).flatten()
+            back[partner[hit]] = hit
+            back_cos[partner[hit]] = cos[hit].to(torch.float64)
+            back_shared[partner[hit]] = shared[hit]
+            sides = (
+                (s, t, pm.best_match_a, partner, cos, shared),
+                (t, s, best_matches(dec_live[t], dec_live[s]), back, back_cos, back_shared),
+            )
+            for u, v, best, part, pcos, sh in sides:
+                matches[u, v] = [
+                    [
+                        int(ids[v][int(best.index[j])]),
+                        float(best.cosine[j]),
+                        int(ids[v][int(part[j])]) if int(part[j]) >= 0 else -1,
+                        float(pcos[j]),
+                        int(bool(sh[j])),
+                    ]
+                    for j in range(dec_live[u].shape[0])
                 ]
-                for j in range(dec_live[s].shape[0])
-            ]
 
     planes = _plane_rows(truth) if "planes" in truth and "angles" in truth else []
     if planes:
@@ -285,6 +308,8 @@ def browse_data(
             raise HusaiError(
                 f"truth angles must be [N={n_rows}, P={len(planes)}], got {tuple(angles.shape)}"
             )
+        if not bool(torch.isfinite(angles).all()) or not bool(torch.isfinite(plane_basis).all()):
+            raise HusaiError("truth planes and angles must be finite")
     features = torch.as_tensor(truth["features"]) if kind == "features" else None
     if kind == "grid":
         map_shape = [int(grid_p), int(grid_p)]  # type: ignore[arg-type]
@@ -424,8 +449,19 @@ def render_html(data: Mapping[str, Any]) -> str:
         _PAGE.replace("__TITLE__", html.escape(title))
         .replace("__SUMMARY__", html.escape(summary))
         .replace("__CSS__", _CSS)
-        .replace("__JS__", _JS)
+        .replace("__JS__", _legend_js())
         .replace("__DATA__", _json_for_script(data))
+    )
+
+
+def _legend_js() -> str:
+    """The page script with the plane thresholds of :mod:`husai.planes` and
+    :mod:`husai.groundtruth` written into its legend."""
+    from husai.groundtruth import PLANE_MIN_SHARE
+    from husai.planes import ARC_MIN_CONCENTRATION
+
+    return _JS.replace("__ARC_MIN__", f"{ARC_MIN_CONCENTRATION:g}").replace(
+        "__PLANE_MIN__", f"{100 * PLANE_MIN_SHARE:g}"
     )
 
 
@@ -560,7 +596,7 @@ document.getElementById("legend").textContent = ({
   features: "Map: |cos| of the latent's decoder atom with each of the " + D.map_shape[0] + " planted features (red: its best match).",
   rows: "No map: the latent's top samples only."
 })[KIND] + " Matches are over live latents only, |cos| of decoder atoms; a green mark = shared (encoder and decoder matchings agree, both |cos| >= " + D.threshold + ")." +
-  (HAS_PLANES ? " Arc plane: the plane on whose circle the latent fires on one arc (R >= 0.6), arc phase its centre in degrees; atom plane: the plane holding >= 90% of the atom (its largest share in brackets)." : "");
+  (HAS_PLANES ? " Arc plane: the plane on whose circle the latent fires on one arc (R >= __ARC_MIN__), arc phase its centre in degrees; atom plane: the plane holding >= __PLANE_MIN__% of the atom (its largest share in brackets)." : "");
 
 const deadList = document.getElementById("dead-list");
 SEEDS.forEach((s, k) => deadList.appendChild(el("li", null, "seed " + s + ": " + D.dead[k].length + " dead" + (D.dead[k].length ? ": " + D.dead[k].join(", ") : ""))));

@@ -248,3 +248,71 @@ def test_stage_errors_are_one_line_and_write_nothing(tmp_path, tiny_params_raw: 
         assert len(lines) == 1 and message in lines[0], result.stderr
         assert "Traceback" not in result.output + result.stderr
         assert not out.exists()
+
+
+def test_a_pairing_reads_the_same_from_both_seeds_even_with_tied_atoms() -> None:
+    """One matching per pair of seeds: where seed s's latent i has partner j in seed t,
+    seed t's latent j has partner i, at the same cosine and with the same shared flag,
+    even when exact duplicate atoms make the matching a tie (two independent matchings
+    could break it differently)."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    a = torch.cat([base, base[:2]])  # latents 4, 5 duplicate 0, 1: tied for B's copies
+    b = torch.cat([base, torch.randn(2, 6, generator=g, dtype=torch.float64)])
+    b = b[torch.randperm(6, generator=g)]
+    ea = a + 0.3 * torch.randn(6, 6, generator=g, dtype=torch.float64)
+    eb = b + 0.3 * torch.randn(6, 6, generator=g, dtype=torch.float64)
+    codes = [torch.rand(10, 6, generator=g, dtype=torch.float64) for _ in range(3)]
+    data = browse_data(
+        domain="toy",
+        config="topk",
+        architecture="topk",
+        seeds=[1, 2, 3],
+        decoders=[a, b, a],
+        encoders=[ea, eb, ea],
+        codes=codes,
+        x=torch.zeros(10, 6),
+        truth={},
+        threshold=0.7,
+    )
+    rows = {(r["s"], r["i"]): r for r in data["latents"]}
+    pairs = 0
+    for (s, i), r in rows.items():
+        for t, m in enumerate(r["m"]):
+            if m is None or m[2] < 0:
+                continue
+            back = rows[t, m[2]]["m"][s]
+            assert back[2] == i and back[3] == pytest.approx(m[3]) and back[4] == m[4]
+            pairs += 1
+    assert pairs == 3 * 2 * 6  # every latent of every seed is partnered in both others
+
+
+def test_non_finite_atoms_or_rows_are_one_line_errors() -> None:
+    bad = DEC_B.clone()
+    bad[0, 0] = math.nan
+    with pytest.raises(HusaiError, match=r"^seed 9: the decoder atoms hold NaN or inf values$"):
+        browse_data(
+            domain="toy",
+            config="topk",
+            architecture="topk",
+            seeds=[7, 9],
+            decoders=[DEC_A, bad],
+            encoders=[DEC_A, DEC_B],
+            codes=[_codes(9), _codes(9)],
+            x=torch.zeros(9, 4),
+            truth={},
+            threshold=0.7,
+        )
+    with pytest.raises(HusaiError, match=r"^x holds NaN or inf values$"):
+        browse_data(
+            domain="toy",
+            config="topk",
+            architecture="topk",
+            seeds=[7, 9],
+            decoders=[DEC_A, DEC_B],
+            encoders=[DEC_A, DEC_B],
+            codes=[_codes(9), _codes(9)],
+            x=torch.full((9, 4), math.inf),
+            truth={},
+            threshold=0.7,
+        )
