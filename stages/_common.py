@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from husai.config import Params, parse_params
 from husai.errors import HusaiError
@@ -159,7 +160,10 @@ def stage(name: str) -> Callable[[F], F]:
                 out = fn(*args, **kwargs)
             except HusaiError as err:
                 _log_timing(name, time.perf_counter() - start, ok=False)
-                err_console.print(f"[bold red]husai {name}: error:[/] {err}", soft_wrap=True)
+                # the message is text, not markup: "[d_sae=4, d_in=9]" must print as is
+                err_console.print(
+                    f"[bold red]husai {name}: error:[/] {escape(str(err))}", soft_wrap=True
+                )
                 raise typer.Exit(code=2) from None
             except KeyboardInterrupt:
                 err_console.print(f"husai {name}: interrupted")

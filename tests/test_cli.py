@@ -114,3 +114,21 @@ def test_json_numbers_are_rounded_and_finite(tmp_path: Path) -> None:
         path.read_text()
         == '{\n  "x": 0.123457,\n  "nan": null,\n  "n": [\n    1,\n    2.0\n  ]\n}\n'
     )
+
+
+def test_an_error_message_prints_as_text_not_markup(capsys, monkeypatch, tmp_path) -> None:
+    """Brackets in a message are text: rich would drop "[d_sae=4, d_in=9]" as a markup tag."""
+    import typer
+
+    monkeypatch.setattr(_common, "TIMINGS_LOG", tmp_path / "timings.jsonl")
+
+    from husai.errors import HusaiError
+
+    @_common.stage("toy")
+    def toy() -> None:
+        raise HusaiError("atoms must be [d_sae=4, d_in=9], got [x]")
+
+    with pytest.raises(typer.Exit):
+        toy()
+    err = capsys.readouterr().err
+    assert "husai toy: error: atoms must be [d_sae=4, d_in=9], got [x]" in " ".join(err.split())
