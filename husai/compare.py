@@ -64,9 +64,10 @@ SPARSE_CANDIDATES = 32  # each atom of A's best candidates in B, at the first tr
 COLUMN_CANDIDATES = 4  # each atom of B's best candidates in A
 CHUNK_ELEMENTS = 2**27  # cosines per chunk of the candidate search (512 MiB of float32)
 UNIT_ROUNDOFF = 2.0**-24
-"""float32's unit round-off. A float32 cosine of two vectors of length d (normalised in
-float32, then a dot product) is off the exact one by less than ``2 d + 4`` times this:
-the allowance the bound adds per pair."""
+"""float32's unit round-off. The candidate search's float32 cosine of two vectors of
+length d (a dot product, d u at most, times two inverse norms, (d / 2 + 2) u each, in two
+products, u each) is off the exact one by less than ``2 d + 8`` times this, to first
+order: the allowance the bound adds per pair."""
 
 
 @dataclass(frozen=True)
@@ -504,7 +505,7 @@ class SparseMatching:
     partner: torch.Tensor  # [n_a] int64 index in B, -1 where unmatched
     cosine: torch.Tensor  # [n_a] float64 matched cosine (exact), 0 where unmatched
     upper_bound: float  # no one-to-one matching has a larger summed cosine
-    candidates: int  # per atom and side, in the run that succeeded
+    candidates: int  # per atom of A, in the run that succeeded (B's: COLUMN_CANDIDATES)
     best_a: torch.Tensor  # [n_a] each atom of A's best cosine with B's (float32 precision)
     best_b: torch.Tensor  # [n_b] each atom of B's best cosine with A's
 
@@ -592,7 +593,7 @@ def sparse_match(
     doubled and it tries again (dense SciPy ``linear_sum_assignment`` once they reach
     the whole of B). ``upper_bound``: the smaller of the summed best cosine of each atom
     of the smaller side and the sum of the other side's ``min(n_a, n_b)`` largest best
-    cosines (plus ``(2 d + 4) *`` :data:`UNIT_ROUNDOFF` per pair for the float32 search):
+    cosines (plus ``(2 d + 8) *`` :data:`UNIT_ROUNDOFF` per pair for the float32 search):
     no matching can beat it, so ``gap`` bounds the distance to the optimum. The matched
     cosines are recomputed exactly (float64, in chunks). Memory: the dictionaries as
     given, one chunk of cosines and the candidates."""
@@ -639,6 +640,6 @@ def sparse_match(
     cosine = torch.zeros(n_a, dtype=torch.float64)
     partner[rows_t], cosine[rows_t] = cols_t, exact
     small, large = (best_a, best_b) if n_a <= n_b else (best_b, best_a)
-    slack = (2 * a.shape[1] + 4) * UNIT_ROUNDOFF * n
+    slack = (2 * a.shape[1] + 8) * UNIT_ROUNDOFF * n
     bound = min(float(small.sum()), float(large.topk(n).values.sum())) + slack
     return SparseMatching(partner, cosine, bound, k, best_a, best_b)

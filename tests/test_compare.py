@@ -373,6 +373,28 @@ def test_large_reference_pairs_draw_the_same_atoms_one_part_at_a_time() -> None:
     }
 
 
+def test_chunked_subspace_overlap_and_three_reference_pairs() -> None:
+    """The large path's subspace overlap sums its Gram matrices over chunks: any chunk
+    size gives husai.stability's overlap. With three SAEs, each large reference pair
+    draws the atoms of its own positions (seed + i, seed + j)."""
+    from husai.compare import _subspace_overlap_chunked
+    from husai.stability import subspace_overlap
+
+    g = torch.Generator().manual_seed(6)
+    a, b = torch.randn(50, 12, generator=g), torch.randn(45, 12, generator=g)
+    want = subspace_overlap(a, b, (2, 4, 12))
+    for chunk in (1, 7, 50):
+        got = _subspace_overlap_chunked(a, b, (2, 4, 12), chunk=chunk)
+        assert got == pytest.approx(want, abs=1e-12)
+    saes = [sae("a", n=40, d=16), sae("b", n=36, d=16, seed=3), sae("c", n=44, d=16, seed=9)]
+    ref = isotropic_reference(saes, seed=2)
+    large = compare(saes, matching=False, dense_limit=0, seed=2, n_boot=50)
+    for k, (i, j) in enumerate(((0, 1), (0, 2), (1, 2))):
+        direct = compare_pair(ref[i], ref[j], matching=False, dense_limit=0)
+        got = large["pairs"][k]["isotropic"]
+        assert {key: direct[key] for key in got} == got, (i, j)
+
+
 def test_sparse_matching_signed_and_with_the_larger_side_first() -> None:
     """The signed cosine can be -1: such an edge must stay a candidate (a zero weight
     would be dropped). With A larger than B the bound holds from B's side."""
