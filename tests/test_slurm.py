@@ -78,3 +78,18 @@ def test_the_script_refuses_an_unknown_command() -> None:
     proc = _script("start")
     assert proc.returncode == 1
     assert proc.stderr.strip() == "slurm-local: usage: scripts/slurm-local up|down|status"
+
+
+def test_a_slurm_conf_it_did_not_write_is_left_alone(slurm) -> None:
+    """`up` refuses to overwrite another SLURM's configuration (the file is restored)."""
+    conf = Path("/etc/slurm/slurm.conf")
+    ours = conf.read_text()
+    assert ours.startswith("# written by scripts/slurm-local")
+    try:
+        conf.write_text("ClusterName=theirs\n")
+        proc = _script("up")
+        assert proc.returncode == 1
+        assert "slurm.conf was not written by this script: refusing to overwrite it" in proc.stderr
+        assert conf.read_text() == "ClusterName=theirs\n"
+    finally:
+        conf.write_text(ours)
