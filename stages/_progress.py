@@ -3,8 +3,8 @@
 One :func:`progress` per stage, with a task per unit of work (epochs, SAE training steps,
 configurations, cells) and, while an SAE trains, a second task for its steps
 (:func:`training`, the ``on_progress`` callback of :func:`husai.sae.train_saes`). An ETA
-is rich's estimate from the recent rate; for training to convergence the total is the
-maximum number of steps, so the ETA is an upper bound until the run stops.
+is rich's estimate from the recent rate, not a bound; for training to convergence the
+total is the maximum number of steps, so the ETA tends to be long until the run stops.
 
 The bars are shown only when stdout and stderr are one and the same terminal (``dvc
 repro`` in a terminal passes its terminal on to the stage). They are drawn on stderr and

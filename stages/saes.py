@@ -8,7 +8,7 @@ with its architecture, seed,
 hyperparameters, SAEBench metrics on the whole activation dataset and its final
 training numbers (with the epochs it ran and whether it met the convergence criterion,
 ``sae.convergence_tol``; the progress bar's total counts every epoch allowed, less those a
-configuration that stopped at convergence did not run, so its ETA is an upper bound).
+configuration that stopped at convergence did not run, so its ETA shortens as they stop).
 Everything is validated and trained before anything is written.
 """
 
