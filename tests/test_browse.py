@@ -38,19 +38,19 @@ def _codes(n_rows: int, dead: int = 4) -> torch.Tensor:
 
 
 def _pair(threshold: float = 0.8, **kw) -> dict:
-    return browse_data(
-        domain="toy",
-        config="topk",
-        architecture="topk",
-        seeds=[7, 9],
-        decoders=[DEC_A, DEC_B],
-        encoders=[DEC_A, DEC_B],
-        codes=[_codes(9), _codes(9)],
-        x=torch.zeros(9, 4),
-        truth=kw.pop("truth", {}),
-        threshold=threshold,
-        **kw,
-    )
+    """browse_data on seeds A and B (7 and 9); keyword arguments replace any input."""
+    inputs = {
+        "domain": "toy",
+        "config": "topk",
+        "architecture": "topk",
+        "seeds": [7, 9],
+        "decoders": [DEC_A, DEC_B],
+        "encoders": [DEC_A, DEC_B],
+        "codes": [_codes(9), _codes(9)],
+        "x": torch.zeros(9, 4),
+        "truth": {},
+    }
+    return browse_data(**{**inputs, **kw}, threshold=threshold)
 
 
 def test_firing_rates_quantise_and_top_rows_known_answers() -> None:
@@ -291,28 +291,6 @@ def test_non_finite_atoms_or_rows_are_one_line_errors() -> None:
     bad = DEC_B.clone()
     bad[0, 0] = math.nan
     with pytest.raises(HusaiError, match=r"^seed 9: the decoder atoms hold NaN or inf values$"):
-        browse_data(
-            domain="toy",
-            config="topk",
-            architecture="topk",
-            seeds=[7, 9],
-            decoders=[DEC_A, bad],
-            encoders=[DEC_A, DEC_B],
-            codes=[_codes(9), _codes(9)],
-            x=torch.zeros(9, 4),
-            truth={},
-            threshold=0.7,
-        )
+        _pair(decoders=[DEC_A, bad])
     with pytest.raises(HusaiError, match=r"^x holds NaN or inf values$"):
-        browse_data(
-            domain="toy",
-            config="topk",
-            architecture="topk",
-            seeds=[7, 9],
-            decoders=[DEC_A, DEC_B],
-            encoders=[DEC_A, DEC_B],
-            codes=[_codes(9), _codes(9)],
-            x=torch.full((9, 4), math.inf),
-            truth={},
-            threshold=0.7,
-        )
+        _pair(x=torch.full((9, 4), math.inf))
