@@ -6,34 +6,10 @@ for buildah; elsewhere the test is skipped, saying why.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local"
-
-
-def _script(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def slurm():
-    if os.geteuid() != 0:
-        pytest.skip("a local SLURM needs root (it installs packages and starts daemons)")
-    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
-        pytest.skip("SLURM is not installed and there is no apt-get to install it")
-    was_up = _script("status").stdout.strip() != "down"
-    up = _script("up")
-    assert up.returncode == 0, up.stderr
-    yield
-    if not was_up:
-        down = _script("down")
-        assert down.returncode == 0, down.stderr
-        assert _script("status").stdout.strip() == "down"
+from tests.conftest import slurm_local as _script
 
 
 def test_a_job_array_runs_every_task_on_the_local_slurm(slurm, tmp_path: Path) -> None:
