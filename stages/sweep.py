@@ -31,7 +31,11 @@ its record before the cell is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -39,6 +43,7 @@ from husai.records import SweepConfigFile, validate_json
 from husai.serialize import json_bytes
 from stages._artifacts import load_activations, load_domain
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_dir
+from stages._executor import Unit, executor
 from stages._progress import progress, training
 
 
@@ -55,6 +60,97 @@ def used_hyperparams(config) -> dict[str, object]:
     return {k: v for k, v in config.hyperparams().items() if k in reads}
 
 
+@dataclass(frozen=True)
+class CellInputs:
+    """What every configuration of a cell reads: the data, the analysis options, the
+    baselines (they depend only on the architecture, d_sae, d_in and the seeds)."""
+
+    acts: Any
+    dom: Any
+    gt: Any
+    options: Any
+    light: Any  # the options of the length axis: no matchings
+    basis: Any
+    baselines: dict
+    per_epoch: int
+    lengths: tuple[int, ...]
+
+
+def measure_config(
+    cell: CellInputs, entry: dict, hp: Any, on_progress: Callable[[int, int], None] | None
+) -> dict:
+    """One configuration (a unit of :mod:`stages._executor`): train its seeds to the
+    criterion, analyse them at the stop and after each length; its file's JSON object."""
+    from husai.analysis import live_summary, recovery_summary, stability_summary
+    from husai.sae import METRICS, SAEConfig, evaluate, train_saes
+
+    acts, dom, options, light = cell.acts, cell.dom, cell.options, cell.light
+    config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
+    snaps: dict = {}
+    sae, history = train_saes(
+        config,
+        acts.x,
+        hp.seeds,
+        name=entry["config"],
+        checkpoint_steps=[e * cell.per_epoch for e in cell.lengths],
+        on_checkpoint=snaps.__setitem__,
+        on_progress=on_progress,
+    )
+    per_seed = history.final_metrics
+    metrics = {m: sum(r[m] for r in per_seed) / len(per_seed) for m in METRICS}
+    metrics["per_seed"] = {str(s): r for s, r in zip(sae.seeds, per_seed, strict=True)}
+    stab = stability_summary(sae, options, baselines=cell.baselines, basis=cell.basis)
+    rec = recovery_summary(sae, acts.x, cell.gt, acts.key_frequencies, options)
+    live = live_summary(sae, dom.x, dom.truth, options)
+    lengths = []
+    for epochs in cell.lengths:
+        # a batch that stopped before this length: every seed is at its own stop
+        at = snaps.get(epochs * cell.per_epoch, sae)
+        ev = evaluate(at, acts.x)
+        short = stability_summary(at, light, baselines=cell.baselines, basis=cell.basis)
+        lengths.append(
+            {
+                "epochs": epochs,
+                "explained_variance": sum(r["explained_variance"] for r in ev) / len(ev),
+                "l0": sum(r["l0"] for r in ev) / len(ev),
+                "pwmcc": short["pwmcc"],
+                "pwmcc_ratio_to_random": short["pwmcc_ratio_to_random"],
+                "live": live_summary(at, dom.x, dom.truth, light),
+            }
+        )
+    return {
+        **entry,
+        "skipped": False,
+        "hyperparameters": used_hyperparams(config),
+        "metrics": metrics,
+        "training": {
+            "steps": history.steps,
+            "final_epoch_loss": [float(v) for v in history.last("loss")],
+            "epochs_run": list(history.seed_epochs),
+            "converged": None if history.converged is None else list(history.converged),
+            "atom_drift": None if history.atom_drift is None else list(history.atom_drift),
+        },
+        "stability": stab,
+        "recovery": rec,
+        "live": live,
+        "lengths": lengths,
+    }
+
+
+def _summary(result: dict) -> str:
+    metrics, stab, live = result["metrics"], result["stability"], result["live"]
+    epochs = result["training"]["epochs_run"]
+    r = stab["pwmcc_ratio_to_random"]
+    null = live["shift_null_live_pwmcc"]
+    return (
+        f"sweep: {result['config']}: epochs {min(epochs)}-{max(epochs)}, "
+        f"L0 {metrics['l0']:.1f}, EV {metrics['explained_variance']:.3f}, "
+        f"PWMCC {stab['pwmcc']['mean']:.3f} (ratio {r['ratio']:.2f}), live PWMCC "
+        f"{live['live_pwmcc']['mean']:.3f} (shift null "
+        f"{'n/a' if null is None else format(null['mean'], '.3f')})"
+    )
+
+
 @stage("sweep")
 def main(
     arch: str = typer.Option(..., "--arch", help="Architecture of the cell."),
@@ -68,113 +164,79 @@ def main(
     """Train and analyse every sparsity level (and learning rate) of one (architecture, d_sae) cell."""
     import dataclasses
 
-    from husai.analysis import (
-        baseline_matrices,
-        live_summary,
-        recovery_summary,
-        stability_summary,
-    )
-    from husai.sae import METRICS, SAEConfig, evaluate, steps_per_epoch, train_saes
+    from husai.analysis import baseline_matrices
+    from husai.sae import SAEConfig, init_saes, steps_per_epoch
     from stages._analysis import analysis_options, ground_truth, subspace_basis
 
     prm = load_params(params)
-    cells = prm.sweep_configs(arch, d_sae)
+    configs = prm.sweep_configs(arch, d_sae)
     assert prm.sweep is not None
     setup(prm)
     acts = load_activations(activations)
     dom = load_domain(activations, "modular", transformer=True)
-    gt = ground_truth(acts)
     options = analysis_options(prm, hungarian=d_sae <= prm.sweep.hungarian_max_d_sae)
-    light = dataclasses.replace(options, hungarian=False, ranks=())  # the length axis
     basis = subspace_basis(acts.x, options)
-    per_epoch = steps_per_epoch(acts.x.shape[0], prm.sweep.batch_size)
     files: dict[str, bytes] = {}
-    baselines = None
+    units: list[Unit] = []
     cell = cell_name(arch, d_sae)
-    with progress() as bar:
-        task = bar.add_task(f"sweep {cell}: configurations", total=len(cells))
-        for name, (knob, value, hp) in cells.items():
-            entry: dict = {
-                "config": name,
-                "architecture": arch,
-                "d_sae": d_sae,
-                "sparsity": {"knob": knob, "value": value},
-            }
-            if isinstance(hp, str):
-                console.print(f"sweep: {name} skipped ({hp})")
-                files[f"{name}.json"] = json_bytes({**entry, "skipped": True, "reason": hp})
-                bar.advance(task)
-                continue
-            config = SAEConfig.from_hyperparams(hp, d_in=acts.d_in)
-            snaps: dict = {}
-            bar.update(task, description=f"sweep {cell}: {name}")
-            with training(bar, f"  {name}: training steps") as on_progress:
-                sae, history = train_saes(
-                    config,
-                    acts.x,
-                    hp.seeds,
-                    name=name,
-                    checkpoint_steps=[e * per_epoch for e in prm.sweep.lengths],
-                    on_checkpoint=snaps.__setitem__,
-                    on_progress=on_progress,
-                )
-            bar.update(task, description=f"sweep {cell}: {name}, analysis")
-            per_seed = history.final_metrics
-            if baselines is None:  # same architecture, shape and seeds for every level
-                baselines = baseline_matrices(sae, options, basis=basis)
-            metrics = {m: sum(r[m] for r in per_seed) / len(per_seed) for m in METRICS}
-            metrics["per_seed"] = {str(s): r for s, r in zip(sae.seeds, per_seed, strict=True)}
-            stab = stability_summary(sae, options, baselines=baselines, basis=basis)
-            rec = recovery_summary(sae, acts.x, gt, acts.key_frequencies, options)
-            live = live_summary(sae, dom.x, dom.truth, options)
-            lengths = []
-            for epochs in prm.sweep.lengths:
-                # a batch that stopped before this length: every seed is at its own stop
-                at = snaps.get(epochs * per_epoch, sae)
-                ev = evaluate(at, acts.x)
-                short = stability_summary(at, light, baselines=baselines, basis=basis)
-                lengths.append(
-                    {
-                        "epochs": epochs,
-                        "explained_variance": sum(r["explained_variance"] for r in ev) / len(ev),
-                        "l0": sum(r["l0"] for r in ev) / len(ev),
-                        "pwmcc": short["pwmcc"],
-                        "pwmcc_ratio_to_random": short["pwmcc_ratio_to_random"],
-                        "live": live_summary(at, dom.x, dom.truth, light),
-                    }
-                )
-            files[f"{name}.json"] = json_bytes(
-                {
-                    **entry,
-                    "skipped": False,
-                    "hyperparameters": used_hyperparams(config),
-                    "metrics": metrics,
-                    "training": {
-                        "steps": history.steps,
-                        "final_epoch_loss": [float(v) for v in history.last("loss")],
-                        "epochs_run": list(history.seed_epochs),
-                        "converged": None if history.converged is None else list(history.converged),
-                        "atom_drift": None
-                        if history.atom_drift is None
-                        else list(history.atom_drift),
-                    },
-                    "stability": stab,
-                    "recovery": rec,
-                    "live": live,
-                    "lengths": lengths,
-                }
-            )
-            r = stab["pwmcc_ratio_to_random"]
-            null = live["shift_null_live_pwmcc"]
-            console.print(
-                f"sweep: {name}: epochs {min(history.seed_epochs)}-{max(history.seed_epochs)}, "
-                f"L0 {metrics['l0']:.1f}, EV {metrics['explained_variance']:.3f}, "
-                f"PWMCC {stab['pwmcc']['mean']:.3f} (ratio {r['ratio']:.2f}), live PWMCC "
-                f"{live['live_pwmcc']['mean']:.3f} (shift null "
-                f"{'n/a' if null is None else format(null['mean'], '.3f')})"
-            )
+    first = None
+    for name, (knob, value, hp) in configs.items():
+        entry: dict = {
+            "config": name,
+            "architecture": arch,
+            "d_sae": d_sae,
+            "sparsity": {"knob": knob, "value": value},
+        }
+        if isinstance(hp, str):
+            console.print(f"sweep: {name} skipped ({hp})")
+            files[f"{name}.json"] = json_bytes({**entry, "skipped": True, "reason": hp})
+            continue
+        first = first or hp
+        units.append(Unit(name, measure_config, (entry, hp)))
+    inputs = None
+    if first is not None:
+        # same architecture, shape and seeds for every level: the first level's initialisation
+        init = init_saes(SAEConfig.from_hyperparams(first, d_in=acts.d_in), first.seeds)
+        inputs = CellInputs(
+            acts=acts,
+            dom=dom,
+            gt=ground_truth(acts),
+            options=options,
+            light=dataclasses.replace(options, hungarian=False, ranks=()),
+            basis=basis,
+            baselines=baseline_matrices(init, options, basis=basis),
+            per_epoch=steps_per_epoch(acts.x.shape[0], prm.sweep.batch_size),
+            lengths=tuple(prm.sweep.lengths),
+        )
+        units = [Unit(u.name, u.fn, (inputs, *u.args)) for u in units]
+
+    def done(unit: Unit, result: dict) -> None:
+        files[f"{unit.name}.json"] = json_bytes(result)
+        console.print(_summary(result))
+
+    with (
+        executor(
+            "sweep",
+            cell,
+            params=params,
+            inputs=[activations],
+            device=prm.runtime.device,
+            threads=prm.runtime.threads,
+        ) as ex,
+        progress() as bar,
+    ):
+        task = bar.add_task(f"sweep {cell}: configurations", total=len(units))
+
+        @contextmanager
+        def steps(unit: Unit) -> Iterator[Callable[[int, int], None]]:
+            bar.update(task, description=f"sweep {cell}: {unit.name}")
+            with training(bar, f"  {unit.name}: training steps") as on_progress:
+                yield on_progress
             bar.advance(task)
-    folder = out / cell
-    for file, data in files.items():
-        validate_json(data, SweepConfigFile, (folder / file).as_posix())
-    write_dir(folder, files)
+
+        ex.run(units, bar=bar, progress_for=steps, on_result=done)
+        folder = out / cell
+        ordered = {f"{name}.json": files[f"{name}.json"] for name in configs}
+        for file, data in ordered.items():
+            validate_json(data, SweepConfigFile, (folder / file).as_posix())
+        write_dir(folder, ordered)
