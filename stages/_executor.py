@@ -65,6 +65,7 @@ class SlurmOptions:
     scratch: str = ".husai-scratch"  # must be on storage the tasks' nodes share
     poll_s: float = 2.0  # how often the stage looks for finished tasks
     setup: list[str] = field(default_factory=list)  # shell lines run before each task
+    python: str | None = None  # the command that starts Python in a task (null: this one)
     sbatch: dict[str, Any] = field(default_factory=dict)  # any further sbatch option
 
     def check(self, at: str) -> None:
@@ -299,7 +300,8 @@ class _SlurmRun:
         # stage watches the queue and the result files itself
         logging.getLogger("submitit").setLevel(logging.ERROR)
         opts = self.opts
-        ex = submitit.AutoExecutor(folder=self.ex.scratch / "logs", cluster="slurm")
+        python = {"slurm_python": opts.python} if opts.python else {}
+        ex = submitit.AutoExecutor(folder=self.ex.scratch / "logs", cluster="slurm", **python)
         extra = dict(opts.sbatch)
         if opts.gpus_per_task:
             extra.setdefault("gpus_per_task", opts.gpus_per_task)

@@ -5,6 +5,7 @@ unit killed outside Python, resume after a fix)."""
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,6 +41,11 @@ def dies(x: int, *, on_progress=None) -> dict:
     if x == 1:
         os._exit(3)
     return square(x)
+
+
+def via(*, on_progress=None) -> str | None:
+    """A unit that reports the wrapper its Python was started through."""
+    return os.environ.get("HUSAI_VIA")
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -105,13 +111,14 @@ def test_a_named_cluster_file_must_exist(tmp_path: Path) -> None:
 
 
 @contextmanager
-def _executor(tmp_path: Path, kind: str, monkeypatch, inputs=()):
+def _executor(tmp_path: Path, kind: str, monkeypatch, inputs=(), extra: str = ""):
     params = tmp_path / "params.yaml"
     if not params.exists():
         params.write_text("runtime: {device: cpu, threads: 1}\n")
     cluster = tmp_path / "cluster.yaml"
     cluster.write_text(
-        f"executor: {kind}\nslurm: {{scratch: {tmp_path / 'scratch'}, poll_s: 0.5, mem_gb: 1}}\n"
+        f"executor: {kind}\nslurm: {{scratch: {tmp_path / 'scratch'}, poll_s: 0.5, mem_gb: 1"
+        f"{extra}}}\n"
     )
     monkeypatch.setenv("HUSAI_CLUSTER", str(cluster))
     monkeypatch.delenv("HUSAI_EXECUTOR", raising=False)
@@ -234,3 +241,10 @@ def test_a_task_that_dies_outside_python_fails_the_stage(slurm, tmp_path, monkey
     assert message.startswith("test@cell: 1 of 2 units failed on SLURM; unit u1 (job ")
     assert "it left the queue without a result" in message
     assert "; log: " in message and message.split("; log: ")[1].split(" ")[0].endswith(".err")
+
+
+def test_tasks_start_python_through_the_configured_command(slurm, tmp_path, monkeypatch) -> None:
+    """slurm.python (e.g. `apptainer exec image.sif python`) starts each task's Python."""
+    wrapper = f", python: 'env HUSAI_VIA=wrapper {sys.executable}'"
+    with _executor(tmp_path, "slurm", monkeypatch, extra=wrapper) as ex:
+        assert ex.run([Unit("u", via)]) == {"u": "wrapper"}
