@@ -176,6 +176,44 @@ def test_second_run_from_scratch_gives_the_same_lock(tiny_repo: Path) -> None:
     assert (tiny_repo / "dvc.lock").read_text() == first
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_the_sweep_on_slurm_writes_what_the_local_run_wrote(
+    tiny_repo: Path, slurm, tmp_path: Path
+) -> None:
+    """The tiny sweep's cells rerun with HUSAI_EXECUTOR=slurm (one job array per cell, on the
+    local SLURM) give the local run's bytes and the same dvc.lock; a unit that raises in its
+    task fails its cell with one line naming the unit and its log, and writes nothing."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_repo, repo, symlinks=True)
+    cells = sorted(name for name in _locked_stages(repo) if name.startswith("sweep@"))
+    assert len(cells) == 4
+    proc = run(
+        repo, "dvc", "repro", "--force", "--single-item", *cells, env={"HUSAI_EXECUTOR": "slurm"}
+    )
+    assert proc.stdout.count("as SLURM array") == 4, proc.stdout
+    assert _tree(repo / "metrics" / "sweep") == _tree(tiny_repo / "metrics" / "sweep")
+    assert (repo / "dvc.lock").read_bytes() == (tiny_repo / "dvc.lock").read_bytes()
+    assert not any((repo / ".husai-scratch").iterdir())  # each cell cleared its scratch
+
+    yaml = YAML(typ="safe", pure=True)
+    bad = yaml.load((repo / "params.yaml").read_text())
+    bad["sweep"]["lr"] = [bad["sweep"]["lr"][0], 1000.0]  # diverges
+    yaml.dump(bad, repo / "bad.yaml")
+    args = ["husai", "sweep", "--arch", "topk", "--d-sae", "8", "--params", "bad.yaml"]
+    proc = run(repo, *args, "--out", "out", check=False, env={"HUSAI_EXECUTOR": "slurm"})
+    assert proc.returncode == 2, proc.stderr
+    error = proc.stderr.strip()
+    assert error.startswith("husai sweep: error: sweep@topk-d8: 1 of 2 units failed on SLURM; ")
+    assert "unit topk-d8-k2-lr1000 (job " in error and "diverged at step" in error
+    assert "Traceback" not in error and "\n" not in error
+    log = Path(error.split("; log: ")[1].split(" (a rerun")[0])
+    assert log.is_file() and "DivergedError" in log.read_text()
+    assert not (repo / "out").exists()
+
+
 def test_stability_and_recovery_cover_every_baseline_config(tiny_repo: Path) -> None:
     stab = json.loads((tiny_repo / "metrics/stability/modular.json").read_text())
     rec = json.loads((tiny_repo / "metrics/recovery.json").read_text())
