@@ -4,7 +4,8 @@ DVC runs it once per (architecture, superposition) of params ``identifiability``
 ``matrix`` stage). It generates the planted-feature data of that superposition level
 (husai.idmap.map_data: SAELens's generator, seeded), trains every width x sparsity cell
 at every seed to the convergence criterion of the params, and measures each cell
-(husai.idmap.cell_metrics). Writes ``metrics/identifiability/<arch>-s<superposition>.json``
+(husai.idmap.cell_metrics). Each cell is one unit of :mod:`stages._executor`
+(:func:`measure_cell`): in this process, or one task of the row's SLURM job array. Writes ``metrics/identifiability/<arch>-s<superposition>.json``
 (:class:`husai.records.IdentifiabilityRow`), after every cell is trained and checked.
 """
 

@@ -9,7 +9,9 @@ hyperparameters, SAEBench metrics on the whole activation dataset and its final
 training numbers (with the epochs it ran and whether it met the convergence criterion,
 ``sae.convergence_tol``; the progress bar's total counts every epoch allowed, less those a
 configuration that stopped at convergence did not run, so its ETA shortens as they stop).
-Everything is validated and trained before anything is written.
+Each configuration is one unit of :mod:`stages._executor` (:func:`train_config`): in this
+process, or one task of the domain's SLURM job array. Everything is validated and
+trained before anything is written.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ stopped earlier is measured at its stop). The random and untrained baselines dep
 on the shape and seeds, so a cell computes them once for all its configurations. Above
 ``sweep.hungarian_max_d_sae`` the Hungarian matchings are skipped (time), and
 ``hungarian_mcc`` and the shared fractions are null. An invalid combination (k > d_sae)
-writes a "skipped" entry instead of failing.
+writes a "skipped" entry instead of failing. Each trained configuration is one unit of
+:mod:`stages._executor` (:func:`measure_config`): in this process, or one task of the
+cell's SLURM job array.
 
 Writes the folder ``metrics/sweep/<architecture>-d<d_sae>/`` with one
 ``<config>.json`` per configuration (uncached, in git), each a
