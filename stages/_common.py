@@ -149,6 +149,11 @@ def _log_timing(stage: str, seconds: float, ok: bool) -> None:
         pass  # timings are a convenience, never a reason to fail a stage
 
 
+class Deferred(Exception):
+    """The stage's units are submitted (``husai submit``) and it stops without writing:
+    ``dvc repro`` runs it again later and collects them. The message says what was sent."""
+
+
 def stage(name: str) -> Callable[[F], F]:
     """Wrap a stage command: one-line errors (exit 2) and a timing entry in the log."""
 
@@ -168,6 +173,9 @@ def stage(name: str) -> Callable[[F], F]:
             except KeyboardInterrupt:
                 err_console.print(f"husai {name}: interrupted")
                 raise typer.Exit(code=130) from None
+            except Deferred as why:
+                console.print(f"husai {name}: {escape(str(why))}")
+                return None
             seconds = time.perf_counter() - start
             _log_timing(name, seconds, ok=True)
             console.print(f"[dim]husai {name}: done in {seconds:.1f} s[/]")

@@ -48,6 +48,8 @@ from husai.errors import HusaiError, ParamError
 
 CLUSTER_FILE = Path("cluster.yaml")
 EXECUTORS = ("local", "slurm")
+UNIT_STAGES = ("saes", "sweep", "identifiability")  # the stages that hand units over
+SUBMIT_ONLY = "HUSAI_SUBMIT_ONLY"  # set by `husai submit`: submit the units, write nothing
 
 OnProgress = Callable[[int, int], None] | None
 
@@ -214,6 +216,8 @@ class Executor:
         if len(set(names)) != len(names):
             raise ValueError(f"{self.label}: unit names repeat: {names}")  # a bug of the stage
         if self.kind == "local":
+            if os.environ.get(SUBMIT_ONLY):
+                raise HusaiError(f"{SUBMIT_ONLY} is set, but the executor is local")
             results = {}
             for unit in units:
                 with (progress_for or (lambda _u: nullcontext(None)))(unit) as on_progress:
@@ -221,7 +225,7 @@ class Executor:
                 if on_result is not None:
                     on_result(unit, results[unit.name])
             return results
-        results = _SlurmRun(self, units, bar).results()
+        results = _SlurmRun(self, units, bar).results(submit_only=bool(os.environ.get(SUBMIT_ONLY)))
         if on_result is not None:
             for unit in units:
                 on_result(unit, results[unit.name])
@@ -356,7 +360,11 @@ class _SlurmRun:
                 pass
         return f"unit {name} (job {job_id}): {reason}; log: {paths.stderr}"
 
-    def results(self) -> dict[str, Any]:
+    def results(self, submit_only: bool = False) -> dict[str, Any]:
+        """Every unit's result; with ``submit_only``, submit what is neither finished nor
+        queued and stop (:class:`stages._common.Deferred`)."""
+        from stages._common import Deferred, console
+
         done = {u.name for u in self.units if self.result_path[u.name].is_file()}
         queued = self._queued() or set()
         attached: dict[str, str] = {}
@@ -367,8 +375,6 @@ class _SlurmRun:
                 if job_id in queued:
                     attached[u.name] = job_id
         to_submit = [u for u in self.units if u.name not in done and u.name not in attached]
-        from stages._common import console
-
         if done or attached:
             console.print(
                 f"{self.ex.label}: {len(done)} of {len(self.units)} units already finished, "
@@ -376,9 +382,15 @@ class _SlurmRun:
             )
         ids = {**attached, **(self._submit(to_submit) if to_submit else {})}
         if to_submit:
-            n, array = len(to_submit), ids[to_submit[0].name].partition("_")[0]
+            n, array = len(to_submit), ids[to_submit[0].name].partition("_")[0]  # n > 0
             console.print(
                 f"{self.ex.label}: submitted {n} unit{'s' if n > 1 else ''} as SLURM array {array}"
+            )
+        if submit_only:
+            n = len(to_submit)
+            raise Deferred(
+                f"{n} unit{'s' if n != 1 else ''} submitted, {len(attached)} queued before, "
+                f"{len(done)} finished; `dvc repro` collects them"
             )
         task = None
         if self.bar is not None:

@@ -23,6 +23,7 @@ from stages import (
     recovery,
     saes,
     stability,
+    submit,
     sweep,
     sweep_summary,
     transformer,
@@ -56,6 +57,7 @@ app.command("identifiability")(identifiability.main)
 app.command("identifiability-summary")(identifiability_summary.main)
 app.command("browse")(browse.main)
 app.command("compare")(compare.main)  # a tool for any SAELens SAEs, not a stage
+app.command("submit")(submit.main)  # the training stages' units to SLURM at once, not a stage
 
 if __name__ == "__main__":
     app()

@@ -5,6 +5,7 @@ unit killed outside Python, resume after a fix)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,6 +165,31 @@ def test_local_units_run_in_order_with_their_progress_callbacks(tmp_path, monkey
 def test_unit_names_must_be_unique(tmp_path, monkeypatch) -> None:
     with _executor(tmp_path, "local", monkeypatch) as ex, pytest.raises(ValueError, match="repeat"):
         ex.run([Unit("a", square, (1,)), Unit("a", square, (2,))])
+
+
+def test_submit_only_needs_the_slurm_executor(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HUSAI_SUBMIT_ONLY", "1")
+    with (
+        _executor(tmp_path, "local", monkeypatch) as ex,
+        pytest.raises(HusaiError, match=r"^HUSAI_SUBMIT_ONLY is set, but the executor is local$"),
+    ):
+        ex.run([Unit("a", square, (1,))])
+
+
+def test_husai_submit_refuses_the_local_executor(tmp_path) -> None:
+    env = {
+        **os.environ,
+        "HUSAI_EXECUTOR": "local",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    proc = subprocess.run(
+        ["husai", "submit"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "husai submit: error: submit: the executor is local (set HUSAI_EXECUTOR=slurm, or "
+        "executor: slurm in cluster.yaml)"
+    )
 
 
 def test_the_slurm_executor_needs_sbatch(tmp_path, monkeypatch) -> None:

@@ -183,17 +183,24 @@ def _tree(root: Path) -> dict[str, bytes]:
 def test_the_sweep_on_slurm_writes_what_the_local_run_wrote(
     tiny_repo: Path, slurm, tmp_path: Path
 ) -> None:
-    """The tiny sweep's cells rerun with HUSAI_EXECUTOR=slurm (one job array per cell, on the
-    local SLURM) give the local run's bytes and the same dvc.lock; a unit that raises in its
-    task fails its cell with one line naming the unit and its log, and writes nothing."""
+    """The tiny sweep's cells, their outputs deleted, are sent to the local SLURM all at once
+    by `husai submit` (one job array per cell); `dvc repro` with HUSAI_EXECUTOR=slurm then
+    collects them, submitting nothing, and writes the local run's bytes and the same
+    dvc.lock. A unit that raises in its task fails its cell with one line naming the unit
+    and its log, and writes nothing."""
     repo = tmp_path / "repo"
     shutil.copytree(tiny_repo, repo, symlinks=True)
-    cells = sorted(name for name in _locked_stages(repo) if name.startswith("sweep@"))
+    cells = sorted(p for p in (repo / "metrics" / "sweep").iterdir() if p.is_dir())
     assert len(cells) == 4
-    proc = run(
-        repo, "dvc", "repro", "--force", "--single-item", *cells, env={"HUSAI_EXECUTOR": "slurm"}
-    )
+    for cell in cells:
+        shutil.rmtree(cell)
+    slurm_env = {"HUSAI_EXECUTOR": "slurm"}
+    proc = run(repo, "husai", "submit", env=slurm_env)
     assert proc.stdout.count("as SLURM array") == 4, proc.stdout
+    assert proc.stdout.count("; `dvc repro` collects them") == 4
+    proc = run(repo, "dvc", "repro", env=slurm_env)
+    assert "as SLURM array" not in proc.stdout  # every unit was finished or queued
+    assert proc.stdout.count("units already finished") == 4, proc.stdout
     assert _tree(repo / "metrics" / "sweep") == _tree(tiny_repo / "metrics" / "sweep")
     assert (repo / "dvc.lock").read_bytes() == (tiny_repo / "dvc.lock").read_bytes()
     assert not any((repo / ".husai-scratch").iterdir())  # each cell cleared its scratch
