@@ -244,12 +244,14 @@ def executor(
     *,
     params: Path,
     inputs: Sequence[Path],
-    device: str,
-    threads: int,
+    runtime: Any,
 ) -> Iterator[Executor]:
-    """The executor of one stage run; its scratch folder is removed when the block ends
-    without an error (write the stage's outputs inside the block)."""
-    ex = Executor(cluster_config(), stage, instance, params, inputs, device, threads)
+    """The executor of one stage run (``runtime``: params ``runtime``, the device and
+    threads each task sets up); its scratch folder is removed when the block ends without
+    an error (write the stage's outputs inside the block)."""
+    ex = Executor(
+        cluster_config(), stage, instance, params, inputs, runtime.device, runtime.threads
+    )
     yield ex
     ex.clear()
 

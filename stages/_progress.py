@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -77,3 +78,20 @@ def training(bar: Progress, description: str) -> Iterator[Callable[[int, int], N
         yield on_progress
     finally:
         bar.remove_task(task)
+
+
+def per_unit(
+    bar: Progress, task: TaskID, prefix: str
+) -> Callable[[Any], AbstractContextManager[Callable[[int, int], None]]]:
+    """The ``progress_for`` of :meth:`stages._executor.Executor.run` for units that train:
+    ``task`` names the unit while it runs (``<prefix>: <unit>``) and advances when it ends,
+    and a :func:`training` task shows its steps."""
+
+    @contextmanager
+    def steps(unit: Any) -> Iterator[Callable[[int, int], None]]:
+        bar.update(task, description=f"{prefix}: {unit.name}")
+        with training(bar, f"  {unit.name}: training steps") as on_progress:
+            yield on_progress
+        bar.advance(task)
+
+    return steps

@@ -11,8 +11,7 @@ at every seed to the convergence criterion of the params, and measures each cell
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import typer
 from husai.records import IdentifiabilityRow
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_json
 from stages._executor import Unit, executor
-from stages._progress import progress, training
+from stages._progress import per_unit, progress
 
 
 def row_name(architecture: str, superposition: int) -> str:
@@ -108,21 +107,18 @@ def main(
             row,
             params=params,
             inputs=[],
-            device=prm.runtime.device,
-            threads=prm.runtime.threads,
+            runtime=prm.runtime,
         ) as ex,
         progress() as bar,
     ):
         task = bar.add_task(f"identifiability {row}: cells", total=len(units))
 
-        @contextmanager
-        def steps(unit: Unit) -> Iterator[Callable[[int, int], None]]:
-            bar.update(task, description=f"identifiability {row}: {unit.name}")
-            with training(bar, f"  {unit.name}: training steps") as on_progress:
-                yield on_progress
-            bar.advance(task)
-
-        result = ex.run(units, bar=bar, progress_for=steps, on_result=done)
+        result = ex.run(
+            units,
+            bar=bar,
+            progress_for=per_unit(bar, task, f"identifiability {row}"),
+            on_result=done,
+        )
         path = out / f"{row}.json"
         write_json(path, result, IdentifiabilityRow)
     console.print(f"identifiability: {len(result)} cells -> {path}")

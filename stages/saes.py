@@ -111,8 +111,7 @@ def main(
             domain,
             params=params,
             inputs=[data],
-            device=prm.runtime.device,
-            threads=prm.runtime.threads,
+            runtime=prm.runtime,
         ) as ex,
         progress() as bar,
     ):

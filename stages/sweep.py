@@ -33,8 +33,7 @@ its record before the cell is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from husai.serialize import json_bytes
 from stages._artifacts import load_activations, load_domain
 from stages._common import PARAMS_OPTION, console, load_params, setup, stage, write_dir
 from stages._executor import Unit, executor
-from stages._progress import progress, training
+from stages._progress import per_unit, progress
 
 
 def cell_name(architecture: str, d_sae: int) -> str:
@@ -222,21 +221,13 @@ def main(
             cell,
             params=params,
             inputs=[activations],
-            device=prm.runtime.device,
-            threads=prm.runtime.threads,
+            runtime=prm.runtime,
         ) as ex,
         progress() as bar,
     ):
         task = bar.add_task(f"sweep {cell}: configurations", total=len(units))
 
-        @contextmanager
-        def steps(unit: Unit) -> Iterator[Callable[[int, int], None]]:
-            bar.update(task, description=f"sweep {cell}: {unit.name}")
-            with training(bar, f"  {unit.name}: training steps") as on_progress:
-                yield on_progress
-            bar.advance(task)
-
-        ex.run(units, bar=bar, progress_for=steps, on_result=done)
+        ex.run(units, bar=bar, progress_for=per_unit(bar, task, f"sweep {cell}"), on_result=done)
         folder = out / cell
         ordered = {f"{name}.json": files[f"{name}.json"] for name in configs}
         for file, data in ordered.items():
