@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from husai.config import RuntimeParams
 from husai.errors import HusaiError
 from stages._executor import ClusterConfig, SlurmOptions, Unit, cluster_config, executor
 from tests.conftest import ROOT
@@ -125,9 +126,8 @@ def _executor(tmp_path: Path, kind: str, monkeypatch, inputs=(), extra: str = ""
     monkeypatch.delenv("HUSAI_EXECUTOR", raising=False)
     # the tasks import this module by name, from the repository's root
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    with executor(
-        "test", "cell", params=params, inputs=list(inputs), device="cpu", threads=1
-    ) as ex:
+    runtime = RuntimeParams(device="cpu", threads=1)
+    with executor("test", "cell", params=params, inputs=list(inputs), runtime=runtime) as ex:
         yield ex
 
 
