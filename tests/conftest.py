@@ -26,6 +26,19 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny profile's pipeline, run once from scratch for the whole session in a clean
+    copy of this repository; every stage records the project functions it executes into
+    ``<repo>/../traces`` (tests/tracehook). Tests that change it restore it; a test that
+    needs a copy of its own takes one with ``shutil.copytree(..., symlinks=True)``."""
+    from tests.pipeline import make_clone, run, traced_env
+
+    repo = make_clone(ROOT, tmp_path_factory.mktemp("tiny") / "repo", TINY_PROFILE)
+    run(repo, "dvc", "repro", env=traced_env(repo, repo.parent / "traces"))
+    return repo
+
+
+@pytest.fixture(scope="session")
 def tiny_params_raw() -> dict:
     from ruamel.yaml import YAML
 

@@ -8,13 +8,14 @@ and a local-folder DVC remote, the way machines share an S3 or SSH remote.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from stages.exp import experiments, rows
-from tests.pipeline import make_clone, run
+from tests.pipeline import run
 
 ROOT = Path(__file__).resolve().parents[1]
 GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@t"]
@@ -129,13 +130,15 @@ def _summary(repo: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """alice: a reproduced tiny clone, pushed to a bare git remote and a DVC folder remote."""
+def shared(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path) -> dict[str, Path]:
+    """alice: a copy of the session's reproduced tiny clone (tests/conftest.py), pushed to a
+    bare git remote and a DVC folder remote."""
     base = tmp_path_factory.mktemp("exp")
     origin, remote = base / "origin.git", base / "dvc-remote"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-    alice = make_clone(ROOT, base / "alice", ROOT / "tests/profiles/tiny.yaml")
-    run(alice, "dvc", "repro")
+    alice = base / "alice"
+    shutil.copytree(tiny_pipeline, alice, symlinks=True)
+    assert json.loads(run(alice, "dvc", "status", "--json").stdout or "{}") == {}
     run(alice, "dvc", "remote", "add", "-d", "shared", str(remote))
     _git(alice, "add", "-A")
     _git(alice, "commit", "-q", "-m", "tiny baseline")

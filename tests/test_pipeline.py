@@ -11,20 +11,16 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import TINY_PROFILE
 from tests.deps import uncovered
 from tests.paper_check import check_report
-from tests.pipeline import env_for, make_clone, run, run_in_terminal, traced_env, wipe_outputs
+from tests.pipeline import env_for, run, run_in_terminal, wipe_outputs
 from tests.test_plots_offline import external_refs
 
 
 @pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
-    """The tiny profile's pipeline, run from scratch; every stage records the project
-    functions it executes into ``<repo>/../traces`` (tests/tracehook)."""
-    repo = make_clone(repo_root, tmp_path_factory.mktemp("tiny") / "repo", TINY_PROFILE)
-    run(repo, "dvc", "repro", env=traced_env(repo, repo.parent / "traces"))
-    return repo
+def tiny_repo(tiny_pipeline: Path) -> Path:
+    """The session's tiny pipeline (tests/conftest.py), traced into ``<repo>/../traces``."""
+    return tiny_pipeline
 
 
 def _locked_stages(repo: Path) -> dict:
