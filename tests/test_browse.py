@@ -197,17 +197,6 @@ def test_page_is_offline_deterministic_and_carries_the_data() -> None:
 
 
 def test_bad_input_is_a_one_line_error() -> None:
-    base = {
-        "domain": "toy",
-        "config": "c",
-        "architecture": "topk",
-        "seeds": [7, 9],
-        "decoders": [DEC_A, DEC_B],
-        "encoders": [DEC_A, DEC_B],
-        "codes": [_codes(9), _codes(9)],
-        "x": torch.zeros(9, 4),
-        "truth": {},
-    }
     cases = [
         ({"codes": [_codes(9), _codes(8)]}, r"seed 9: codes have shape \(8, 5\)"),
         ({"grid_p": 4}, r"grid p = 4 needs p\^2 rows, got 9"),
@@ -218,7 +207,7 @@ def test_bad_input_is_a_one_line_error() -> None:
     ]
     for change, message in cases:
         with pytest.raises(HusaiError, match=message):
-            browse_data(**(base | change))
+            _pair(**change)
     with pytest.raises(HusaiError, match="kind 'map'"):
         render_html({"kind": "map"})
 
