@@ -139,21 +139,20 @@ class Unit:
     args: tuple[Any, ...] = ()
 
 
-def _digest_file(h: Any, path: Path) -> None:
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-
-
 def inputs_digest(params: Path, inputs: Sequence[Path]) -> str:
-    """sha256 of the params file and every input (a folder: each of its files, by name)."""
+    """sha256 over the params file's and every input's DVC hash (:mod:`stages._inputs`),
+    each beside its path."""
+    from stages._inputs import dir_md5, file_md5
+
     h = hashlib.sha256()
     for path in (params, *inputs):
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for f in files:
-            h.update(f.as_posix().encode() + b"\0")
-            _digest_file(h, f)
+        md5 = dir_md5(path) if path.is_dir() else file_md5(path)
+        h.update(f"{path.as_posix()}\0{md5}\n".encode())
     return h.hexdigest()
+
+
+def _units(n: int) -> str:
+    return f"{n} unit{'' if n == 1 else 's'}"
 
 
 def _run_task(
@@ -161,40 +160,24 @@ def _run_task(
 ) -> None:
     """A SLURM task: the stage's torch setup, the unit, its result written atomically."""
     from husai.determinism import configure
+    from stages._common import write_bytes
 
     configure(device, threads)
     value = fn(*args, on_progress=None)
-    path = Path(result)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_bytes(Path(result), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class Executor:
     """Runs a stage's units (:func:`executor` makes one)."""
 
     def __init__(
-        self,
-        config: ClusterConfig,
-        stage: str,
-        instance: str,
-        params: Path,
-        inputs: Sequence[Path],
-        device: str,
-        threads: int,
+        self, config: ClusterConfig, label: str, params: Path, inputs: Sequence[Path], runtime: Any
     ) -> None:
         self.config = config
-        self.stage = stage
-        self.instance = instance
+        self.label = label  # <stage>@<instance>: messages and the scratch folder's name
         self.params = params
         self.inputs = tuple(inputs)
-        self.device = device
-        self.threads = threads
-        label = f"{stage}@{instance}" if instance else stage
-        self.label = label
+        self.device, self.threads = runtime.device, runtime.threads
         self.scratch = Path(config.slurm.scratch).resolve() / label
 
     @property
@@ -249,9 +232,8 @@ def executor(
     """The executor of one stage run (``runtime``: params ``runtime``, the device and
     threads each task sets up); its scratch folder is removed when the block ends without
     an error (write the stage's outputs inside the block)."""
-    ex = Executor(
-        cluster_config(), stage, instance, params, inputs, runtime.device, runtime.threads
-    )
+    label = f"{stage}@{instance}" if instance else stage
+    ex = Executor(cluster_config(), label, params, inputs, runtime)
     yield ex
     ex.clear()
 
@@ -384,14 +366,13 @@ class _SlurmRun:
             )
         ids = {**attached, **(self._submit(to_submit) if to_submit else {})}
         if to_submit:
-            n, array = len(to_submit), ids[to_submit[0].name].partition("_")[0]  # n > 0
+            array = ids[to_submit[0].name].partition("_")[0]
             console.print(
-                f"{self.ex.label}: submitted {n} unit{'s' if n > 1 else ''} as SLURM array {array}"
+                f"{self.ex.label}: submitted {_units(len(to_submit))} as SLURM array {array}"
             )
         if submit_only:
-            n = len(to_submit)
             raise Deferred(
-                f"{n} unit{'s' if n != 1 else ''} submitted, {len(attached)} queued before, "
+                f"{_units(len(to_submit))} submitted, {len(attached)} queued before, "
                 f"{len(done)} finished; `dvc repro` collects them"
             )
         task = None

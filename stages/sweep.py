@@ -178,9 +178,8 @@ def main(
     options = analysis_options(prm, hungarian=d_sae <= prm.sweep.hungarian_max_d_sae)
     basis = subspace_basis(acts.x, options)
     files: dict[str, bytes] = {}
-    units: list[Unit] = []
+    trained: list[tuple[str, dict, Any]] = []
     cell = cell_name(arch, d_sae)
-    first = None
     for name, (knob, value, hp) in configs.items():
         entry: dict = {
             "config": name,
@@ -191,12 +190,12 @@ def main(
         if isinstance(hp, str):
             console.print(f"sweep: {name} skipped ({hp})")
             files[f"{name}.json"] = json_bytes({**entry, "skipped": True, "reason": hp})
-            continue
-        first = first or hp
-        units.append(Unit(name, measure_config, (entry, hp)))
-    inputs = None
-    if first is not None:
+        else:
+            trained.append((name, entry, hp))
+    units: list[Unit] = []
+    if trained:
         # same architecture, shape and seeds for every level: the first level's initialisation
+        first = trained[0][2]
         init = init_saes(SAEConfig.from_hyperparams(first, d_in=acts.d_in), first.seeds)
         inputs = CellInputs(
             acts=acts,
@@ -209,7 +208,7 @@ def main(
             per_epoch=steps_per_epoch(acts.x.shape[0], prm.sweep.batch_size),
             lengths=tuple(prm.sweep.lengths),
         )
-        units = [Unit(u.name, u.fn, (inputs, *u.args)) for u in units]
+        units = [Unit(name, measure_config, (inputs, entry, hp)) for name, entry, hp in trained]
 
     def done(unit: Unit, result: dict) -> None:
         files[f"{unit.name}.json"] = json_bytes(result)
